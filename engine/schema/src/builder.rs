@@ -1,0 +1,339 @@
+//! Row-by-row Arrow builders for one table.
+//!
+//! A parser calls the `set_*` methods for the columns it knows in the current row and then
+//! [`TableBuilder::end_row`], which appends a null to every column it did not set. Setting a
+//! column twice in one row keeps the first value: builders cannot overwrite, and a parser that
+//! finds a field twice should not shift every later row.
+
+use std::sync::Arc;
+
+use arrow::array::{
+    ArrayRef, BinaryBuilder, ListBuilder, MapBuilder, StringBuilder, TimestampNanosecondBuilder,
+    UInt16Builder, UInt32Builder, UInt64Builder, UInt8Builder,
+};
+use arrow::error::ArrowError;
+use arrow::record_batch::RecordBatch;
+
+use crate::fields::{FieldType, Table};
+
+enum Column {
+    Ts(TimestampNanosecondBuilder),
+    Str(StringBuilder),
+    Bytes(BinaryBuilder),
+    U8(UInt8Builder),
+    U16(UInt16Builder),
+    U32(UInt32Builder),
+    U64(UInt64Builder),
+    List(ListBuilder<StringBuilder>),
+    Map(MapBuilder<StringBuilder, StringBuilder>),
+}
+
+impl Column {
+    fn new(ty: FieldType, rows: usize) -> Column {
+        match ty {
+            FieldType::Timestamp => {
+                Column::Ts(TimestampNanosecondBuilder::with_capacity(rows).with_timezone("UTC"))
+            }
+            FieldType::Str => Column::Str(StringBuilder::with_capacity(rows, rows * 8)),
+            FieldType::Bytes => Column::Bytes(BinaryBuilder::new()),
+            FieldType::U8 => Column::U8(UInt8Builder::with_capacity(rows)),
+            FieldType::U16 => Column::U16(UInt16Builder::with_capacity(rows)),
+            FieldType::U32 => Column::U32(UInt32Builder::with_capacity(rows)),
+            FieldType::U64 => Column::U64(UInt64Builder::with_capacity(rows)),
+            FieldType::StrList => Column::List(ListBuilder::new(StringBuilder::new())),
+            FieldType::StrMap => {
+                Column::Map(MapBuilder::new(None, StringBuilder::new(), StringBuilder::new()))
+            }
+        }
+    }
+
+    fn append_null(&mut self) {
+        match self {
+            Column::Ts(b) => b.append_null(),
+            Column::Str(b) => b.append_null(),
+            Column::Bytes(b) => b.append_null(),
+            Column::U8(b) => b.append_null(),
+            Column::U16(b) => b.append_null(),
+            Column::U32(b) => b.append_null(),
+            Column::U64(b) => b.append_null(),
+            Column::List(b) => b.append(false),
+            // A map with no entries is stored as an empty map, not null: readers then need no
+            // null checks to look up a key.
+            Column::Map(b) => {
+                let _ = b.append(true);
+            }
+        }
+    }
+
+    /// Closes the open list or map of the current row.
+    fn close_nested(&mut self) {
+        match self {
+            Column::List(b) => b.append(true),
+            Column::Map(b) => {
+                let _ = b.append(true);
+            }
+            _ => {}
+        }
+    }
+
+    fn finish(&mut self) -> ArrayRef {
+        match self {
+            Column::Ts(b) => Arc::new(b.finish()),
+            Column::Str(b) => Arc::new(b.finish()),
+            Column::Bytes(b) => Arc::new(b.finish()),
+            Column::U8(b) => Arc::new(b.finish()),
+            Column::U16(b) => Arc::new(b.finish()),
+            Column::U32(b) => Arc::new(b.finish()),
+            Column::U64(b) => Arc::new(b.finish()),
+            Column::List(b) => Arc::new(b.finish()),
+            Column::Map(b) => Arc::new(b.finish()),
+        }
+    }
+}
+
+/// Builds `RecordBatch`es of one [`Table`] row by row.
+pub struct TableBuilder {
+    table: Table,
+    columns: Vec<Column>,
+    /// Which columns the current row has set.
+    set: Vec<bool>,
+    rows: usize,
+    /// Approximate payload bytes appended since the last finish, for batch byte caps.
+    bytes: usize,
+    received_min_ns: i64,
+    received_max_ns: i64,
+}
+
+impl std::fmt::Debug for TableBuilder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TableBuilder")
+            .field("table", &self.table)
+            .field("rows", &self.rows)
+            .field("bytes", &self.bytes)
+            .finish()
+    }
+}
+
+/// A column index: a table's `Col` enum or a plain index.
+pub trait ColumnIndex: Copy {
+    fn index(self) -> usize;
+}
+
+impl ColumnIndex for usize {
+    fn index(self) -> usize {
+        self
+    }
+}
+
+macro_rules! column_index {
+    ($($ty:path),*) => {$(
+        impl ColumnIndex for $ty {
+            fn index(self) -> usize {
+                self as usize
+            }
+        }
+    )*};
+}
+column_index!(crate::fields::events::Col, crate::fields::flows::Col, crate::fields::alerts::Col);
+
+impl TableBuilder {
+    /// A builder with room for `rows` rows before it reallocates.
+    pub fn new(table: Table, rows: usize) -> Self {
+        let columns: Vec<Column> = table.fields().iter().map(|f| Column::new(f.ty, rows)).collect();
+        let n = columns.len();
+        TableBuilder {
+            table,
+            columns,
+            set: vec![false; n],
+            rows: 0,
+            bytes: 0,
+            received_min_ns: i64::MAX,
+            received_max_ns: i64::MIN,
+        }
+    }
+
+    pub fn table(&self) -> Table {
+        self.table
+    }
+
+    /// Finished rows since the last [`TableBuilder::finish`].
+    pub fn rows(&self) -> usize {
+        self.rows
+    }
+
+    /// Approximate bytes of the finished rows since the last [`TableBuilder::finish`].
+    pub fn bytes(&self) -> usize {
+        self.bytes
+    }
+
+    /// Notes the receive time of the current row (the batch carries the min and max).
+    pub fn note_received(&mut self, ns: i64) {
+        self.received_min_ns = self.received_min_ns.min(ns);
+        self.received_max_ns = self.received_max_ns.max(ns);
+    }
+
+    #[inline]
+    fn claim(&mut self, i: usize) -> Option<&mut Column> {
+        let seen = self.set.get_mut(i)?;
+        if *seen {
+            return None;
+        }
+        *seen = true;
+        self.columns.get_mut(i)
+    }
+
+    /// Sets a text column.
+    #[inline]
+    pub fn set_str(&mut self, col: impl ColumnIndex, v: &str) {
+        let i = col.index();
+        if let Some(Column::Str(b)) = self.claim(i) {
+            b.append_value(v);
+            self.bytes += v.len();
+        }
+    }
+
+    /// Sets a text column from bytes, replacing invalid UTF-8.
+    #[inline]
+    pub fn set_str_lossy(&mut self, col: impl ColumnIndex, v: &[u8]) {
+        match std::str::from_utf8(v) {
+            Ok(s) => self.set_str(col, s),
+            Err(_) => self.set_str(col, &String::from_utf8_lossy(v)),
+        }
+    }
+
+    /// Sets a bytes column.
+    pub fn set_bytes(&mut self, col: impl ColumnIndex, v: &[u8]) {
+        let i = col.index();
+        if let Some(Column::Bytes(b)) = self.claim(i) {
+            b.append_value(v);
+            self.bytes += v.len();
+        }
+    }
+
+    /// Sets a timestamp column (UTC nanoseconds).
+    #[inline]
+    pub fn set_ts(&mut self, col: impl ColumnIndex, ns: i64) {
+        let i = col.index();
+        if let Some(Column::Ts(b)) = self.claim(i) {
+            b.append_value(ns);
+            self.bytes += 8;
+        }
+    }
+
+    /// Sets an unsigned integer column of any width; a value too large for the column is
+    /// stored as null rather than truncated.
+    #[inline]
+    pub fn set_uint(&mut self, col: impl ColumnIndex, v: u64) {
+        let i = col.index();
+        let Some(c) = self.claim(i) else { return };
+        match c {
+            Column::U8(b) => b.append_option(u8::try_from(v).ok()),
+            Column::U16(b) => b.append_option(u16::try_from(v).ok()),
+            Column::U32(b) => b.append_option(u32::try_from(v).ok()),
+            Column::U64(b) => b.append_value(v),
+            other => other.append_null(),
+        }
+        self.bytes += 8;
+    }
+
+    /// Appends a value to a list column of the current row.
+    pub fn push_list(&mut self, col: impl ColumnIndex, v: &str) {
+        let i = col.index();
+        if let (Some(seen), Some(Column::List(b))) = (self.set.get_mut(i), self.columns.get_mut(i)) {
+            *seen = true;
+            b.values().append_value(v);
+            self.bytes += v.len();
+        }
+    }
+
+    /// Inserts an entry into a map column of the current row (a `None` value is stored null).
+    pub fn insert_map(&mut self, col: impl ColumnIndex, k: &str, v: Option<&str>) {
+        let i = col.index();
+        if let (Some(seen), Some(Column::Map(b))) = (self.set.get_mut(i), self.columns.get_mut(i)) {
+            *seen = true;
+            b.keys().append_value(k);
+            b.values().append_option(v);
+            self.bytes += k.len() + v.map_or(0, str::len);
+        }
+    }
+
+    /// Finishes the current row: every column not set gets a null.
+    pub fn end_row(&mut self) {
+        for (seen, c) in self.set.iter_mut().zip(self.columns.iter_mut()) {
+            if *seen {
+                c.close_nested();
+                *seen = false;
+            } else {
+                c.append_null();
+            }
+        }
+        self.rows += 1;
+    }
+
+    /// Takes the finished rows as a `RecordBatch`, leaving the builder empty. Returns `None`
+    /// when there are no rows. Fails if a required column was left null.
+    pub fn finish(&mut self) -> Result<Option<crate::Batch>, ArrowError> {
+        if self.rows == 0 {
+            return Ok(None);
+        }
+        let arrays: Vec<ArrayRef> = self.columns.iter_mut().map(Column::finish).collect();
+        let records = RecordBatch::try_new(self.table.schema(), arrays)?;
+        let batch = crate::Batch {
+            table: self.table,
+            records,
+            received_min_ns: self.received_min_ns,
+            received_max_ns: self.received_max_ns,
+        };
+        self.rows = 0;
+        self.bytes = 0;
+        self.received_min_ns = i64::MAX;
+        self.received_max_ns = i64::MIN;
+        Ok(Some(batch))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::fields::events::Col;
+    use arrow::array::{Array, MapArray, StringArray};
+
+    #[test]
+    fn unset_columns_become_null_and_rows_stay_aligned() {
+        let mut b = TableBuilder::new(Table::Events, 4);
+        for i in 0..3u16 {
+            b.set_ts(Col::Timestamp, 1);
+            b.set_ts(Col::EventCreated, 2);
+            b.set_str(Col::EventOriginal, "raw");
+            b.set_str(Col::ParseStatus, "ok");
+            if i == 1 {
+                b.set_str(Col::SourceIp, "10.0.0.1");
+                b.set_str(Col::SourceIp, "ignored second value");
+                b.insert_map(Col::VendorFields, "k", Some("v"));
+                b.push_list(Col::EventCategory, "network");
+            }
+            b.set_uint(Col::SourcePort, u64::from(i) + 65_535);
+            b.end_row();
+        }
+        let batch = b.finish().expect("valid").expect("rows");
+        assert_eq!(batch.rows(), 3);
+        let ip = batch.records.column(Col::SourceIp as usize);
+        let ip = ip.as_any().downcast_ref::<StringArray>().expect("utf8");
+        assert!(ip.is_null(0) && ip.is_null(2));
+        assert_eq!(ip.value(1), "10.0.0.1");
+        let port = batch.records.column(Col::SourcePort as usize);
+        assert_eq!(port.null_count(), 2, "65536 and 65537 do not fit a port");
+        let map = batch.records.column(Col::VendorFields as usize);
+        let map = map.as_any().downcast_ref::<MapArray>().expect("map");
+        assert_eq!(map.value_length(0), 0);
+        assert_eq!(map.value_length(1), 1);
+        assert!(b.finish().expect("empty ok").is_none());
+    }
+
+    #[test]
+    fn missing_required_column_is_an_error() {
+        let mut b = TableBuilder::new(Table::Events, 1);
+        b.end_row();
+        assert!(b.finish().is_err());
+    }
+}
