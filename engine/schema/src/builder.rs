@@ -41,9 +41,11 @@ impl Column {
             FieldType::U32 => Column::U32(UInt32Builder::with_capacity(rows)),
             FieldType::U64 => Column::U64(UInt64Builder::with_capacity(rows)),
             FieldType::StrList => Column::List(ListBuilder::new(StringBuilder::new())),
-            FieldType::StrMap => {
-                Column::Map(MapBuilder::new(None, StringBuilder::new(), StringBuilder::new()))
-            }
+            FieldType::StrMap => Column::Map(MapBuilder::new(
+                None,
+                StringBuilder::new(),
+                StringBuilder::new(),
+            )),
         }
     }
 
@@ -134,12 +136,20 @@ macro_rules! column_index {
         }
     )*};
 }
-column_index!(crate::fields::events::Col, crate::fields::flows::Col, crate::fields::alerts::Col);
+column_index!(
+    crate::fields::events::Col,
+    crate::fields::flows::Col,
+    crate::fields::alerts::Col
+);
 
 impl TableBuilder {
     /// A builder with room for `rows` rows before it reallocates.
     pub fn new(table: Table, rows: usize) -> Self {
-        let columns: Vec<Column> = table.fields().iter().map(|f| Column::new(f.ty, rows)).collect();
+        let columns: Vec<Column> = table
+            .fields()
+            .iter()
+            .map(|f| Column::new(f.ty, rows))
+            .collect();
         let n = columns.len();
         TableBuilder {
             table,
@@ -239,7 +249,8 @@ impl TableBuilder {
     /// Appends a value to a list column of the current row.
     pub fn push_list(&mut self, col: impl ColumnIndex, v: &str) {
         let i = col.index();
-        if let (Some(seen), Some(Column::List(b))) = (self.set.get_mut(i), self.columns.get_mut(i)) {
+        if let (Some(seen), Some(Column::List(b))) = (self.set.get_mut(i), self.columns.get_mut(i))
+        {
             *seen = true;
             b.values().append_value(v);
             self.bytes += v.len();

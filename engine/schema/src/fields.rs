@@ -119,7 +119,8 @@ impl Table {
 
     /// The Arrow schema of the table, built once.
     pub fn schema(self) -> SchemaRef {
-        static SCHEMAS: [OnceLock<SchemaRef>; 3] = [OnceLock::new(), OnceLock::new(), OnceLock::new()];
+        static SCHEMAS: [OnceLock<SchemaRef>; 3] =
+            [OnceLock::new(), OnceLock::new(), OnceLock::new()];
         let slot = &SCHEMAS[self as usize];
         slot.get_or_init(|| {
             let fields: Vec<Field> = self
@@ -356,7 +357,12 @@ mod tests {
     #[test]
     fn column_names_follow_ecs_with_underscores() {
         let schema = Table::Events.schema();
-        for name in ["timestamp", "source_ip", "log_syslog_appname", "event_original"] {
+        for name in [
+            "timestamp",
+            "source_ip",
+            "log_syslog_appname",
+            "event_original",
+        ] {
             assert!(schema.field_with_name(name).is_ok(), "missing {name}");
         }
         assert_eq!(column_name("@timestamp"), "timestamp");
@@ -364,10 +370,22 @@ mod tests {
 
     #[test]
     fn col_enum_matches_field_table() {
-        assert_eq!(events::FIELDS[events::Col::SourceIp as usize].ecs, "source.ip");
-        assert_eq!(events::FIELDS[events::Col::VendorFields as usize].ecs, "vendor_fields");
-        assert_eq!(flows::FIELDS[flows::Col::VendorFields as usize].ecs, "vendor_fields");
-        assert_eq!(alerts::FIELDS[alerts::Col::AlertStatus as usize].ecs, "alert.status");
+        assert_eq!(
+            events::FIELDS[events::Col::SourceIp as usize].ecs,
+            "source.ip"
+        );
+        assert_eq!(
+            events::FIELDS[events::Col::VendorFields as usize].ecs,
+            "vendor_fields"
+        );
+        assert_eq!(
+            flows::FIELDS[flows::Col::VendorFields as usize].ecs,
+            "vendor_fields"
+        );
+        assert_eq!(
+            alerts::FIELDS[alerts::Col::AlertStatus as usize].ecs,
+            "alert.status"
+        );
     }
 
     #[test]
@@ -383,8 +401,14 @@ mod tests {
 
     #[test]
     fn index_of_accepts_both_spellings() {
-        assert_eq!(Table::Events.index_of("source.ip"), Some(events::Col::SourceIp as usize));
-        assert_eq!(Table::Events.index_of("source_ip"), Some(events::Col::SourceIp as usize));
+        assert_eq!(
+            Table::Events.index_of("source.ip"),
+            Some(events::Col::SourceIp as usize)
+        );
+        assert_eq!(
+            Table::Events.index_of("source_ip"),
+            Some(events::Col::SourceIp as usize)
+        );
         assert_eq!(Table::Events.index_of("nope"), None);
     }
 }

@@ -53,19 +53,30 @@ pub struct RawChunk {
 impl RawChunk {
     /// An empty chunk with room for `bytes` of messages.
     pub fn new(listener: Arc<str>, transport: Transport, received_ns: i64, bytes: usize) -> Self {
-        RawChunk { listener, transport, received_ns, buf: Vec::with_capacity(bytes), frames: Vec::new() }
+        RawChunk {
+            listener,
+            transport,
+            received_ns,
+            buf: Vec::with_capacity(bytes),
+            frames: Vec::new(),
+        }
     }
 
     /// Appends one message.
     pub fn push(&mut self, msg: &[u8], peer: SocketAddr) {
         let start = self.buf.len() as u32;
         self.buf.extend_from_slice(msg);
-        self.frames.push(Frame { range: start..self.buf.len() as u32, peer });
+        self.frames.push(Frame {
+            range: start..self.buf.len() as u32,
+            peer,
+        });
     }
 
     /// The bytes of one frame.
     pub fn frame_bytes(&self, frame: &Frame) -> &[u8] {
-        self.buf.get(frame.range.start as usize..frame.range.end as usize).unwrap_or(&[])
+        self.buf
+            .get(frame.range.start as usize..frame.range.end as usize)
+            .unwrap_or(&[])
     }
 
     /// Iterates over `(message bytes, sender)`.

@@ -1,0 +1,229 @@
+//! From a raw line to one row of the `events` table.
+
+use std::borrow::Cow;
+
+use canh_schema::fields::events::Col;
+use canh_schema::TableBuilder;
+
+use crate::syslog::{rfc3164, rfc5424, Syslog, SyslogError};
+
+/// Which parser reads a line.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Format {
+    /// RFC 5424 when the line has `<PRI>1 `, else lenient RFC 3164; a line neither can read is
+    /// kept raw with status `failed`.
+    #[default]
+    Auto,
+    /// Strict RFC 5424.
+    Rfc5424,
+    /// Strict RFC 3164 (PRI, timestamp and hostname required).
+    Rfc3164,
+}
+
+impl Format {
+    pub fn name(self) -> &'static str {
+        match self {
+            Format::Auto => "auto",
+            Format::Rfc5424 => "rfc5424",
+            Format::Rfc3164 => "rfc3164",
+        }
+    }
+
+    pub const NAMES: [&'static str; 3] = ["auto", "rfc5424", "rfc3164"];
+
+    pub fn from_name(s: &str) -> Option<Format> {
+        Some(match s {
+            "auto" => Format::Auto,
+            "rfc5424" => Format::Rfc5424,
+            "rfc3164" => Format::Rfc3164,
+            _ => return None,
+        })
+    }
+}
+
+/// Outcome of parsing one line, stored in `parse.status`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Status {
+    Ok,
+    Partial,
+    Failed,
+}
+
+impl Status {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Status::Ok => "ok",
+            Status::Partial => "partial",
+            Status::Failed => "failed",
+        }
+    }
+
+    pub const ALL: [Status; 3] = [Status::Ok, Status::Partial, Status::Failed];
+}
+
+/// What the collector knows about a line: who sent it, where and when.
+#[derive(Debug, Clone, Copy)]
+pub struct Meta<'a> {
+    pub received_ns: i64,
+    pub listener: &'a str,
+    pub input_type: &'a str,
+    /// The sender's IP address, formatted (`10.1.2.3`).
+    pub peer_ip: &'a str,
+    /// The sender's address and port, formatted (`10.1.2.3:514`).
+    pub peer_addr: &'a str,
+    /// Offset east of UTC for RFC 3164 timestamps without a zone.
+    pub tz_offset_secs: i64,
+}
+
+/// The result of [`parse_line`], before it is written as a row.
+#[derive(Debug, Clone)]
+pub struct Parsed<'a> {
+    pub syslog: Syslog<'a>,
+    pub status: Status,
+    /// Which parser read the line (`rfc5424`, `rfc3164`), if any did.
+    pub format: Option<&'static str>,
+    pub error: Option<Cow<'static, str>>,
+}
+
+/// Strips what framing leaves at the end of a message: `\n`, `\r\n`, NULs.
+pub fn trim_trailer(mut line: &[u8]) -> &[u8] {
+    while let [rest @ .., b'\n' | b'\r' | b'\0'] = line {
+        line = rest;
+    }
+    line
+}
+
+/// Parses a line (without trailing newline) as `format` says.
+pub fn parse_line<'a>(line: &'a [u8], format: Format, meta: &Meta<'_>) -> Parsed<'a> {
+    let failed = |e: SyslogError| Parsed {
+        syslog: Syslog::default(),
+        status: Status::Failed,
+        format: None,
+        error: Some(Cow::Owned(e.to_string())),
+    };
+    let opts3164 = |strict| rfc3164::Options {
+        received_ns: meta.received_ns,
+        tz_offset_secs: meta.tz_offset_secs,
+        strict,
+    };
+    let from_3164 = |(syslog, missing): (Syslog<'a>, Option<rfc3164::Missing>)| Parsed {
+        syslog,
+        status: if missing.is_some() {
+            Status::Partial
+        } else {
+            Status::Ok
+        },
+        format: Some("rfc3164"),
+        error: missing.map(|m| Cow::Borrowed(m.describe())),
+    };
+    let ok5424 = |syslog| Parsed {
+        syslog,
+        status: Status::Ok,
+        format: Some("rfc5424"),
+        error: None,
+    };
+    match format {
+        Format::Rfc5424 => rfc5424::parse(line).map_or_else(failed, ok5424),
+        Format::Rfc3164 => rfc3164::parse(line, &opts3164(true)).map_or_else(failed, from_3164),
+        Format::Auto => {
+            if looks_like_5424(line) {
+                if let Ok(m) = rfc5424::parse(line) {
+                    return ok5424(m);
+                }
+            }
+            rfc3164::parse(line, &opts3164(false)).map_or_else(failed, from_3164)
+        }
+    }
+}
+
+/// `<PRI>` followed by a version digit and a space.
+fn looks_like_5424(line: &[u8]) -> bool {
+    match line.iter().position(|&b| b == b'>') {
+        Some(p) if p <= 4 => {
+            let rest = &line[p + 1..];
+            let n = rest
+                .iter()
+                .take(3)
+                .take_while(|b| b.is_ascii_digit())
+                .count();
+            n > 0 && rest.get(n) == Some(&b' ')
+        }
+        _ => false,
+    }
+}
+
+/// Parses `raw` (one framed message) and appends it as a row. Returns the status.
+pub fn append_event(b: &mut TableBuilder, raw: &[u8], format: Format, meta: &Meta<'_>) -> Status {
+    let line = trim_trailer(raw);
+    let parsed = parse_line(line, format, meta);
+    write_row(b, raw, line, &parsed, meta);
+    parsed.status
+}
+
+fn write_row(b: &mut TableBuilder, raw: &[u8], line: &[u8], p: &Parsed<'_>, meta: &Meta<'_>) {
+    let m = &p.syslog;
+    b.note_received(meta.received_ns);
+    b.set_ts(Col::Timestamp, m.timestamp_ns.unwrap_or(meta.received_ns));
+    b.set_ts(Col::EventCreated, meta.received_ns);
+    b.set_str(Col::ObserverIp, meta.peer_ip);
+    b.set_str(Col::CanhListener, meta.listener);
+    b.set_str(Col::InputType, meta.input_type);
+    b.set_str(Col::LogSourceAddress, meta.peer_addr);
+    if let Some(pri) = m.priority {
+        b.set_uint(Col::LogSyslogPriority, u64::from(pri));
+        b.set_uint(Col::LogSyslogFacilityCode, u64::from(pri >> 3));
+        b.set_uint(Col::LogSyslogSeverityCode, u64::from(pri & 7));
+    }
+    if let Some(v) = m.version {
+        b.set_uint(Col::LogSyslogVersion, u64::from(v));
+    }
+    if let Some(h) = m.hostname {
+        b.set_str(Col::HostHostname, h);
+    }
+    if let Some(a) = m.appname {
+        b.set_str(Col::LogSyslogAppname, a);
+    }
+    if let Some(p) = m.procid {
+        b.set_str(Col::LogSyslogProcid, p);
+    }
+    if let Some(id) = m.msgid {
+        b.set_str(Col::LogSyslogMsgid, id);
+    }
+    let mut key = String::new();
+    for el in &m.structured_data {
+        if el.params.is_empty() {
+            b.insert_map(Col::LogSyslogStructuredData, el.id, None);
+        }
+        for (name, value) in &el.params {
+            key.clear();
+            key.push_str(el.id);
+            key.push('.');
+            key.push_str(name);
+            b.insert_map(Col::LogSyslogStructuredData, &key, Some(value));
+        }
+    }
+    // A failed line keeps its text in `message` too, so keyword searches still see it.
+    let message = if p.status == Status::Failed {
+        Some(line)
+    } else {
+        m.message
+    };
+    if let Some(msg) = message {
+        b.set_str_lossy(Col::Message, msg);
+    }
+    match std::str::from_utf8(raw) {
+        Ok(s) => b.set_str(Col::EventOriginal, s),
+        Err(_) => {
+            b.set_str(Col::EventOriginal, &String::from_utf8_lossy(raw));
+            b.set_bytes(Col::EventOriginalBytes, raw);
+        }
+    }
+    b.set_str(Col::ParseStatus, p.status.as_str());
+    if let Some(e) = &p.error {
+        b.set_str(Col::ParseError, e);
+    }
+    if let Some(f) = p.format {
+        b.set_str(Col::ParseFormat, f);
+    }
+    b.end_row();
+}

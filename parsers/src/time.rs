@@ -1,0 +1,147 @@
+//! Calendar arithmetic for syslog timestamps, without a time-zone database.
+//!
+//! Only civil-date → epoch conversion and its inverse are needed on the hot path; both are a few
+//! integer operations (H. Hinnant's algorithms), far cheaper than a general date library.
+
+pub const NS_PER_SEC: i64 = 1_000_000_000;
+
+/// Days since 1970-01-01 for a proleptic Gregorian date.
+pub fn days_from_civil(y: i64, m: u32, d: u32) -> i64 {
+    let y = if m <= 2 { y - 1 } else { y };
+    let era = if y >= 0 { y } else { y - 399 } / 400;
+    let yoe = y - era * 400;
+    let m = i64::from(m);
+    let doy = (153 * (if m > 2 { m - 3 } else { m + 9 }) + 2) / 5 + i64::from(d) - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    era * 146_097 + doe - 719_468
+}
+
+/// `(year, month, day)` for days since 1970-01-01.
+pub fn civil_from_days(z: i64) -> (i64, u32, u32) {
+    let z = z + 719_468;
+    let era = if z >= 0 { z } else { z - 146_096 } / 146_097;
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let y = yoe + era * 400;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
+    (if m <= 2 { y + 1 } else { y }, m, d)
+}
+
+pub fn is_leap(y: i64) -> bool {
+    (y % 4 == 0 && y % 100 != 0) || y % 400 == 0
+}
+
+pub fn days_in_month(y: i64, m: u32) -> u32 {
+    match m {
+        1 | 3 | 5 | 7 | 8 | 10 | 12 => 31,
+        4 | 6 | 9 | 11 => 30,
+        2 if is_leap(y) => 29,
+        2 => 28,
+        _ => 0,
+    }
+}
+
+/// A civil date and time, validated, as UTC nanoseconds after subtracting `offset_secs`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Civil {
+    pub year: i64,
+    pub month: u32,
+    pub day: u32,
+    pub hour: u32,
+    pub minute: u32,
+    pub second: u32,
+    pub nanos: u32,
+}
+
+impl Civil {
+    /// Whether every part is in range (a leap second `:60` is accepted and folded into `:59`).
+    pub fn is_valid(&self) -> bool {
+        (1..=12).contains(&self.month)
+            && self.day >= 1
+            && self.day <= days_in_month(self.year, self.month)
+            && self.hour < 24
+            && self.minute < 60
+            && self.second <= 60
+            && self.nanos < 1_000_000_000
+    }
+
+    /// UTC nanoseconds since the epoch, for a time at `offset_secs` east of UTC.
+    pub fn to_unix_ns(&self, offset_secs: i64) -> i64 {
+        let days = days_from_civil(self.year, self.month, self.day);
+        let secs = days * 86_400
+            + i64::from(self.hour) * 3600
+            + i64::from(self.minute) * 60
+            + i64::from(self.second.min(59))
+            - offset_secs;
+        secs.saturating_mul(NS_PER_SEC)
+            .saturating_add(i64::from(self.nanos))
+    }
+}
+
+/// The year of a UTC nanosecond timestamp.
+pub fn year_of(ns: i64) -> i64 {
+    civil_from_days(ns.div_euclid(NS_PER_SEC * 86_400)).0
+}
+
+/// Month number (1–12) of a three-letter English month abbreviation, any case.
+pub fn month_from_abbrev(s: &[u8]) -> Option<u32> {
+    let m = match s {
+        [a, b, c] => [
+            a.to_ascii_lowercase(),
+            b.to_ascii_lowercase(),
+            c.to_ascii_lowercase(),
+        ],
+        _ => return None,
+    };
+    Some(match &m {
+        b"jan" => 1,
+        b"feb" => 2,
+        b"mar" => 3,
+        b"apr" => 4,
+        b"may" => 5,
+        b"jun" => 6,
+        b"jul" => 7,
+        b"aug" => 8,
+        b"sep" => 9,
+        b"oct" => 10,
+        b"nov" => 11,
+        b"dec" => 12,
+        _ => return None,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn civil_round_trip() {
+        for z in [-800_000i64, -1, 0, 1, 365, 19_000, 20_415, 2_000_000] {
+            let (y, m, d) = civil_from_days(z);
+            assert_eq!(days_from_civil(y, m, d), z);
+        }
+        assert_eq!(days_from_civil(1970, 1, 1), 0);
+        assert_eq!(days_from_civil(2000, 3, 1), 11_017);
+    }
+
+    #[test]
+    fn offsets_are_subtracted() {
+        let c = Civil {
+            year: 2026,
+            month: 11,
+            day: 23,
+            hour: 7,
+            minute: 0,
+            second: 0,
+            nanos: 5,
+        };
+        assert_eq!(
+            c.to_unix_ns(7 * 3600),
+            c.to_unix_ns(0) - 7 * 3600 * NS_PER_SEC
+        );
+        assert_eq!(year_of(c.to_unix_ns(0)), 2026);
+    }
+}
