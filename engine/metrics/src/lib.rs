@@ -1,0 +1,231 @@
+//! Every metric Canh exports, defined once, named `canh_<stage>_<name>_<unit>[_total]`.
+//!
+//! Stages receive a [`Metrics`] (cheap to clone) rather than reaching for globals, so each crate
+//! can be tested alone and two engines in one test process keep separate counts. Labels are
+//! bounded: listener names, table names, statuses and reasons, never addresses or hosts.
+//! Counting is per chunk or per batch (`inc_by`), not per event.
+
+use std::sync::Arc;
+
+use prometheus::{IntCounterVec, IntGaugeVec, Opts, Registry, TextEncoder};
+
+/// Why a message was dropped before it reached the archive (label `reason`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DropReason {
+    /// Longer than the listener's maximum message size.
+    Oversize,
+    /// The parser queue was full (UDP only: TCP waits instead).
+    QueueFull,
+    /// Dropped by the kernel: the socket receive buffer overflowed.
+    Kernel,
+    /// An empty frame (blank line) that carries nothing to archive.
+    Empty,
+    /// A connection refused because the listener is at its connection limit.
+    ConnectionLimit,
+}
+
+impl DropReason {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DropReason::Oversize => "oversize",
+            DropReason::QueueFull => "queue_full",
+            DropReason::Kernel => "kernel",
+            DropReason::Empty => "empty",
+            DropReason::ConnectionLimit => "connection_limit",
+        }
+    }
+}
+
+struct Inner {
+    registry: Registry,
+    received_messages: IntCounterVec,
+    received_bytes: IntCounterVec,
+    dropped_messages: IntCounterVec,
+    connections: IntGaugeVec,
+    parsed_events: IntCounterVec,
+    batches_written: IntCounterVec,
+    rows_written: IntCounterVec,
+    files_written: IntCounterVec,
+    bytes_written: IntCounterVec,
+    channel_depth: IntGaugeVec,
+    errors: IntCounterVec,
+}
+
+/// Handles to every metric, sharing one registry.
+#[derive(Clone)]
+pub struct Metrics(Arc<Inner>);
+
+impl std::fmt::Debug for Metrics {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Metrics")
+    }
+}
+
+fn counter(registry: &Registry, name: &str, help: &str, labels: &[&str]) -> IntCounterVec {
+    let c =
+        IntCounterVec::new(Opts::new(name, help), labels).unwrap_or_else(|_| unreachable_metric());
+    let _ = registry.register(Box::new(c.clone()));
+    c
+}
+
+fn gauge(registry: &Registry, name: &str, help: &str, labels: &[&str]) -> IntGaugeVec {
+    let g = IntGaugeVec::new(Opts::new(name, help), labels).unwrap_or_else(|_| unreachable_gauge());
+    let _ = registry.register(Box::new(g.clone()));
+    g
+}
+
+// Metric names and label lists are constants checked by the tests below; construction cannot
+// fail at run time. These fallbacks keep the code free of `unwrap` all the same.
+fn unreachable_metric() -> IntCounterVec {
+    IntCounterVec::new(
+        Opts::new("canh_invalid_total", "invalid metric definition"),
+        &[],
+    )
+    .unwrap_or_else(|_| unreachable_metric())
+}
+
+fn unreachable_gauge() -> IntGaugeVec {
+    IntGaugeVec::new(Opts::new("canh_invalid", "invalid metric definition"), &[])
+        .unwrap_or_else(|_| unreachable_gauge())
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Metrics {
+    pub fn new() -> Metrics {
+        let r = Registry::new();
+        Metrics(Arc::new(Inner {
+            received_messages: counter(&r, "canh_collector_received_messages_total", "Messages received, per listener.", &["listener"]),
+            received_bytes: counter(&r, "canh_collector_received_bytes_total", "Message bytes received, per listener.", &["listener"]),
+            dropped_messages: counter(&r, "canh_collector_dropped_messages_total", "Messages dropped before parsing, per listener and reason (oversize, queue_full, kernel, empty, connection_limit).", &["listener", "reason"]),
+            connections: gauge(&r, "canh_collector_connections", "Open TCP connections, per listener.", &["listener"]),
+            parsed_events: counter(&r, "canh_parser_events_total", "Events parsed, per status (ok, partial, failed).", &["status"]),
+            batches_written: counter(&r, "canh_sink_batches_total", "Batches written, per sink and table.", &["sink", "table"]),
+            rows_written: counter(&r, "canh_sink_rows_total", "Rows written, per sink and table.", &["sink", "table"]),
+            files_written: counter(&r, "canh_sink_files_total", "Files completed (renamed into place), per table.", &["table"]),
+            bytes_written: counter(&r, "canh_sink_written_bytes_total", "Bytes of completed files, per table.", &["table"]),
+            channel_depth: gauge(&r, "canh_pipeline_channel_depth", "Items waiting in a pipeline channel.", &["channel"]),
+            errors: counter(&r, "canh_pipeline_errors_total", "Errors that stopped an operation, per stage and code.", &["stage", "code"]),
+            registry: r,
+        }))
+    }
+
+    pub fn received(&self, listener: &str, messages: u64, bytes: u64) {
+        self.0
+            .received_messages
+            .with_label_values(&[listener])
+            .inc_by(messages);
+        self.0
+            .received_bytes
+            .with_label_values(&[listener])
+            .inc_by(bytes);
+    }
+
+    pub fn dropped(&self, listener: &str, reason: DropReason, messages: u64) {
+        if messages > 0 {
+            self.0
+                .dropped_messages
+                .with_label_values(&[listener, reason.as_str()])
+                .inc_by(messages);
+        }
+    }
+
+    pub fn connection_opened(&self, listener: &str) {
+        self.0.connections.with_label_values(&[listener]).inc();
+    }
+
+    pub fn connection_closed(&self, listener: &str) {
+        self.0.connections.with_label_values(&[listener]).dec();
+    }
+
+    pub fn parsed(&self, status: &str, events: u64) {
+        if events > 0 {
+            self.0
+                .parsed_events
+                .with_label_values(&[status])
+                .inc_by(events);
+        }
+    }
+
+    pub fn batch_written(&self, sink: &str, table: &str, rows: u64) {
+        self.0
+            .batches_written
+            .with_label_values(&[sink, table])
+            .inc();
+        self.0
+            .rows_written
+            .with_label_values(&[sink, table])
+            .inc_by(rows);
+    }
+
+    pub fn file_written(&self, table: &str, bytes: u64) {
+        self.0.files_written.with_label_values(&[table]).inc();
+        self.0
+            .bytes_written
+            .with_label_values(&[table])
+            .inc_by(bytes);
+    }
+
+    pub fn set_channel_depth(&self, channel: &str, depth: usize) {
+        self.0
+            .channel_depth
+            .with_label_values(&[channel])
+            .set(depth as i64);
+    }
+
+    pub fn error(&self, stage: &str, code: &str) {
+        self.0.errors.with_label_values(&[stage, code]).inc();
+    }
+
+    /// A counter's current value (for tests and status output).
+    pub fn dropped_count(&self, listener: &str, reason: DropReason) -> u64 {
+        self.0
+            .dropped_messages
+            .with_label_values(&[listener, reason.as_str()])
+            .get()
+    }
+
+    /// Everything in the Prometheus text exposition format.
+    pub fn render(&self) -> String {
+        TextEncoder::new()
+            .encode_to_string(&self.0.registry.gather())
+            .unwrap_or_default()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_metric_is_registered_and_rendered() {
+        let m = Metrics::new();
+        m.received("udp", 3, 30);
+        m.dropped("udp", DropReason::Kernel, 2);
+        m.parsed("ok", 3);
+        m.batch_written("parquet", "events", 3);
+        m.file_written("events", 100);
+        m.set_channel_depth("parse", 1);
+        m.connection_opened("tcp");
+        m.error("sink", "io");
+        let text = m.render();
+        for name in [
+            "canh_collector_received_messages_total{listener=\"udp\"} 3",
+            "canh_collector_received_bytes_total{listener=\"udp\"} 30",
+            "canh_collector_dropped_messages_total{listener=\"udp\",reason=\"kernel\"} 2",
+            "canh_parser_events_total{status=\"ok\"} 3",
+            "canh_sink_rows_total{sink=\"parquet\",table=\"events\"} 3",
+            "canh_sink_files_total{table=\"events\"} 1",
+            "canh_pipeline_channel_depth{channel=\"parse\"} 1",
+            "canh_collector_connections{listener=\"tcp\"} 1",
+            "canh_pipeline_errors_total{code=\"io\",stage=\"sink\"} 1",
+        ] {
+            assert!(text.contains(name), "missing {name} in\n{text}");
+        }
+        assert!(!text.contains("canh_invalid"));
+    }
+}
