@@ -1,0 +1,540 @@
+//! Configuration: one TOML file, read in two steps.
+//!
+//! 1. The TOML text is walked by a [`Reader`] that knows every key, its type and its default, and
+//!    collects *every* problem (unknown keys, wrong types, out-of-range values, conflicts) with
+//!    its key path (`syslog.tcp[1].max_connections: …`), instead of stopping at the first.
+//! 2. What it produces is the validated [`Config`] of domain types (`Duration`, `SocketAddr`,
+//!    enums), so nothing downstream re-checks.
+//!
+//! Serde's derive stops at the first error, which is why the walk is written out here.
+//! The documented example is `deploy/canh.toml`; every key is described there.
+
+use std::collections::BTreeSet;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use canh_collectors::framing::Framing;
+use canh_collectors::tcp::TcpConfig;
+use canh_collectors::udp::UdpConfig;
+use canh_parsers::Format;
+use toml::Value;
+
+/// Default syslog port for UDP and TCP (unprivileged, so Canh need not run as root).
+pub const DEFAULT_SYSLOG_PORT: u16 = 5514;
+
+/// The whole validated configuration.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// Root of everything Canh stores (`archive/` lives below it).
+    pub data_dir: PathBuf,
+    /// Address of the metrics and health endpoint.
+    pub http_listen: SocketAddr,
+    pub udp: Vec<UdpListener>,
+    pub tcp: Vec<TcpListener>,
+    pub pipeline: PipelineConfig,
+    pub archive: ArchiveConfig,
+}
+
+/// A UDP syslog listener and how its messages are parsed.
+#[derive(Debug, Clone)]
+pub struct UdpListener {
+    pub socket: UdpConfig,
+    pub format: Format,
+}
+
+/// A TCP syslog listener and how its messages are parsed.
+#[derive(Debug, Clone)]
+pub struct TcpListener {
+    pub socket: TcpConfig,
+    pub format: Format,
+}
+
+/// The parse stage and the batches it produces.
+#[derive(Debug, Clone)]
+pub struct PipelineConfig {
+    /// Parser worker threads (default: one per core).
+    pub parser_threads: usize,
+    /// Chunks each parser worker's queue holds before TCP readers wait and UDP drops.
+    pub queue_chunks: usize,
+    /// A batch is handed on at this many rows, …
+    pub batch_rows: usize,
+    /// … or this many bytes, …
+    pub batch_bytes: usize,
+    /// … or when its oldest row is this old, whichever comes first.
+    pub batch_timeout: Duration,
+    /// Batches waiting for the sink before parsers wait.
+    pub sink_queue_batches: usize,
+}
+
+/// The Parquet archive.
+#[derive(Debug, Clone)]
+pub struct ArchiveConfig {
+    /// A file is completed and a new one started past this size, …
+    pub max_file_size: usize,
+    /// … or when it has been open this long (so recent data becomes readable).
+    pub max_file_age: Duration,
+    /// Rows per Parquet row group.
+    pub row_group_rows: usize,
+    /// zstd compression level (1–22).
+    pub zstd_level: i32,
+}
+
+impl Default for PipelineConfig {
+    fn default() -> Self {
+        PipelineConfig {
+            parser_threads: default_threads(),
+            queue_chunks: 64,
+            // 8,192 rows: large enough that per-batch costs (channel hand-off, Parquet column
+            // chunk headers) vanish, small enough that a batch of 1 KB lines stays ~8 MB.
+            batch_rows: 8192,
+            batch_bytes: 16 << 20,
+            batch_timeout: Duration::from_millis(50),
+            sink_queue_batches: 16,
+        }
+    }
+}
+
+impl Default for ArchiveConfig {
+    fn default() -> Self {
+        ArchiveConfig {
+            max_file_size: 128 << 20,
+            max_file_age: Duration::from_secs(60),
+            row_group_rows: 64 * 1024,
+            zstd_level: 3,
+        }
+    }
+}
+
+fn default_threads() -> usize {
+    std::thread::available_parallelism().map_or(2, |n| n.get())
+}
+
+impl Default for Config {
+    /// The embedded default: syslog on UDP and TCP 5514 on all interfaces, archive in `./data`,
+    /// metrics on 127.0.0.1:9300.
+    fn default() -> Self {
+        let any = SocketAddr::from((std::net::Ipv6Addr::UNSPECIFIED, DEFAULT_SYSLOG_PORT));
+        Config {
+            data_dir: PathBuf::from("data"),
+            http_listen: SocketAddr::from(([127, 0, 0, 1], 9300)),
+            udp: vec![UdpListener { socket: default_udp("syslog-udp".into(), any), format: Format::Auto }],
+            tcp: vec![TcpListener { socket: default_tcp("syslog-tcp".into(), any), format: Format::Auto }],
+            pipeline: PipelineConfig::default(),
+            archive: ArchiveConfig::default(),
+        }
+    }
+}
+
+fn default_udp(name: Arc<str>, addr: SocketAddr) -> UdpConfig {
+    UdpConfig { name, addr, sockets: default_threads(), receive_buffer: 8 << 20, max_message_size: 64 * 1024 }
+}
+
+fn default_tcp(name: Arc<str>, addr: SocketAddr) -> TcpConfig {
+    TcpConfig {
+        name,
+        addr,
+        max_connections: 4096,
+        idle_timeout: Duration::from_secs(600),
+        max_message_size: 64 * 1024,
+        framing: Framing::Auto,
+    }
+}
+
+/// Every problem found in a configuration.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{}", .0.join("\n"))]
+pub struct ConfigErrors(pub Vec<String>);
+
+impl Config {
+    /// Reads and validates a TOML configuration.
+    pub fn from_toml(text: &str) -> Result<Config, ConfigErrors> {
+        let root: toml::Table = text.parse().map_err(|e: toml::de::Error| {
+            let at = e.span().map(|s| line_col(text, s.start)).unwrap_or_default();
+            ConfigErrors(vec![format!("{at}{}", e.message())])
+        })?;
+        let mut r = Reader::default();
+        let config = r.config(&root);
+        if r.errors.is_empty() {
+            Ok(config)
+        } else {
+            Err(ConfigErrors(r.errors))
+        }
+    }
+
+    /// Reads a configuration file.
+    pub fn from_file(path: &std::path::Path) -> Result<Config, ConfigErrors> {
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| ConfigErrors(vec![format!("{}: {e}", path.display())]))?;
+        Config::from_toml(&text)
+    }
+
+    /// The archive folder.
+    pub fn archive_dir(&self) -> PathBuf {
+        self.data_dir.join("archive")
+    }
+}
+
+fn line_col(text: &str, offset: usize) -> String {
+    let before = &text[..offset.min(text.len())];
+    let line = before.matches('\n').count() + 1;
+    let col = before.len() - before.rfind('\n').map_or(0, |p| p + 1) + 1;
+    format!("line {line}, column {col}: ")
+}
+
+/// A TOML table being read: remembers which keys were asked for, to report the rest.
+struct Section<'a> {
+    path: String,
+    table: &'a toml::Table,
+    used: BTreeSet<&'static str>,
+}
+
+impl<'a> Section<'a> {
+    fn key_path(&self, key: &str) -> String {
+        if self.path.is_empty() {
+            key.to_owned()
+        } else {
+            format!("{}.{key}", self.path)
+        }
+    }
+
+    fn get(&mut self, key: &'static str) -> Option<(&'a Value, String)> {
+        self.used.insert(key);
+        self.table.get(key).map(|v| (v, self.key_path(key)))
+    }
+}
+
+#[derive(Default)]
+struct Reader {
+    errors: Vec<String>,
+}
+
+impl Reader {
+    fn error(&mut self, path: &str, msg: impl std::fmt::Display) {
+        self.errors.push(format!("{path}: {msg}"));
+    }
+
+    fn section<'a>(&mut self, path: &str, v: &'a Value) -> Option<Section<'a>> {
+        match v {
+            Value::Table(table) => Some(Section { path: path.to_owned(), table, used: BTreeSet::new() }),
+            other => {
+                self.error(path, format!("expected a table, found {}", other.type_str()));
+                None
+            }
+        }
+    }
+
+    /// Reports the keys of `s` nobody asked for.
+    fn done(&mut self, s: Section<'_>) {
+        for key in s.table.keys() {
+            if !s.used.contains(key.as_str()) {
+                let known: Vec<&str> = s.used.iter().copied().collect();
+                self.error(&s.key_path(key), format!("unknown key (known keys here: {})", known.join(", ")));
+            }
+        }
+    }
+
+    fn string(&mut self, s: &mut Section<'_>, key: &'static str) -> Option<String> {
+        let (v, path) = s.get(key)?;
+        match v.as_str() {
+            Some(text) => Some(text.to_owned()),
+            None => {
+                self.error(&path, format!("expected a string, found {}", v.type_str()));
+                None
+            }
+        }
+    }
+
+    fn integer(&mut self, s: &mut Section<'_>, key: &'static str, min: i64, max: i64) -> Option<i64> {
+        let (v, path) = s.get(key)?;
+        match v.as_integer() {
+            Some(n) if (min..=max).contains(&n) => Some(n),
+            Some(n) => {
+                self.error(&path, format!("{n} is out of range ({min}..={max})"));
+                None
+            }
+            None => {
+                self.error(&path, format!("expected an integer, found {}", v.type_str()));
+                None
+            }
+        }
+    }
+
+    /// A byte size: an integer or a string like `"64 KiB"`, `"8MiB"`, `"1G"`.
+    fn size(&mut self, s: &mut Section<'_>, key: &'static str, min: usize, max: usize) -> Option<usize> {
+        let (v, path) = s.get(key)?;
+        let n = match v {
+            Value::Integer(n) => usize::try_from(*n).ok(),
+            Value::String(text) => parse_size(text),
+            _ => None,
+        };
+        match n {
+            Some(n) if (min..=max).contains(&n) => Some(n),
+            Some(n) => {
+                self.error(&path, format!("{n} bytes is out of range ({min}..={max})"));
+                None
+            }
+            None => {
+                self.error(&path, "expected a size in bytes: an integer or a string such as \"64 KiB\"");
+                None
+            }
+        }
+    }
+
+    fn duration(&mut self, s: &mut Section<'_>, key: &'static str, min: Duration) -> Option<Duration> {
+        let text = self.string(s, key)?;
+        let path = s.key_path(key);
+        match humantime::parse_duration(&text) {
+            Ok(d) if d >= min => Some(d),
+            Ok(_) => {
+                self.error(&path, format!("must be at least {}", humantime::format_duration(min)));
+                None
+            }
+            Err(e) => {
+                self.error(&path, format!("{e} (expected a duration such as \"50ms\", \"10m\")"));
+                None
+            }
+        }
+    }
+
+    fn addr(&mut self, s: &mut Section<'_>, key: &'static str) -> Option<SocketAddr> {
+        let text = self.string(s, key)?;
+        match text.parse() {
+            Ok(a) => Some(a),
+            Err(_) => {
+                self.error(&s.key_path(key), format!("{text:?} is not an address such as \"0.0.0.0:5514\" or \"[::]:5514\""));
+                None
+            }
+        }
+    }
+
+    fn format(&mut self, s: &mut Section<'_>) -> Format {
+        let Some(text) = self.string(s, "format") else { return Format::Auto };
+        Format::from_name(&text).unwrap_or_else(|| {
+            self.error(&s.key_path("format"), format!("unknown format {text:?} (one of {})", Format::NAMES.join(", ")));
+            Format::Auto
+        })
+    }
+
+    fn config(&mut self, root: &toml::Table) -> Config {
+        let mut c = Config::default();
+        let mut top = Section { path: String::new(), table: root, used: BTreeSet::new() };
+        if let Some(dir) = self.string(&mut top, "data_dir") {
+            c.data_dir = PathBuf::from(dir);
+        }
+        if let Some((v, path)) = top.get("http") {
+            if let Some(mut s) = self.section(&path, v) {
+                c.http_listen = self.addr(&mut s, "listen").unwrap_or(c.http_listen);
+                self.done(s);
+            }
+        }
+        if let Some((v, path)) = top.get("syslog") {
+            if let Some(mut s) = self.section(&path, v) {
+                c.udp = self.listeners(&mut s, "udp", |r, l, name| r.udp(l, name));
+                c.tcp = self.listeners(&mut s, "tcp", |r, l, name| r.tcp(l, name));
+                self.done(s);
+            }
+        }
+        if let Some((v, path)) = top.get("pipeline") {
+            if let Some(mut s) = self.section(&path, v) {
+                self.pipeline(&mut s, &mut c.pipeline);
+                self.done(s);
+            }
+        }
+        if let Some((v, path)) = top.get("archive") {
+            if let Some(mut s) = self.section(&path, v) {
+                self.archive(&mut s, &mut c.archive);
+                self.done(s);
+            }
+        }
+        self.done(top);
+        self.check_names(&c);
+        c
+    }
+
+    fn listeners<T>(&mut self, s: &mut Section<'_>, key: &'static str, read: impl Fn(&mut Reader, &mut Section<'_>, Arc<str>) -> T) -> Vec<T> {
+        let Some((v, path)) = s.get(key) else { return Vec::new() };
+        let Some(items) = v.as_array() else {
+            self.error(&path, format!("expected an array of tables ([[{path}]]), found {}", v.type_str()));
+            return Vec::new();
+        };
+        let mut out = Vec::new();
+        for (i, item) in items.iter().enumerate() {
+            let item_path = format!("{path}[{i}]");
+            if let Some(mut l) = self.section(&item_path, item) {
+                let name: Arc<str> = self.string(&mut l, "name").unwrap_or_else(|| format!("syslog-{key}-{i}")).into();
+                out.push(read(self, &mut l, name));
+                self.done(l);
+            }
+        }
+        out
+    }
+
+    fn udp(&mut self, l: &mut Section<'_>, name: Arc<str>) -> UdpListener {
+        let mut u = default_udp(name, SocketAddr::from((std::net::Ipv6Addr::UNSPECIFIED, DEFAULT_SYSLOG_PORT)));
+        u.addr = self.addr(l, "listen").unwrap_or(u.addr);
+        u.sockets = self.integer(l, "sockets", 1, 256).map_or(u.sockets, |n| n as usize);
+        u.receive_buffer = self.size(l, "receive_buffer", 4096, 1 << 30).unwrap_or(u.receive_buffer);
+        u.max_message_size = self.size(l, "max_message_size", 64, 65_535).unwrap_or(u.max_message_size);
+        UdpListener { socket: u, format: self.format(l) }
+    }
+
+    fn tcp(&mut self, l: &mut Section<'_>, name: Arc<str>) -> TcpListener {
+        let mut t = default_tcp(name, SocketAddr::from((std::net::Ipv6Addr::UNSPECIFIED, DEFAULT_SYSLOG_PORT)));
+        t.addr = self.addr(l, "listen").unwrap_or(t.addr);
+        t.max_connections = self.integer(l, "max_connections", 1, 1_000_000).map_or(t.max_connections, |n| n as usize);
+        t.idle_timeout = self.duration(l, "idle_timeout", Duration::from_secs(1)).unwrap_or(t.idle_timeout);
+        t.max_message_size = self.size(l, "max_message_size", 64, 16 << 20).unwrap_or(t.max_message_size);
+        if let Some(text) = self.string(l, "framing") {
+            t.framing = match text.as_str() {
+                "auto" => Framing::Auto,
+                "octet-counting" => Framing::OctetCounting,
+                "newline" => Framing::NonTransparent,
+                other => {
+                    self.error(&l.key_path("framing"), format!("unknown framing {other:?} (one of auto, octet-counting, newline)"));
+                    Framing::Auto
+                }
+            };
+        }
+        TcpListener { socket: t, format: self.format(l) }
+    }
+
+    fn pipeline(&mut self, s: &mut Section<'_>, p: &mut PipelineConfig) {
+        if let Some(n) = self.integer(s, "parser_threads", 0, 1024) {
+            p.parser_threads = if n == 0 { default_threads() } else { n as usize };
+        }
+        p.queue_chunks = self.integer(s, "queue_chunks", 1, 1 << 20).map_or(p.queue_chunks, |n| n as usize);
+        p.batch_rows = self.integer(s, "batch_rows", 1, 1 << 20).map_or(p.batch_rows, |n| n as usize);
+        p.batch_bytes = self.size(s, "batch_bytes", 1024, 1 << 30).unwrap_or(p.batch_bytes);
+        p.batch_timeout = self.duration(s, "batch_timeout", Duration::from_millis(1)).unwrap_or(p.batch_timeout);
+        p.sink_queue_batches = self.integer(s, "sink_queue_batches", 1, 4096).map_or(p.sink_queue_batches, |n| n as usize);
+    }
+
+    fn archive(&mut self, s: &mut Section<'_>, a: &mut ArchiveConfig) {
+        a.max_file_size = self.size(s, "max_file_size", 1 << 20, 64 << 30).unwrap_or(a.max_file_size);
+        a.max_file_age = self.duration(s, "max_file_age", Duration::from_secs(1)).unwrap_or(a.max_file_age);
+        a.row_group_rows = self.integer(s, "row_group_rows", 1024, 1 << 24).map_or(a.row_group_rows, |n| n as usize);
+        a.zstd_level = self.integer(s, "zstd_level", 1, 22).map_or(a.zstd_level, |n| n as i32);
+    }
+
+    /// Listener names label metrics and rows, so they must be unique; two listeners of one
+    /// protocol cannot share an address.
+    fn check_names(&mut self, c: &Config) {
+        let mut names = BTreeSet::new();
+        let all = c.udp.iter().map(|u| (&u.socket.name, "udp")).chain(c.tcp.iter().map(|t| (&t.socket.name, "tcp")));
+        for (name, proto) in all {
+            if !names.insert(name.to_string()) {
+                self.error(&format!("syslog.{proto}"), format!("listener name {name:?} is used twice"));
+            }
+        }
+        for (proto, addrs) in [
+            ("udp", c.udp.iter().map(|u| u.socket.addr).collect::<Vec<_>>()),
+            ("tcp", c.tcp.iter().map(|t| t.socket.addr).collect()),
+        ] {
+            for (i, a) in addrs.iter().enumerate() {
+                if a.port() != 0 && addrs[..i].contains(a) {
+                    self.error(&format!("syslog.{proto}[{i}].listen"), format!("{a} is already used by another {proto} listener"));
+                }
+            }
+        }
+    }
+}
+
+/// `"64 KiB"`, `"8MiB"`, `"1G"`, `"512"` → bytes (binary multiples).
+pub fn parse_size(text: &str) -> Option<usize> {
+    let t = text.trim();
+    let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
+    let (num, unit) = t.split_at(split);
+    let n: usize = num.parse().ok()?;
+    let mult: usize = match unit.trim().to_ascii_lowercase().as_str() {
+        "" | "b" => 1,
+        "k" | "kb" | "kib" => 1 << 10,
+        "m" | "mb" | "mib" => 1 << 20,
+        "g" | "gb" | "gib" => 1 << 30,
+        _ => return None,
+    };
+    n.checked_mul(mult)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn empty_config_is_the_embedded_default() {
+        let c = Config::from_toml("").expect("valid");
+        assert_eq!(c.udp.len(), 1);
+        assert_eq!(c.tcp.len(), 1);
+        assert_eq!(c.tcp[0].socket.addr.port(), DEFAULT_SYSLOG_PORT);
+        assert_eq!(c.http_listen, SocketAddr::from(([127, 0, 0, 1], 9300)));
+        assert_eq!(c.archive_dir(), PathBuf::from("data/archive"));
+    }
+
+    #[test]
+    fn every_problem_is_reported_with_its_path() {
+        let text = r#"
+            data_dir = 5
+            colour = "blue"
+            [http]
+            listen = "nowhere"
+            [[syslog.udp]]
+            listen = "127.0.0.1:1"
+            sockets = 0
+            receive_buffer = "lots"
+            [[syslog.tcp]]
+            name = "t"
+            framing = "smoke-signals"
+            idle_timeout = "soon"
+            format = "xml"
+            extra = 1
+            [pipeline]
+            batch_rows = -1
+        "#;
+        let errors = Config::from_toml(text).expect_err("invalid").0;
+        let expect = [
+            "data_dir: expected a string",
+            "colour: unknown key",
+            "http.listen: \"nowhere\" is not an address",
+            "syslog.udp[0].sockets: 0 is out of range",
+            "syslog.udp[0].receive_buffer: expected a size",
+            "syslog.tcp[0].framing: unknown framing",
+            "syslog.tcp[0].idle_timeout:",
+            "syslog.tcp[0].format: unknown format",
+            "syslog.tcp[0].extra: unknown key",
+            "pipeline.batch_rows: -1 is out of range",
+        ];
+        for e in expect {
+            assert!(errors.iter().any(|x| x.starts_with(e)), "missing {e:?} in {errors:#?}");
+        }
+        assert_eq!(errors.len(), expect.len(), "{errors:#?}");
+    }
+
+    #[test]
+    fn syntax_errors_give_line_and_column() {
+        let e = Config::from_toml("a = \n[x").expect_err("syntax").0;
+        assert!(e[0].starts_with("line 2, column 3: "), "{e:?}");
+    }
+
+    #[test]
+    fn duplicate_names_and_addresses_are_rejected() {
+        let text = r#"
+            [[syslog.tcp]]
+            name = "a"
+            listen = "127.0.0.1:6000"
+            [[syslog.tcp]]
+            name = "a"
+            listen = "127.0.0.1:6000"
+        "#;
+        let e = Config::from_toml(text).expect_err("dupes").0;
+        assert_eq!(e.len(), 2, "{e:?}");
+    }
+
+    #[test]
+    fn sizes() {
+        assert_eq!(parse_size("64 KiB"), Some(65_536));
+        assert_eq!(parse_size("8MiB"), Some(8 << 20));
+        assert_eq!(parse_size("12"), Some(12));
+        assert_eq!(parse_size("1 parsec"), None);
+    }
+}

@@ -1,0 +1,223 @@
+//! The spine of Canh: configuration, the pipeline runtime, sinks and the operator endpoint.
+//!
+//! [`Engine::start`] wires the stages of DESIGN.md for one [`config::Config`]:
+//!
+//! ```text
+//! collectors ──RawChunk──▶ parser workers ──Batch──▶ archive sink
+//!  (UDP threads,          (one thread per core,      (one thread; Parquet files)
+//!   TCP tokio tasks)       one queue each)
+//! ```
+//!
+//! Every queue is a bounded crossbeam channel. A full sink queue blocks the parsers; a full
+//! parser queue makes TCP connections stop reading (the sender feels TCP flow control) and makes
+//! UDP receivers drop and count. Shutdown ([`Engine::shutdown`]) runs in stage order: collectors
+//! stop accepting and drain what senders already sent, their queues close, parsers flush their
+//! last batch, the sink completes its files. Nothing in flight is dropped.
+//!
+//! Threads are used for CPU-bound work (parsing, encoding Parquet) and tokio only for network
+//! I/O, so a slow parse never stalls an async worker.
+
+pub mod config;
+pub mod http;
+pub mod pipeline;
+pub mod sink;
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::thread::JoinHandle;
+
+use canh_collectors::{Dispatch, Shutdown, ShutdownTrigger};
+use canh_metrics::Metrics;
+use canh_schema::{Batch, RawChunk};
+use tracing::info;
+
+use crate::config::Config;
+
+/// Why the engine could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    /// A listener or the HTTP endpoint could not bind its address.
+    #[error("cannot listen on {what} {addr}: {source}")]
+    Bind { what: String, addr: SocketAddr, source: std::io::Error },
+    /// The archive could not be opened.
+    #[error("archive: {0}")]
+    Archive(#[from] sink::parquet::ArchiveError),
+    /// A thread or the async runtime could not be created.
+    #[error("runtime: {0}")]
+    Runtime(std::io::Error),
+}
+
+/// The addresses the engine actually listens on (useful when configured with port 0).
+#[derive(Debug, Clone, Default)]
+pub struct Bound {
+    pub udp: Vec<(Arc<str>, SocketAddr)>,
+    pub tcp: Vec<(Arc<str>, SocketAddr)>,
+    pub http: Option<SocketAddr>,
+}
+
+/// A running pipeline.
+pub struct Engine {
+    pub bound: Bound,
+    pub metrics: Metrics,
+    trigger: ShutdownTrigger,
+    runtime: tokio::runtime::Runtime,
+    udp: Vec<canh_collectors::udp::UdpListener>,
+    tcp: Vec<tokio::task::JoinHandle<()>>,
+    parsers: Vec<JoinHandle<()>>,
+    sink: Option<JoinHandle<()>>,
+    http: Option<tokio::task::JoinHandle<std::io::Result<()>>>,
+}
+
+impl std::fmt::Debug for Engine {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Engine").field("bound", &self.bound).finish()
+    }
+}
+
+impl Engine {
+    /// Starts every stage. On error, whatever was started is stopped again.
+    pub fn start(config: &Config, metrics: Metrics) -> Result<Engine, StartError> {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .thread_name("canh-io")
+            .enable_all()
+            .build()
+            .map_err(StartError::Runtime)?;
+        let (trigger, shutdown) = Shutdown::new();
+
+        // Sink first, so batches have somewhere to go.
+        let archive = sink::parquet::ParquetArchive::open(&config.archive_dir(), config.archive.clone(), metrics.clone())?;
+        let (batch_tx, batch_rx) = crossbeam_channel::bounded::<Batch>(config.pipeline.sink_queue_batches);
+        let sink_depth = batch_rx.clone();
+        let m = metrics.clone();
+        let sink = std::thread::Builder::new()
+            .name("canh-archive".into())
+            .spawn(move || sink::parquet::run(archive, batch_rx, m))
+            .map_err(StartError::Runtime)?;
+
+        let formats: HashMap<Arc<str>, canh_parsers::Format> = config
+            .udp
+            .iter()
+            .map(|u| (u.socket.name.clone(), u.format))
+            .chain(config.tcp.iter().map(|t| (t.socket.name.clone(), t.format)))
+            .collect();
+        let formats = Arc::new(formats);
+        let mut queues = Vec::new();
+        let mut queue_depths = Vec::new();
+        let mut parsers = Vec::new();
+        for i in 0..config.pipeline.parser_threads.max(1) {
+            let (tx, rx) = crossbeam_channel::bounded::<RawChunk>(config.pipeline.queue_chunks);
+            queues.push(tx);
+            queue_depths.push(rx.clone());
+            let worker = pipeline::ParserWorker {
+                input: rx,
+                output: batch_tx.clone(),
+                formats: formats.clone(),
+                config: config.pipeline.clone(),
+                metrics: metrics.clone(),
+            };
+            let handle = std::thread::Builder::new()
+                .name(format!("canh-parse-{i}"))
+                .spawn(move || worker.run())
+                .map_err(StartError::Runtime)?;
+            parsers.push(handle);
+        }
+        drop(batch_tx);
+        let dispatch = Dispatch::new(queues);
+
+        let mut engine = Engine {
+            bound: Bound::default(),
+            metrics: metrics.clone(),
+            trigger,
+            runtime,
+            udp: Vec::new(),
+            tcp: Vec::new(),
+            parsers,
+            sink: Some(sink),
+            http: None,
+        };
+        if let Err(e) = engine.start_inputs(config, &dispatch, &shutdown, sink_depth, queue_depths) {
+            drop(dispatch);
+            engine.shutdown();
+            return Err(e);
+        }
+        Ok(engine)
+    }
+
+    fn start_inputs(
+        &mut self,
+        config: &Config,
+        dispatch: &Dispatch,
+        shutdown: &Shutdown,
+        sink_depth: crossbeam_channel::Receiver<Batch>,
+        queue_depths: Vec<crossbeam_channel::Receiver<RawChunk>>,
+    ) -> Result<(), StartError> {
+        for u in &config.udp {
+            let bind_err = |source| StartError::Bind { what: format!("udp listener {:?}", &*u.socket.name), addr: u.socket.addr, source };
+            let listener = canh_collectors::udp::start(&u.socket, dispatch.clone(), shutdown.clone(), self.metrics.clone()).map_err(bind_err)?;
+            info!(listener = %u.socket.name, addr = %listener.local_addr, "listening on udp");
+            self.bound.udp.push((u.socket.name.clone(), listener.local_addr));
+            self.udp.push(listener);
+        }
+        for t in &config.tcp {
+            let bind_err = |source| StartError::Bind { what: format!("tcp listener {:?}", &*t.socket.name), addr: t.socket.addr, source };
+            let listener = {
+                let _guard = self.runtime.enter();
+                canh_collectors::tcp::bind(t.socket.addr).map_err(bind_err)?
+            };
+            let addr = listener.local_addr().map_err(bind_err)?;
+            info!(listener = %t.socket.name, %addr, "listening on tcp");
+            self.bound.tcp.push((t.socket.name.clone(), addr));
+            let task = canh_collectors::tcp::serve(listener, t.socket.clone(), dispatch.clone(), shutdown.clone(), self.metrics.clone());
+            self.tcp.push(self.runtime.spawn(task));
+        }
+        let http_err = |source| StartError::Bind { what: "http endpoint".into(), addr: config.http_listen, source };
+        let listener = self.runtime.block_on(http::bind(config.http_listen)).map_err(http_err)?;
+        let addr = listener.local_addr().map_err(http_err)?;
+        info!(%addr, "metrics and health on http");
+        self.bound.http = Some(addr);
+        let m = self.metrics.clone();
+        let sample: http::Sampler = Arc::new(move || {
+            m.set_channel_depth("parse", queue_depths.iter().map(|q| q.len()).sum());
+            m.set_channel_depth("sink", sink_depth.len());
+        });
+        self.http = Some(self.runtime.spawn(http::serve(listener, self.metrics.clone(), sample)));
+        Ok(())
+    }
+
+    /// Stops accepting, drains every stage in order and completes the archive files.
+    pub fn shutdown(mut self) {
+        info!("shutting down: draining collectors");
+        self.trigger.trigger();
+        for u in std::mem::take(&mut self.udp) {
+            u.join();
+        }
+        for t in std::mem::take(&mut self.tcp) {
+            let _ = self.runtime.block_on(t);
+        }
+        info!("collectors stopped: flushing parsers");
+        for p in std::mem::take(&mut self.parsers) {
+            let _ = p.join();
+        }
+        if let Some(s) = self.sink.take() {
+            let _ = s.join();
+        }
+        if let Some(h) = self.http.take() {
+            h.abort();
+        }
+        info!("archive closed");
+    }
+
+    /// Resolves when SIGTERM or SIGINT arrives.
+    pub fn wait_for_signal(&self) -> std::io::Result<()> {
+        self.runtime.block_on(async {
+            let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+            tokio::select! {
+                _ = term.recv() => info!("SIGTERM received"),
+                r = tokio::signal::ctrl_c() => { r?; info!("SIGINT received") }
+            }
+            Ok(())
+        })
+    }
+}

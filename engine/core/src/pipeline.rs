@@ -1,0 +1,113 @@
+//! The parse stage: worker threads that turn [`RawChunk`]s into batches of the `events` table.
+//!
+//! Each worker owns one input queue (collectors pick the queue, which keeps a TCP connection's
+//! messages in order) and one [`TableBuilder`]. A batch is handed to the sinks when it reaches
+//! the row or byte cap, or when its oldest row has waited `batch_timeout`. Handing on blocks
+//! while the sink queue is full: that is the backpressure that reaches TCP readers.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use canh_metrics::Metrics;
+use canh_parsers::{append_event, Format, Meta, Status};
+use canh_schema::{Batch, RawChunk, Table, TableBuilder};
+use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
+use tracing::error;
+
+use crate::config::PipelineConfig;
+
+/// One parser worker.
+pub struct ParserWorker {
+    pub input: Receiver<RawChunk>,
+    pub output: Sender<Batch>,
+    /// The format of each listener, by listener name.
+    pub formats: Arc<HashMap<Arc<str>, Format>>,
+    pub config: PipelineConfig,
+    pub metrics: Metrics,
+}
+
+/// The last sender's formatted address, reused while consecutive frames share it.
+struct PeerText {
+    addr: Option<SocketAddr>,
+    ip: String,
+    ip_port: String,
+}
+
+impl PeerText {
+    fn update(&mut self, peer: SocketAddr) {
+        if self.addr != Some(peer) {
+            self.addr = Some(peer);
+            self.ip = peer.ip().to_string();
+            self.ip_port = peer.to_string();
+        }
+    }
+}
+
+impl ParserWorker {
+    /// Runs until every collector has dropped its end of the input queue, then flushes.
+    pub fn run(self) {
+        let mut builder = TableBuilder::new(Table::Events, self.config.batch_rows.min(65_536));
+        let mut oldest: Option<Instant> = None;
+        let mut counts = [0u64; 3];
+        let mut peer = PeerText { addr: None, ip: String::new(), ip_port: String::new() };
+        loop {
+            let wait = oldest.map_or(Duration::from_secs(3600), |t| self.config.batch_timeout.saturating_sub(t.elapsed()));
+            match self.input.recv_timeout(wait) {
+                Ok(chunk) => {
+                    let format = self.formats.get(&chunk.listener).copied().unwrap_or_default();
+                    for (bytes, from) in chunk.messages() {
+                        peer.update(from);
+                        let meta = Meta {
+                            received_ns: chunk.received_ns,
+                            listener: &chunk.listener,
+                            input_type: chunk.transport.as_str(),
+                            peer_ip: &peer.ip,
+                            peer_addr: &peer.ip_port,
+                            tz_offset_secs: 0,
+                        };
+                        let status = append_event(&mut builder, bytes, format, &meta);
+                        counts[status as usize] += 1;
+                        oldest.get_or_insert_with(Instant::now);
+                        if builder.rows() >= self.config.batch_rows || builder.bytes() >= self.config.batch_bytes {
+                            self.flush(&mut builder, &mut counts);
+                            oldest = None;
+                        }
+                    }
+                }
+                Err(RecvTimeoutError::Timeout) => {
+                    self.flush(&mut builder, &mut counts);
+                    oldest = None;
+                }
+                Err(RecvTimeoutError::Disconnected) => {
+                    self.flush(&mut builder, &mut counts);
+                    return;
+                }
+            }
+        }
+    }
+
+    fn flush(&self, builder: &mut TableBuilder, counts: &mut [u64; 3]) {
+        for s in Status::ALL {
+            self.metrics.parsed(s.as_str(), counts[s as usize]);
+        }
+        *counts = [0; 3];
+        match builder.finish() {
+            Ok(Some(batch)) => {
+                // Blocks while the sink is behind: backpressure.
+                if self.output.send(batch).is_err() {
+                    error!("sink stopped before the parsers; batch lost");
+                    self.metrics.error("parser", "sink_gone");
+                }
+            }
+            Ok(None) => {}
+            Err(e) => {
+                // A builder that cannot finish is a bug in a parser (a required column left
+                // empty); say so loudly rather than panic.
+                error!(error = %e, "could not build a batch");
+                self.metrics.error("parser", "batch_build");
+            }
+        }
+    }
+}

@@ -1,0 +1,3 @@
+//! Sinks: where finished batches go.
+
+pub mod parquet;

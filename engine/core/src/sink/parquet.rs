@@ -1,0 +1,292 @@
+//! The Parquet archive: `<data_dir>/archive/<table>/date=YYYY-MM-DD/hour=HH/part-….parquet`.
+//!
+//! * Partitions follow the **receive** time of the batch, not the event time: receive time only
+//!   moves forward, so at most one file per table is open, whereas a device with a wrong clock
+//!   would otherwise scatter writes over hundreds of partitions. `@timestamp` is a column for
+//!   queries either way.
+//! * A file is written as `.part-….parquet.tmp` (hidden from Parquet readers, which skip names
+//!   starting with `.`) and renamed when complete, after an `fsync`, so a reader never sees a
+//!   half-written file and a crash leaves no corrupt one. Leftover `.tmp` files from a crash are
+//!   removed at start.
+//! * Files are completed at a size, at an age (so recent data becomes readable), at an hour
+//!   boundary, and at shutdown.
+
+use std::fs::File;
+use std::io::BufWriter;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use canh_metrics::Metrics;
+use canh_schema::{Batch, Table};
+use parquet::arrow::ArrowWriter;
+use parquet::basic::{Compression, ZstdLevel};
+use parquet::file::properties::WriterProperties;
+use tracing::{info, warn};
+
+use crate::config::ArchiveConfig;
+
+/// Why the archive could not write.
+#[derive(Debug, thiserror::Error)]
+pub enum ArchiveError {
+    /// A file system operation failed.
+    #[error("{path}: {source}")]
+    Io { path: PathBuf, source: std::io::Error },
+    /// The Parquet encoder failed.
+    #[error("parquet: {0}")]
+    Parquet(#[from] parquet::errors::ParquetError),
+}
+
+impl ArchiveError {
+    /// Short stable code for metrics.
+    pub fn code(&self) -> &'static str {
+        match self {
+            ArchiveError::Io { .. } => "io",
+            ArchiveError::Parquet(_) => "parquet",
+        }
+    }
+}
+
+fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> ArchiveError + '_ {
+    move |source| ArchiveError::Io { path: path.to_owned(), source }
+}
+
+/// `(date, hour)` of a UTC nanosecond time.
+fn partition_of(ns: i64) -> (String, u32) {
+    let secs = ns.div_euclid(1_000_000_000);
+    let (y, m, d) = canh_parsers::time::civil_from_days(secs.div_euclid(86_400));
+    (format!("{y:04}-{m:02}-{d:02}"), (secs.rem_euclid(86_400) / 3600) as u32)
+}
+
+struct OpenFile {
+    writer: ArrowWriter<BufWriter<File>>,
+    tmp: PathBuf,
+    path: PathBuf,
+    partition: (String, u32),
+    opened: Instant,
+}
+
+/// Writes batches of every table into the archive.
+pub struct ParquetArchive {
+    root: PathBuf,
+    config: ArchiveConfig,
+    props: WriterProperties,
+    open: Vec<(Table, OpenFile)>,
+    seq: u64,
+    metrics: Metrics,
+}
+
+impl ParquetArchive {
+    /// Opens (creates) the archive under `root` and removes temporary files a crash left.
+    pub fn open(root: &Path, config: ArchiveConfig, metrics: Metrics) -> Result<ParquetArchive, ArchiveError> {
+        std::fs::create_dir_all(root).map_err(io_err(root))?;
+        let removed = remove_stale_temporaries(root);
+        if removed > 0 {
+            warn!(files = removed, "removed unfinished archive files left by an earlier crash");
+        }
+        let level = ZstdLevel::try_new(config.zstd_level)?;
+        let props = WriterProperties::builder()
+            .set_compression(Compression::ZSTD(level))
+            .set_max_row_group_row_count(Some(config.row_group_rows.max(1)))
+            .build();
+        Ok(ParquetArchive { root: root.to_owned(), config, props, open: Vec::new(), seq: 0, metrics })
+    }
+
+    /// Appends a batch to its table's open file (starting one when needed).
+    pub fn write(&mut self, batch: &Batch) -> Result<(), ArchiveError> {
+        let partition = partition_of(batch.received_min_ns);
+        let table = batch.table;
+        if let Some(i) = self.open.iter().position(|(t, f)| *t == table && f.partition != partition) {
+            let (t, f) = self.open.swap_remove(i);
+            self.complete(t, f)?;
+        }
+        let idx = match self.open.iter().position(|(t, _)| *t == table) {
+            Some(i) => i,
+            None => {
+                let f = self.start_file(table, partition)?;
+                self.open.push((table, f));
+                self.open.len() - 1
+            }
+        };
+        let file = &mut self.open[idx].1;
+        file.writer.write(&batch.records)?;
+        self.metrics.batch_written("parquet", table.name(), batch.rows() as u64);
+        if file.writer.bytes_written() + file.writer.in_progress_size() >= self.config.max_file_size {
+            let (t, f) = self.open.swap_remove(idx);
+            self.complete(t, f)?;
+        }
+        Ok(())
+    }
+
+    /// Completes files that have been open longer than the configured age.
+    pub fn tick(&mut self) -> Result<(), ArchiveError> {
+        let max_age = self.config.max_file_age;
+        while let Some(i) = self.open.iter().position(|(_, f)| f.opened.elapsed() >= max_age) {
+            let (t, f) = self.open.swap_remove(i);
+            self.complete(t, f)?;
+        }
+        Ok(())
+    }
+
+    /// Completes every open file.
+    pub fn close(&mut self) -> Result<(), ArchiveError> {
+        let mut first_err = None;
+        for (t, f) in std::mem::take(&mut self.open) {
+            if let Err(e) = self.complete(t, f) {
+                first_err.get_or_insert(e);
+            }
+        }
+        first_err.map_or(Ok(()), Err)
+    }
+
+    fn start_file(&mut self, table: Table, partition: (String, u32)) -> Result<OpenFile, ArchiveError> {
+        let dir = self.root.join(table.name()).join(format!("date={}", partition.0)).join(format!("hour={:02}", partition.1));
+        std::fs::create_dir_all(&dir).map_err(io_err(&dir))?;
+        self.seq += 1;
+        let now = canh_schema::raw::now_ns();
+        let (date, _) = partition_of(now);
+        let secs = now.div_euclid(1_000_000_000).rem_euclid(86_400);
+        let name = format!(
+            "part-{}T{:02}{:02}{:02}.{:03}Z-{}-{:06}.parquet",
+            date.replace('-', ""),
+            secs / 3600,
+            secs / 60 % 60,
+            secs % 60,
+            now.rem_euclid(1_000_000_000) / 1_000_000,
+            std::process::id(),
+            self.seq
+        );
+        let path = dir.join(&name);
+        let tmp = dir.join(format!(".{name}.tmp"));
+        let file = File::create(&tmp).map_err(io_err(&tmp))?;
+        let writer = ArrowWriter::try_new(BufWriter::with_capacity(1 << 20, file), table.schema(), Some(self.props.clone()))?;
+        Ok(OpenFile { writer, tmp, path, partition, opened: Instant::now() })
+    }
+
+    fn complete(&mut self, table: Table, f: OpenFile) -> Result<(), ArchiveError> {
+        let buffered = f.writer.into_inner()?;
+        let file = buffered.into_inner().map_err(|e| ArchiveError::Io { path: f.tmp.clone(), source: e.into_error() })?;
+        file.sync_all().map_err(io_err(&f.tmp))?;
+        let bytes = file.metadata().map(|m| m.len()).unwrap_or(0);
+        drop(file);
+        std::fs::rename(&f.tmp, &f.path).map_err(io_err(&f.path))?;
+        if let Some(dir) = f.path.parent() {
+            // Make the rename itself durable.
+            let _ = File::open(dir).and_then(|d| d.sync_all());
+        }
+        self.metrics.file_written(table.name(), bytes);
+        info!(table = table.name(), path = %f.path.display(), bytes, "archive file completed");
+        Ok(())
+    }
+}
+
+/// Removes `.part-*.tmp` files below `root`; returns how many.
+fn remove_stale_temporaries(root: &Path) -> usize {
+    let mut removed = 0;
+    let mut stack = vec![root.to_owned()];
+    while let Some(dir) = stack.pop() {
+        let Ok(entries) = std::fs::read_dir(&dir) else { continue };
+        for entry in entries.flatten() {
+            let path = entry.path();
+            let name = entry.file_name();
+            let name = name.to_string_lossy();
+            if path.is_dir() {
+                stack.push(path);
+            } else if name.starts_with(".part-") && name.ends_with(".tmp") && std::fs::remove_file(&path).is_ok() {
+                removed += 1;
+            }
+        }
+    }
+    removed
+}
+
+/// Runs the archive over a queue of batches until every sender is gone, then completes files.
+pub fn run(mut archive: ParquetArchive, input: crossbeam_channel::Receiver<Batch>, metrics: Metrics) {
+    let tick = Duration::from_millis(500);
+    loop {
+        match input.recv_timeout(tick) {
+            Ok(batch) => {
+                if let Err(e) = archive.write(&batch) {
+                    tracing::error!(error = %e, rows = batch.rows(), "archive write failed; batch lost");
+                    metrics.error("archive", e.code());
+                }
+            }
+            Err(crossbeam_channel::RecvTimeoutError::Timeout) => {}
+            Err(crossbeam_channel::RecvTimeoutError::Disconnected) => break,
+        }
+        if let Err(e) = archive.tick() {
+            tracing::error!(error = %e, "archive rotation failed");
+            metrics.error("archive", e.code());
+        }
+    }
+    if let Err(e) = archive.close() {
+        tracing::error!(error = %e, "archive close failed");
+        metrics.error("archive", e.code());
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use canh_parsers::{append_event, Format, Meta};
+    use canh_schema::TableBuilder;
+
+    fn batch(rows: usize, received_ns: i64) -> Batch {
+        let mut b = TableBuilder::new(Table::Events, rows);
+        let meta = Meta { received_ns, listener: "t", input_type: "tcp", peer_ip: "127.0.0.1", peer_addr: "127.0.0.1:1", tz_offset_secs: 0 };
+        for i in 0..rows {
+            append_event(&mut b, format!("<13>Nov 23 10:00:00 host app[{i}]: hello").as_bytes(), Format::Auto, &meta);
+        }
+        b.finish().ok().flatten().unwrap_or_else(|| unreachable!())
+    }
+
+    fn files(root: &Path) -> Vec<PathBuf> {
+        let mut out = Vec::new();
+        let mut stack = vec![root.to_owned()];
+        while let Some(d) = stack.pop() {
+            for e in std::fs::read_dir(d).into_iter().flatten().flatten() {
+                if e.path().is_dir() {
+                    stack.push(e.path());
+                } else {
+                    out.push(e.path());
+                }
+            }
+        }
+        out.sort();
+        out
+    }
+
+    #[test]
+    fn files_appear_only_when_complete_and_partition_by_hour() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let mut a = ParquetArchive::open(dir.path(), ArchiveConfig::default(), Metrics::new()).expect("open");
+        let t0 = 1_795_428_000_000_000_000; // 2026-11-23T10:00:00Z
+        a.write(&batch(10, t0)).expect("write");
+        let visible: Vec<_> = files(dir.path()).into_iter().filter(|p| !p.file_name().is_some_and(|n| n.to_string_lossy().starts_with('.'))).collect();
+        assert!(visible.is_empty(), "open file must be hidden: {visible:?}");
+        a.write(&batch(5, t0 + 3600 * 1_000_000_000)).expect("next hour");
+        a.close().expect("close");
+        let all = files(dir.path());
+        assert_eq!(all.len(), 2, "{all:?}");
+        assert!(all[0].to_string_lossy().contains("events/date=2026-11-23/hour=10/part-"), "{all:?}");
+        assert!(all[1].to_string_lossy().contains("hour=11"));
+        let rows: usize = all
+            .iter()
+            .map(|p| {
+                let f = File::open(p).expect("open");
+                let r = parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(f).expect("parquet").build().expect("reader");
+                r.map(|b| b.map(|b| b.num_rows()).unwrap_or(0)).sum::<usize>()
+            })
+            .sum();
+        assert_eq!(rows, 15);
+    }
+
+    #[test]
+    fn stale_temporaries_are_removed_on_open() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let p = dir.path().join("events/date=2026-11-23/hour=10");
+        std::fs::create_dir_all(&p).expect("mkdir");
+        std::fs::write(p.join(".part-x.parquet.tmp"), b"half").expect("write");
+        let _a = ParquetArchive::open(dir.path(), ArchiveConfig::default(), Metrics::new()).expect("open");
+        assert!(files(dir.path()).is_empty());
+    }
+}
