@@ -67,7 +67,7 @@ pub struct Meta<'a> {
     pub received_ns: i64,
     pub listener: &'a str,
     pub input_type: &'a str,
-    /// The sender's IP address, formatted (`10.1.2.3`).
+    /// The sender's IP address, formatted (`10.1.2.3`); empty when there is none (stdin).
     pub peer_ip: &'a str,
     /// The sender's address and port, formatted (`10.1.2.3:514`).
     pub peer_addr: &'a str,
@@ -165,10 +165,16 @@ fn write_row(b: &mut TableBuilder, raw: &[u8], line: &[u8], p: &Parsed<'_>, meta
     b.note_received(meta.received_ns);
     b.set_ts(Col::Timestamp, m.timestamp_ns.unwrap_or(meta.received_ns));
     b.set_ts(Col::EventCreated, meta.received_ns);
-    b.set_str(Col::ObserverIp, meta.peer_ip);
-    b.set_str(Col::CanhListener, meta.listener);
-    b.set_str(Col::InputType, meta.input_type);
-    b.set_str(Col::LogSourceAddress, meta.peer_addr);
+    for (col, v) in [
+        (Col::ObserverIp, meta.peer_ip),
+        (Col::CanhListener, meta.listener),
+        (Col::InputType, meta.input_type),
+        (Col::LogSourceAddress, meta.peer_addr),
+    ] {
+        if !v.is_empty() {
+            b.set_str(col, v);
+        }
+    }
     if let Some(pri) = m.priority {
         b.set_uint(Col::LogSyslogPriority, u64::from(pri));
         b.set_uint(Col::LogSyslogFacilityCode, u64::from(pri >> 3));

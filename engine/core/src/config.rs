@@ -119,8 +119,14 @@ impl Default for Config {
         Config {
             data_dir: PathBuf::from("data"),
             http_listen: SocketAddr::from(([127, 0, 0, 1], 9300)),
-            udp: vec![UdpListener { socket: default_udp("syslog-udp".into(), any), format: Format::Auto }],
-            tcp: vec![TcpListener { socket: default_tcp("syslog-tcp".into(), any), format: Format::Auto }],
+            udp: vec![UdpListener {
+                socket: default_udp("syslog-udp".into(), any),
+                format: Format::Auto,
+            }],
+            tcp: vec![TcpListener {
+                socket: default_tcp("syslog-tcp".into(), any),
+                format: Format::Auto,
+            }],
             pipeline: PipelineConfig::default(),
             archive: ArchiveConfig::default(),
         }
@@ -128,7 +134,13 @@ impl Default for Config {
 }
 
 fn default_udp(name: Arc<str>, addr: SocketAddr) -> UdpConfig {
-    UdpConfig { name, addr, sockets: default_threads(), receive_buffer: 8 << 20, max_message_size: 64 * 1024 }
+    UdpConfig {
+        name,
+        addr,
+        sockets: default_threads(),
+        receive_buffer: 8 << 20,
+        max_message_size: 64 * 1024,
+    }
 }
 
 fn default_tcp(name: Arc<str>, addr: SocketAddr) -> TcpConfig {
@@ -151,7 +163,10 @@ impl Config {
     /// Reads and validates a TOML configuration.
     pub fn from_toml(text: &str) -> Result<Config, ConfigErrors> {
         let root: toml::Table = text.parse().map_err(|e: toml::de::Error| {
-            let at = e.span().map(|s| line_col(text, s.start)).unwrap_or_default();
+            let at = e
+                .span()
+                .map(|s| line_col(text, s.start))
+                .unwrap_or_default();
             ConfigErrors(vec![format!("{at}{}", e.message())])
         })?;
         let mut r = Reader::default();
@@ -217,9 +232,16 @@ impl Reader {
 
     fn section<'a>(&mut self, path: &str, v: &'a Value) -> Option<Section<'a>> {
         match v {
-            Value::Table(table) => Some(Section { path: path.to_owned(), table, used: BTreeSet::new() }),
+            Value::Table(table) => Some(Section {
+                path: path.to_owned(),
+                table,
+                used: BTreeSet::new(),
+            }),
             other => {
-                self.error(path, format!("expected a table, found {}", other.type_str()));
+                self.error(
+                    path,
+                    format!("expected a table, found {}", other.type_str()),
+                );
                 None
             }
         }
@@ -230,7 +252,10 @@ impl Reader {
         for key in s.table.keys() {
             if !s.used.contains(key.as_str()) {
                 let known: Vec<&str> = s.used.iter().copied().collect();
-                self.error(&s.key_path(key), format!("unknown key (known keys here: {})", known.join(", ")));
+                self.error(
+                    &s.key_path(key),
+                    format!("unknown key (known keys here: {})", known.join(", ")),
+                );
             }
         }
     }
@@ -246,7 +271,13 @@ impl Reader {
         }
     }
 
-    fn integer(&mut self, s: &mut Section<'_>, key: &'static str, min: i64, max: i64) -> Option<i64> {
+    fn integer(
+        &mut self,
+        s: &mut Section<'_>,
+        key: &'static str,
+        min: i64,
+        max: i64,
+    ) -> Option<i64> {
         let (v, path) = s.get(key)?;
         match v.as_integer() {
             Some(n) if (min..=max).contains(&n) => Some(n),
@@ -255,14 +286,23 @@ impl Reader {
                 None
             }
             None => {
-                self.error(&path, format!("expected an integer, found {}", v.type_str()));
+                self.error(
+                    &path,
+                    format!("expected an integer, found {}", v.type_str()),
+                );
                 None
             }
         }
     }
 
     /// A byte size: an integer or a string like `"64 KiB"`, `"8MiB"`, `"1G"`.
-    fn size(&mut self, s: &mut Section<'_>, key: &'static str, min: usize, max: usize) -> Option<usize> {
+    fn size(
+        &mut self,
+        s: &mut Section<'_>,
+        key: &'static str,
+        min: usize,
+        max: usize,
+    ) -> Option<usize> {
         let (v, path) = s.get(key)?;
         let n = match v {
             Value::Integer(n) => usize::try_from(*n).ok(),
@@ -276,23 +316,37 @@ impl Reader {
                 None
             }
             None => {
-                self.error(&path, "expected a size in bytes: an integer or a string such as \"64 KiB\"");
+                self.error(
+                    &path,
+                    "expected a size in bytes: an integer or a string such as \"64 KiB\"",
+                );
                 None
             }
         }
     }
 
-    fn duration(&mut self, s: &mut Section<'_>, key: &'static str, min: Duration) -> Option<Duration> {
+    fn duration(
+        &mut self,
+        s: &mut Section<'_>,
+        key: &'static str,
+        min: Duration,
+    ) -> Option<Duration> {
         let text = self.string(s, key)?;
         let path = s.key_path(key);
         match humantime::parse_duration(&text) {
             Ok(d) if d >= min => Some(d),
             Ok(_) => {
-                self.error(&path, format!("must be at least {}", humantime::format_duration(min)));
+                self.error(
+                    &path,
+                    format!("must be at least {}", humantime::format_duration(min)),
+                );
                 None
             }
             Err(e) => {
-                self.error(&path, format!("{e} (expected a duration such as \"50ms\", \"10m\")"));
+                self.error(
+                    &path,
+                    format!("{e} (expected a duration such as \"50ms\", \"10m\")"),
+                );
                 None
             }
         }
@@ -303,23 +357,38 @@ impl Reader {
         match text.parse() {
             Ok(a) => Some(a),
             Err(_) => {
-                self.error(&s.key_path(key), format!("{text:?} is not an address such as \"0.0.0.0:5514\" or \"[::]:5514\""));
+                self.error(
+                    &s.key_path(key),
+                    format!("{text:?} is not an address such as \"0.0.0.0:5514\" or \"[::]:5514\""),
+                );
                 None
             }
         }
     }
 
     fn format(&mut self, s: &mut Section<'_>) -> Format {
-        let Some(text) = self.string(s, "format") else { return Format::Auto };
+        let Some(text) = self.string(s, "format") else {
+            return Format::Auto;
+        };
         Format::from_name(&text).unwrap_or_else(|| {
-            self.error(&s.key_path("format"), format!("unknown format {text:?} (one of {})", Format::NAMES.join(", ")));
+            self.error(
+                &s.key_path("format"),
+                format!(
+                    "unknown format {text:?} (one of {})",
+                    Format::NAMES.join(", ")
+                ),
+            );
             Format::Auto
         })
     }
 
     fn config(&mut self, root: &toml::Table) -> Config {
         let mut c = Config::default();
-        let mut top = Section { path: String::new(), table: root, used: BTreeSet::new() };
+        let mut top = Section {
+            path: String::new(),
+            table: root,
+            used: BTreeSet::new(),
+        };
         if let Some(dir) = self.string(&mut top, "data_dir") {
             c.data_dir = PathBuf::from(dir);
         }
@@ -353,17 +422,33 @@ impl Reader {
         c
     }
 
-    fn listeners<T>(&mut self, s: &mut Section<'_>, key: &'static str, read: impl Fn(&mut Reader, &mut Section<'_>, Arc<str>) -> T) -> Vec<T> {
-        let Some((v, path)) = s.get(key) else { return Vec::new() };
+    fn listeners<T>(
+        &mut self,
+        s: &mut Section<'_>,
+        key: &'static str,
+        read: impl Fn(&mut Reader, &mut Section<'_>, Arc<str>) -> T,
+    ) -> Vec<T> {
+        let Some((v, path)) = s.get(key) else {
+            return Vec::new();
+        };
         let Some(items) = v.as_array() else {
-            self.error(&path, format!("expected an array of tables ([[{path}]]), found {}", v.type_str()));
+            self.error(
+                &path,
+                format!(
+                    "expected an array of tables ([[{path}]]), found {}",
+                    v.type_str()
+                ),
+            );
             return Vec::new();
         };
         let mut out = Vec::new();
         for (i, item) in items.iter().enumerate() {
             let item_path = format!("{path}[{i}]");
             if let Some(mut l) = self.section(&item_path, item) {
-                let name: Arc<str> = self.string(&mut l, "name").unwrap_or_else(|| format!("syslog-{key}-{i}")).into();
+                let name: Arc<str> = self
+                    .string(&mut l, "name")
+                    .unwrap_or_else(|| format!("syslog-{key}-{i}"))
+                    .into();
                 out.push(read(self, &mut l, name));
                 self.done(l);
             }
@@ -372,69 +457,131 @@ impl Reader {
     }
 
     fn udp(&mut self, l: &mut Section<'_>, name: Arc<str>) -> UdpListener {
-        let mut u = default_udp(name, SocketAddr::from((std::net::Ipv6Addr::UNSPECIFIED, DEFAULT_SYSLOG_PORT)));
+        let mut u = default_udp(
+            name,
+            SocketAddr::from((std::net::Ipv6Addr::UNSPECIFIED, DEFAULT_SYSLOG_PORT)),
+        );
         u.addr = self.addr(l, "listen").unwrap_or(u.addr);
-        u.sockets = self.integer(l, "sockets", 1, 256).map_or(u.sockets, |n| n as usize);
-        u.receive_buffer = self.size(l, "receive_buffer", 4096, 1 << 30).unwrap_or(u.receive_buffer);
-        u.max_message_size = self.size(l, "max_message_size", 64, 65_535).unwrap_or(u.max_message_size);
-        UdpListener { socket: u, format: self.format(l) }
+        u.sockets = self
+            .integer(l, "sockets", 1, 256)
+            .map_or(u.sockets, |n| n as usize);
+        u.receive_buffer = self
+            .size(l, "receive_buffer", 4096, 1 << 30)
+            .unwrap_or(u.receive_buffer);
+        u.max_message_size = self
+            .size(l, "max_message_size", 64, 65_535)
+            .unwrap_or(u.max_message_size);
+        UdpListener {
+            socket: u,
+            format: self.format(l),
+        }
     }
 
     fn tcp(&mut self, l: &mut Section<'_>, name: Arc<str>) -> TcpListener {
-        let mut t = default_tcp(name, SocketAddr::from((std::net::Ipv6Addr::UNSPECIFIED, DEFAULT_SYSLOG_PORT)));
+        let mut t = default_tcp(
+            name,
+            SocketAddr::from((std::net::Ipv6Addr::UNSPECIFIED, DEFAULT_SYSLOG_PORT)),
+        );
         t.addr = self.addr(l, "listen").unwrap_or(t.addr);
-        t.max_connections = self.integer(l, "max_connections", 1, 1_000_000).map_or(t.max_connections, |n| n as usize);
-        t.idle_timeout = self.duration(l, "idle_timeout", Duration::from_secs(1)).unwrap_or(t.idle_timeout);
-        t.max_message_size = self.size(l, "max_message_size", 64, 16 << 20).unwrap_or(t.max_message_size);
+        t.max_connections = self
+            .integer(l, "max_connections", 1, 1_000_000)
+            .map_or(t.max_connections, |n| n as usize);
+        t.idle_timeout = self
+            .duration(l, "idle_timeout", Duration::from_secs(1))
+            .unwrap_or(t.idle_timeout);
+        t.max_message_size = self
+            .size(l, "max_message_size", 64, 16 << 20)
+            .unwrap_or(t.max_message_size);
         if let Some(text) = self.string(l, "framing") {
             t.framing = match text.as_str() {
                 "auto" => Framing::Auto,
                 "octet-counting" => Framing::OctetCounting,
                 "newline" => Framing::NonTransparent,
                 other => {
-                    self.error(&l.key_path("framing"), format!("unknown framing {other:?} (one of auto, octet-counting, newline)"));
+                    self.error(
+                        &l.key_path("framing"),
+                        format!("unknown framing {other:?} (one of auto, octet-counting, newline)"),
+                    );
                     Framing::Auto
                 }
             };
         }
-        TcpListener { socket: t, format: self.format(l) }
+        TcpListener {
+            socket: t,
+            format: self.format(l),
+        }
     }
 
     fn pipeline(&mut self, s: &mut Section<'_>, p: &mut PipelineConfig) {
         if let Some(n) = self.integer(s, "parser_threads", 0, 1024) {
-            p.parser_threads = if n == 0 { default_threads() } else { n as usize };
+            p.parser_threads = if n == 0 {
+                default_threads()
+            } else {
+                n as usize
+            };
         }
-        p.queue_chunks = self.integer(s, "queue_chunks", 1, 1 << 20).map_or(p.queue_chunks, |n| n as usize);
-        p.batch_rows = self.integer(s, "batch_rows", 1, 1 << 20).map_or(p.batch_rows, |n| n as usize);
-        p.batch_bytes = self.size(s, "batch_bytes", 1024, 1 << 30).unwrap_or(p.batch_bytes);
-        p.batch_timeout = self.duration(s, "batch_timeout", Duration::from_millis(1)).unwrap_or(p.batch_timeout);
-        p.sink_queue_batches = self.integer(s, "sink_queue_batches", 1, 4096).map_or(p.sink_queue_batches, |n| n as usize);
+        p.queue_chunks = self
+            .integer(s, "queue_chunks", 1, 1 << 20)
+            .map_or(p.queue_chunks, |n| n as usize);
+        p.batch_rows = self
+            .integer(s, "batch_rows", 1, 1 << 20)
+            .map_or(p.batch_rows, |n| n as usize);
+        p.batch_bytes = self
+            .size(s, "batch_bytes", 1024, 1 << 30)
+            .unwrap_or(p.batch_bytes);
+        p.batch_timeout = self
+            .duration(s, "batch_timeout", Duration::from_millis(1))
+            .unwrap_or(p.batch_timeout);
+        p.sink_queue_batches = self
+            .integer(s, "sink_queue_batches", 1, 4096)
+            .map_or(p.sink_queue_batches, |n| n as usize);
     }
 
     fn archive(&mut self, s: &mut Section<'_>, a: &mut ArchiveConfig) {
-        a.max_file_size = self.size(s, "max_file_size", 1 << 20, 64 << 30).unwrap_or(a.max_file_size);
-        a.max_file_age = self.duration(s, "max_file_age", Duration::from_secs(1)).unwrap_or(a.max_file_age);
-        a.row_group_rows = self.integer(s, "row_group_rows", 1024, 1 << 24).map_or(a.row_group_rows, |n| n as usize);
-        a.zstd_level = self.integer(s, "zstd_level", 1, 22).map_or(a.zstd_level, |n| n as i32);
+        a.max_file_size = self
+            .size(s, "max_file_size", 1 << 20, 64 << 30)
+            .unwrap_or(a.max_file_size);
+        a.max_file_age = self
+            .duration(s, "max_file_age", Duration::from_secs(1))
+            .unwrap_or(a.max_file_age);
+        a.row_group_rows = self
+            .integer(s, "row_group_rows", 1024, 1 << 24)
+            .map_or(a.row_group_rows, |n| n as usize);
+        a.zstd_level = self
+            .integer(s, "zstd_level", 1, 22)
+            .map_or(a.zstd_level, |n| n as i32);
     }
 
     /// Listener names label metrics and rows, so they must be unique; two listeners of one
     /// protocol cannot share an address.
     fn check_names(&mut self, c: &Config) {
         let mut names = BTreeSet::new();
-        let all = c.udp.iter().map(|u| (&u.socket.name, "udp")).chain(c.tcp.iter().map(|t| (&t.socket.name, "tcp")));
+        let all = c
+            .udp
+            .iter()
+            .map(|u| (&u.socket.name, "udp"))
+            .chain(c.tcp.iter().map(|t| (&t.socket.name, "tcp")));
         for (name, proto) in all {
             if !names.insert(name.to_string()) {
-                self.error(&format!("syslog.{proto}"), format!("listener name {name:?} is used twice"));
+                self.error(
+                    &format!("syslog.{proto}"),
+                    format!("listener name {name:?} is used twice"),
+                );
             }
         }
         for (proto, addrs) in [
-            ("udp", c.udp.iter().map(|u| u.socket.addr).collect::<Vec<_>>()),
+            (
+                "udp",
+                c.udp.iter().map(|u| u.socket.addr).collect::<Vec<_>>(),
+            ),
             ("tcp", c.tcp.iter().map(|t| t.socket.addr).collect()),
         ] {
             for (i, a) in addrs.iter().enumerate() {
                 if a.port() != 0 && addrs[..i].contains(a) {
-                    self.error(&format!("syslog.{proto}[{i}].listen"), format!("{a} is already used by another {proto} listener"));
+                    self.error(
+                        &format!("syslog.{proto}[{i}].listen"),
+                        format!("{a} is already used by another {proto} listener"),
+                    );
                 }
             }
         }
@@ -505,7 +652,10 @@ mod tests {
             "pipeline.batch_rows: -1 is out of range",
         ];
         for e in expect {
-            assert!(errors.iter().any(|x| x.starts_with(e)), "missing {e:?} in {errors:#?}");
+            assert!(
+                errors.iter().any(|x| x.starts_with(e)),
+                "missing {e:?} in {errors:#?}"
+            );
         }
         assert_eq!(errors.len(), expect.len(), "{errors:#?}");
     }

@@ -21,7 +21,10 @@ struct AppState {
 
 async fn metrics(State(s): State<AppState>) -> impl IntoResponse {
     (s.sample)();
-    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], s.metrics.render())
+    (
+        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
+        s.metrics.render(),
+    )
 }
 
 async fn healthz() -> &'static str {
@@ -34,10 +37,17 @@ pub async fn bind(addr: SocketAddr) -> std::io::Result<tokio::net::TcpListener> 
 }
 
 /// Serves until the task is dropped.
-pub async fn serve(listener: tokio::net::TcpListener, metrics_: Metrics, sample: Sampler) -> std::io::Result<()> {
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    metrics_: Metrics,
+    sample: Sampler,
+) -> std::io::Result<()> {
     let app = Router::new()
         .route("/metrics", get(metrics))
         .route("/healthz", get(healthz))
-        .with_state(AppState { metrics: metrics_, sample });
+        .with_state(AppState {
+            metrics: metrics_,
+            sample,
+        });
     axum::serve(listener, app).await
 }

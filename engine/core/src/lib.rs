@@ -19,6 +19,7 @@
 
 pub mod config;
 pub mod http;
+pub mod json;
 pub mod pipeline;
 pub mod sink;
 
@@ -39,7 +40,11 @@ use crate::config::Config;
 pub enum StartError {
     /// A listener or the HTTP endpoint could not bind its address.
     #[error("cannot listen on {what} {addr}: {source}")]
-    Bind { what: String, addr: SocketAddr, source: std::io::Error },
+    Bind {
+        what: String,
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
     /// The archive could not be opened.
     #[error("archive: {0}")]
     Archive(#[from] sink::parquet::ArchiveError),
@@ -71,7 +76,9 @@ pub struct Engine {
 
 impl std::fmt::Debug for Engine {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Engine").field("bound", &self.bound).finish()
+        f.debug_struct("Engine")
+            .field("bound", &self.bound)
+            .finish()
     }
 }
 
@@ -87,8 +94,13 @@ impl Engine {
         let (trigger, shutdown) = Shutdown::new();
 
         // Sink first, so batches have somewhere to go.
-        let archive = sink::parquet::ParquetArchive::open(&config.archive_dir(), config.archive.clone(), metrics.clone())?;
-        let (batch_tx, batch_rx) = crossbeam_channel::bounded::<Batch>(config.pipeline.sink_queue_batches);
+        let archive = sink::parquet::ParquetArchive::open(
+            &config.archive_dir(),
+            config.archive.clone(),
+            metrics.clone(),
+        )?;
+        let (batch_tx, batch_rx) =
+            crossbeam_channel::bounded::<Batch>(config.pipeline.sink_queue_batches);
         let sink_depth = batch_rx.clone();
         let m = metrics.clone();
         let sink = std::thread::Builder::new()
@@ -137,7 +149,8 @@ impl Engine {
             sink: Some(sink),
             http: None,
         };
-        if let Err(e) = engine.start_inputs(config, &dispatch, &shutdown, sink_depth, queue_depths) {
+        if let Err(e) = engine.start_inputs(config, &dispatch, &shutdown, sink_depth, queue_depths)
+        {
             drop(dispatch);
             engine.shutdown();
             return Err(e);
@@ -154,14 +167,30 @@ impl Engine {
         queue_depths: Vec<crossbeam_channel::Receiver<RawChunk>>,
     ) -> Result<(), StartError> {
         for u in &config.udp {
-            let bind_err = |source| StartError::Bind { what: format!("udp listener {:?}", &*u.socket.name), addr: u.socket.addr, source };
-            let listener = canh_collectors::udp::start(&u.socket, dispatch.clone(), shutdown.clone(), self.metrics.clone()).map_err(bind_err)?;
+            let bind_err = |source| StartError::Bind {
+                what: format!("udp listener {:?}", &*u.socket.name),
+                addr: u.socket.addr,
+                source,
+            };
+            let listener = canh_collectors::udp::start(
+                &u.socket,
+                dispatch.clone(),
+                shutdown.clone(),
+                self.metrics.clone(),
+            )
+            .map_err(bind_err)?;
             info!(listener = %u.socket.name, addr = %listener.local_addr, "listening on udp");
-            self.bound.udp.push((u.socket.name.clone(), listener.local_addr));
+            self.bound
+                .udp
+                .push((u.socket.name.clone(), listener.local_addr));
             self.udp.push(listener);
         }
         for t in &config.tcp {
-            let bind_err = |source| StartError::Bind { what: format!("tcp listener {:?}", &*t.socket.name), addr: t.socket.addr, source };
+            let bind_err = |source| StartError::Bind {
+                what: format!("tcp listener {:?}", &*t.socket.name),
+                addr: t.socket.addr,
+                source,
+            };
             let listener = {
                 let _guard = self.runtime.enter();
                 canh_collectors::tcp::bind(t.socket.addr).map_err(bind_err)?
@@ -169,11 +198,24 @@ impl Engine {
             let addr = listener.local_addr().map_err(bind_err)?;
             info!(listener = %t.socket.name, %addr, "listening on tcp");
             self.bound.tcp.push((t.socket.name.clone(), addr));
-            let task = canh_collectors::tcp::serve(listener, t.socket.clone(), dispatch.clone(), shutdown.clone(), self.metrics.clone());
+            let task = canh_collectors::tcp::serve(
+                listener,
+                t.socket.clone(),
+                dispatch.clone(),
+                shutdown.clone(),
+                self.metrics.clone(),
+            );
             self.tcp.push(self.runtime.spawn(task));
         }
-        let http_err = |source| StartError::Bind { what: "http endpoint".into(), addr: config.http_listen, source };
-        let listener = self.runtime.block_on(http::bind(config.http_listen)).map_err(http_err)?;
+        let http_err = |source| StartError::Bind {
+            what: "http endpoint".into(),
+            addr: config.http_listen,
+            source,
+        };
+        let listener = self
+            .runtime
+            .block_on(http::bind(config.http_listen))
+            .map_err(http_err)?;
         let addr = listener.local_addr().map_err(http_err)?;
         info!(%addr, "metrics and health on http");
         self.bound.http = Some(addr);
@@ -182,7 +224,10 @@ impl Engine {
             m.set_channel_depth("parse", queue_depths.iter().map(|q| q.len()).sum());
             m.set_channel_depth("sink", sink_depth.len());
         });
-        self.http = Some(self.runtime.spawn(http::serve(listener, self.metrics.clone(), sample)));
+        self.http = Some(
+            self.runtime
+                .spawn(http::serve(listener, self.metrics.clone(), sample)),
+        );
         Ok(())
     }
 
@@ -212,7 +257,8 @@ impl Engine {
     /// Resolves when SIGTERM or SIGINT arrives.
     pub fn wait_for_signal(&self) -> std::io::Result<()> {
         self.runtime.block_on(async {
-            let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+            let mut term =
+                tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
             tokio::select! {
                 _ = term.recv() => info!("SIGTERM received"),
                 r = tokio::signal::ctrl_c() => { r?; info!("SIGINT received") }

@@ -51,12 +51,22 @@ impl ParserWorker {
         let mut builder = TableBuilder::new(Table::Events, self.config.batch_rows.min(65_536));
         let mut oldest: Option<Instant> = None;
         let mut counts = [0u64; 3];
-        let mut peer = PeerText { addr: None, ip: String::new(), ip_port: String::new() };
+        let mut peer = PeerText {
+            addr: None,
+            ip: String::new(),
+            ip_port: String::new(),
+        };
         loop {
-            let wait = oldest.map_or(Duration::from_secs(3600), |t| self.config.batch_timeout.saturating_sub(t.elapsed()));
+            let wait = oldest.map_or(Duration::from_secs(3600), |t| {
+                self.config.batch_timeout.saturating_sub(t.elapsed())
+            });
             match self.input.recv_timeout(wait) {
                 Ok(chunk) => {
-                    let format = self.formats.get(&chunk.listener).copied().unwrap_or_default();
+                    let format = self
+                        .formats
+                        .get(&chunk.listener)
+                        .copied()
+                        .unwrap_or_default();
                     for (bytes, from) in chunk.messages() {
                         peer.update(from);
                         let meta = Meta {
@@ -70,7 +80,9 @@ impl ParserWorker {
                         let status = append_event(&mut builder, bytes, format, &meta);
                         counts[status as usize] += 1;
                         oldest.get_or_insert_with(Instant::now);
-                        if builder.rows() >= self.config.batch_rows || builder.bytes() >= self.config.batch_bytes {
+                        if builder.rows() >= self.config.batch_rows
+                            || builder.bytes() >= self.config.batch_bytes
+                        {
                             self.flush(&mut builder, &mut counts);
                             oldest = None;
                         }

@@ -30,7 +30,10 @@ use crate::config::ArchiveConfig;
 pub enum ArchiveError {
     /// A file system operation failed.
     #[error("{path}: {source}")]
-    Io { path: PathBuf, source: std::io::Error },
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     /// The Parquet encoder failed.
     #[error("parquet: {0}")]
     Parquet(#[from] parquet::errors::ParquetError),
@@ -47,14 +50,20 @@ impl ArchiveError {
 }
 
 fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> ArchiveError + '_ {
-    move |source| ArchiveError::Io { path: path.to_owned(), source }
+    move |source| ArchiveError::Io {
+        path: path.to_owned(),
+        source,
+    }
 }
 
 /// `(date, hour)` of a UTC nanosecond time.
 fn partition_of(ns: i64) -> (String, u32) {
     let secs = ns.div_euclid(1_000_000_000);
     let (y, m, d) = canh_parsers::time::civil_from_days(secs.div_euclid(86_400));
-    (format!("{y:04}-{m:02}-{d:02}"), (secs.rem_euclid(86_400) / 3600) as u32)
+    (
+        format!("{y:04}-{m:02}-{d:02}"),
+        (secs.rem_euclid(86_400) / 3600) as u32,
+    )
 }
 
 struct OpenFile {
@@ -77,25 +86,43 @@ pub struct ParquetArchive {
 
 impl ParquetArchive {
     /// Opens (creates) the archive under `root` and removes temporary files a crash left.
-    pub fn open(root: &Path, config: ArchiveConfig, metrics: Metrics) -> Result<ParquetArchive, ArchiveError> {
+    pub fn open(
+        root: &Path,
+        config: ArchiveConfig,
+        metrics: Metrics,
+    ) -> Result<ParquetArchive, ArchiveError> {
         std::fs::create_dir_all(root).map_err(io_err(root))?;
         let removed = remove_stale_temporaries(root);
         if removed > 0 {
-            warn!(files = removed, "removed unfinished archive files left by an earlier crash");
+            warn!(
+                files = removed,
+                "removed unfinished archive files left by an earlier crash"
+            );
         }
         let level = ZstdLevel::try_new(config.zstd_level)?;
         let props = WriterProperties::builder()
             .set_compression(Compression::ZSTD(level))
             .set_max_row_group_row_count(Some(config.row_group_rows.max(1)))
             .build();
-        Ok(ParquetArchive { root: root.to_owned(), config, props, open: Vec::new(), seq: 0, metrics })
+        Ok(ParquetArchive {
+            root: root.to_owned(),
+            config,
+            props,
+            open: Vec::new(),
+            seq: 0,
+            metrics,
+        })
     }
 
     /// Appends a batch to its table's open file (starting one when needed).
     pub fn write(&mut self, batch: &Batch) -> Result<(), ArchiveError> {
         let partition = partition_of(batch.received_min_ns);
         let table = batch.table;
-        if let Some(i) = self.open.iter().position(|(t, f)| *t == table && f.partition != partition) {
+        if let Some(i) = self
+            .open
+            .iter()
+            .position(|(t, f)| *t == table && f.partition != partition)
+        {
             let (t, f) = self.open.swap_remove(i);
             self.complete(t, f)?;
         }
@@ -109,8 +136,10 @@ impl ParquetArchive {
         };
         let file = &mut self.open[idx].1;
         file.writer.write(&batch.records)?;
-        self.metrics.batch_written("parquet", table.name(), batch.rows() as u64);
-        if file.writer.bytes_written() + file.writer.in_progress_size() >= self.config.max_file_size {
+        self.metrics
+            .batch_written("parquet", table.name(), batch.rows() as u64);
+        if file.writer.bytes_written() + file.writer.in_progress_size() >= self.config.max_file_size
+        {
             let (t, f) = self.open.swap_remove(idx);
             self.complete(t, f)?;
         }
@@ -120,7 +149,11 @@ impl ParquetArchive {
     /// Completes files that have been open longer than the configured age.
     pub fn tick(&mut self) -> Result<(), ArchiveError> {
         let max_age = self.config.max_file_age;
-        while let Some(i) = self.open.iter().position(|(_, f)| f.opened.elapsed() >= max_age) {
+        while let Some(i) = self
+            .open
+            .iter()
+            .position(|(_, f)| f.opened.elapsed() >= max_age)
+        {
             let (t, f) = self.open.swap_remove(i);
             self.complete(t, f)?;
         }
@@ -138,8 +171,16 @@ impl ParquetArchive {
         first_err.map_or(Ok(()), Err)
     }
 
-    fn start_file(&mut self, table: Table, partition: (String, u32)) -> Result<OpenFile, ArchiveError> {
-        let dir = self.root.join(table.name()).join(format!("date={}", partition.0)).join(format!("hour={:02}", partition.1));
+    fn start_file(
+        &mut self,
+        table: Table,
+        partition: (String, u32),
+    ) -> Result<OpenFile, ArchiveError> {
+        let dir = self
+            .root
+            .join(table.name())
+            .join(format!("date={}", partition.0))
+            .join(format!("hour={:02}", partition.1));
         std::fs::create_dir_all(&dir).map_err(io_err(&dir))?;
         self.seq += 1;
         let now = canh_schema::raw::now_ns();
@@ -158,13 +199,26 @@ impl ParquetArchive {
         let path = dir.join(&name);
         let tmp = dir.join(format!(".{name}.tmp"));
         let file = File::create(&tmp).map_err(io_err(&tmp))?;
-        let writer = ArrowWriter::try_new(BufWriter::with_capacity(1 << 20, file), table.schema(), Some(self.props.clone()))?;
-        Ok(OpenFile { writer, tmp, path, partition, opened: Instant::now() })
+        let writer = ArrowWriter::try_new(
+            BufWriter::with_capacity(1 << 20, file),
+            table.schema(),
+            Some(self.props.clone()),
+        )?;
+        Ok(OpenFile {
+            writer,
+            tmp,
+            path,
+            partition,
+            opened: Instant::now(),
+        })
     }
 
     fn complete(&mut self, table: Table, f: OpenFile) -> Result<(), ArchiveError> {
         let buffered = f.writer.into_inner()?;
-        let file = buffered.into_inner().map_err(|e| ArchiveError::Io { path: f.tmp.clone(), source: e.into_error() })?;
+        let file = buffered.into_inner().map_err(|e| ArchiveError::Io {
+            path: f.tmp.clone(),
+            source: e.into_error(),
+        })?;
         file.sync_all().map_err(io_err(&f.tmp))?;
         let bytes = file.metadata().map(|m| m.len()).unwrap_or(0);
         drop(file);
@@ -184,14 +238,19 @@ fn remove_stale_temporaries(root: &Path) -> usize {
     let mut removed = 0;
     let mut stack = vec![root.to_owned()];
     while let Some(dir) = stack.pop() {
-        let Ok(entries) = std::fs::read_dir(&dir) else { continue };
+        let Ok(entries) = std::fs::read_dir(&dir) else {
+            continue;
+        };
         for entry in entries.flatten() {
             let path = entry.path();
             let name = entry.file_name();
             let name = name.to_string_lossy();
             if path.is_dir() {
                 stack.push(path);
-            } else if name.starts_with(".part-") && name.ends_with(".tmp") && std::fs::remove_file(&path).is_ok() {
+            } else if name.starts_with(".part-")
+                && name.ends_with(".tmp")
+                && std::fs::remove_file(&path).is_ok()
+            {
                 removed += 1;
             }
         }
@@ -200,7 +259,11 @@ fn remove_stale_temporaries(root: &Path) -> usize {
 }
 
 /// Runs the archive over a queue of batches until every sender is gone, then completes files.
-pub fn run(mut archive: ParquetArchive, input: crossbeam_channel::Receiver<Batch>, metrics: Metrics) {
+pub fn run(
+    mut archive: ParquetArchive,
+    input: crossbeam_channel::Receiver<Batch>,
+    metrics: Metrics,
+) {
     let tick = Duration::from_millis(500);
     loop {
         match input.recv_timeout(tick) {
@@ -232,9 +295,21 @@ mod tests {
 
     fn batch(rows: usize, received_ns: i64) -> Batch {
         let mut b = TableBuilder::new(Table::Events, rows);
-        let meta = Meta { received_ns, listener: "t", input_type: "tcp", peer_ip: "127.0.0.1", peer_addr: "127.0.0.1:1", tz_offset_secs: 0 };
+        let meta = Meta {
+            received_ns,
+            listener: "t",
+            input_type: "tcp",
+            peer_ip: "127.0.0.1",
+            peer_addr: "127.0.0.1:1",
+            tz_offset_secs: 0,
+        };
         for i in 0..rows {
-            append_event(&mut b, format!("<13>Nov 23 10:00:00 host app[{i}]: hello").as_bytes(), Format::Auto, &meta);
+            append_event(
+                &mut b,
+                format!("<13>Nov 23 10:00:00 host app[{i}]: hello").as_bytes(),
+                Format::Auto,
+                &meta,
+            );
         }
         b.finish().ok().flatten().unwrap_or_else(|| unreachable!())
     }
@@ -258,23 +333,40 @@ mod tests {
     #[test]
     fn files_appear_only_when_complete_and_partition_by_hour() {
         let dir = tempfile::tempdir().expect("tmp");
-        let mut a = ParquetArchive::open(dir.path(), ArchiveConfig::default(), Metrics::new()).expect("open");
+        let mut a = ParquetArchive::open(dir.path(), ArchiveConfig::default(), Metrics::new())
+            .expect("open");
         let t0 = 1_795_428_000_000_000_000; // 2026-11-23T10:00:00Z
         a.write(&batch(10, t0)).expect("write");
-        let visible: Vec<_> = files(dir.path()).into_iter().filter(|p| !p.file_name().is_some_and(|n| n.to_string_lossy().starts_with('.'))).collect();
+        let visible: Vec<_> = files(dir.path())
+            .into_iter()
+            .filter(|p| {
+                !p.file_name()
+                    .is_some_and(|n| n.to_string_lossy().starts_with('.'))
+            })
+            .collect();
         assert!(visible.is_empty(), "open file must be hidden: {visible:?}");
-        a.write(&batch(5, t0 + 3600 * 1_000_000_000)).expect("next hour");
+        a.write(&batch(5, t0 + 3600 * 1_000_000_000))
+            .expect("next hour");
         a.close().expect("close");
         let all = files(dir.path());
         assert_eq!(all.len(), 2, "{all:?}");
-        assert!(all[0].to_string_lossy().contains("events/date=2026-11-23/hour=10/part-"), "{all:?}");
+        assert!(
+            all[0]
+                .to_string_lossy()
+                .contains("events/date=2026-11-23/hour=10/part-"),
+            "{all:?}"
+        );
         assert!(all[1].to_string_lossy().contains("hour=11"));
         let rows: usize = all
             .iter()
             .map(|p| {
                 let f = File::open(p).expect("open");
-                let r = parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(f).expect("parquet").build().expect("reader");
-                r.map(|b| b.map(|b| b.num_rows()).unwrap_or(0)).sum::<usize>()
+                let r = parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(f)
+                    .expect("parquet")
+                    .build()
+                    .expect("reader");
+                r.map(|b| b.map(|b| b.num_rows()).unwrap_or(0))
+                    .sum::<usize>()
             })
             .sum();
         assert_eq!(rows, 15);
@@ -286,7 +378,8 @@ mod tests {
         let p = dir.path().join("events/date=2026-11-23/hour=10");
         std::fs::create_dir_all(&p).expect("mkdir");
         std::fs::write(p.join(".part-x.parquet.tmp"), b"half").expect("write");
-        let _a = ParquetArchive::open(dir.path(), ArchiveConfig::default(), Metrics::new()).expect("open");
+        let _a = ParquetArchive::open(dir.path(), ArchiveConfig::default(), Metrics::new())
+            .expect("open");
         assert!(files(dir.path()).is_empty());
     }
 }

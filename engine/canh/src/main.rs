@@ -1,0 +1,166 @@
+//! The `canh` binary: thin glue over `canh-core`.
+
+use std::io::{BufRead, IsTerminal, Write};
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::Context;
+use canh_core::config::Config;
+use canh_core::Engine;
+use canh_metrics::Metrics;
+use canh_parsers::{append_event, Format, Meta};
+use canh_schema::{Table, TableBuilder};
+use clap::{Parser, Subcommand, ValueEnum};
+
+/// Canh: collect, parse, archive and detect on syslog from a government WAN.
+#[derive(Parser)]
+#[command(version, about)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the pipeline: syslog in, Parquet archive out (defaults need no config file).
+    Serve {
+        /// TOML configuration file (see deploy/canh.toml).
+        #[arg(long, short)]
+        config: Option<PathBuf>,
+        /// Where the archive and other state live (overrides `data_dir`).
+        #[arg(long)]
+        data_dir: Option<PathBuf>,
+    },
+    /// Parse lines from stdin and print one normalised event per line as JSON.
+    Parse {
+        /// Which parser reads the lines; a named format is strict.
+        #[arg(long, value_enum, default_value_t = FormatArg::Auto)]
+        format: FormatArg,
+    },
+    /// Configuration tools.
+    Config {
+        #[command(subcommand)]
+        command: ConfigCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum ConfigCommand {
+    /// Check a configuration file and report every problem at once.
+    Check { file: PathBuf },
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum FormatArg {
+    Auto,
+    Rfc5424,
+    Rfc3164,
+}
+
+impl From<FormatArg> for Format {
+    fn from(f: FormatArg) -> Format {
+        match f {
+            FormatArg::Auto => Format::Auto,
+            FormatArg::Rfc5424 => Format::Rfc5424,
+            FormatArg::Rfc3164 => Format::Rfc3164,
+        }
+    }
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
+        )
+        .init();
+    let result = match cli.command {
+        Command::Serve { config, data_dir } => serve(config, data_dir),
+        Command::Parse { format } => parse(format.into()),
+        Command::Config {
+            command: ConfigCommand::Check { file },
+        } => config_check(&file),
+    };
+    match result {
+        Ok(code) => code,
+        Err(e) => {
+            tracing::error!("{e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Reads the configuration, or reports every problem and returns `None`.
+fn load_config(path: Option<&PathBuf>) -> Option<Config> {
+    let Some(path) = path else {
+        return Some(Config::default());
+    };
+    match Config::from_file(path) {
+        Ok(c) => Some(c),
+        Err(errors) => {
+            let mut err = std::io::stderr().lock();
+            let _ = writeln!(err, "{}: {} problem(s):", path.display(), errors.0.len());
+            for e in &errors.0 {
+                let _ = writeln!(err, "  {e}");
+            }
+            None
+        }
+    }
+}
+
+fn serve(config: Option<PathBuf>, data_dir: Option<PathBuf>) -> anyhow::Result<ExitCode> {
+    let Some(mut config) = load_config(config.as_ref()) else {
+        return Ok(ExitCode::from(2));
+    };
+    if let Some(dir) = data_dir {
+        config.data_dir = dir;
+    }
+    let engine = Engine::start(&config, Metrics::new()).context("cannot start")?;
+    tracing::info!(data_dir = %config.data_dir.display(), "canh is running; SIGTERM or Ctrl-C stops it");
+    engine.wait_for_signal().context("waiting for a signal")?;
+    engine.shutdown();
+    Ok(ExitCode::SUCCESS)
+}
+
+fn config_check(file: &PathBuf) -> anyhow::Result<ExitCode> {
+    if load_config(Some(file)).is_none() {
+        return Ok(ExitCode::from(2));
+    }
+    writeln!(std::io::stdout(), "{}: ok", file.display())?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Lines per batch in `canh parse`: output appears in order every this many lines.
+const PARSE_BATCH: usize = 1024;
+
+fn parse(format: Format) -> anyhow::Result<ExitCode> {
+    let stdin = std::io::stdin().lock();
+    let mut out = std::io::BufWriter::new(std::io::stdout().lock());
+    let mut builder = TableBuilder::new(Table::Events, PARSE_BATCH);
+    let mut lines = stdin.split(b'\n').peekable();
+    while lines.peek().is_some() {
+        for line in lines.by_ref().take(PARSE_BATCH) {
+            let line = line.context("reading stdin")?;
+            let meta = Meta {
+                received_ns: canh_schema::raw::now_ns(),
+                listener: "stdin",
+                input_type: "file",
+                peer_ip: "",
+                peer_addr: "",
+                tz_offset_secs: 0,
+            };
+            append_event(&mut builder, &line, format, &meta);
+        }
+        if let Some(batch) = builder.finish()? {
+            for row in 0..batch.rows() {
+                let obj = canh_core::json::row_to_json(Table::Events, &batch.records, row);
+                serde_json::to_writer(&mut out, &obj)?;
+                out.write_all(b"\n")?;
+            }
+        }
+        out.flush()?;
+    }
+    Ok(ExitCode::SUCCESS)
+}
