@@ -681,6 +681,22 @@ mod tests {
     }
 
     #[test]
+    fn the_documented_example_parses_and_matches_the_defaults() {
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../deploy/canh.toml");
+        let c = Config::from_file(&path).expect("deploy/canh.toml is valid");
+        let d = Config::default();
+        assert_eq!(c.data_dir, PathBuf::from("./data"));
+        assert_eq!(c.http_listen, d.http_listen);
+        assert_eq!(c.udp[0].socket.addr, d.udp[0].socket.addr);
+        assert_eq!(c.tcp[0].socket.addr, d.tcp[0].socket.addr);
+        assert_eq!(c.tcp[0].socket.idle_timeout, d.tcp[0].socket.idle_timeout);
+        assert_eq!(c.pipeline.batch_rows, d.pipeline.batch_rows);
+        assert_eq!(c.pipeline.batch_timeout, d.pipeline.batch_timeout);
+        assert_eq!(c.archive.max_file_size, d.archive.max_file_size);
+        assert_eq!(c.archive.max_file_age, d.archive.max_file_age);
+    }
+
+    #[test]
     fn sizes() {
         assert_eq!(parse_size("64 KiB"), Some(65_536));
         assert_eq!(parse_size("8MiB"), Some(8 << 20));
