@@ -469,7 +469,7 @@ impl Reader {
             .size(l, "receive_buffer", 4096, 1 << 30)
             .unwrap_or(u.receive_buffer);
         u.max_message_size = self
-            .size(l, "max_message_size", 64, 65_535)
+            .size(l, "max_message_size", 64, 65_536)
             .unwrap_or(u.max_message_size);
         UdpListener {
             socket: u,
