@@ -19,7 +19,7 @@ impl Rng {
         Rng(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1)
     }
 
-    pub fn next(&mut self) -> u64 {
+    pub fn next_u64(&mut self) -> u64 {
         self.0 ^= self.0 >> 12;
         self.0 ^= self.0 << 25;
         self.0 ^= self.0 >> 27;
@@ -27,7 +27,7 @@ impl Rng {
     }
 
     pub fn below(&mut self, n: u64) -> u64 {
-        self.next() % n.max(1)
+        self.next_u64() % n.max(1)
     }
 }
 
@@ -67,7 +67,7 @@ impl Mix {
     }
 
     fn ip(&mut self, private: bool) -> String {
-        let r = self.rng.next();
+        let r = self.rng.next_u64();
         if private {
             format!(
                 "10.{}.{}.{}",
@@ -97,7 +97,7 @@ impl Mix {
                 let action = ["accept", "deny", "close", "timeout"][self.rng.below(4) as usize];
                 let msg = format!(
                     "date=2026-11-23 time=10:{:02}:{:02} devname=\"FGT-{}\" devid=\"FG100F{:07}\" logid=\"0000000013\" type=\"traffic\" subtype=\"forward\" level=\"notice\" vd=\"root\" srcip={src} srcport={sport} srcintf=\"port1\" dstip={dst} dstport={dport} dstintf=\"wan1\" sessionid={} proto=6 action=\"{action}\" policyid={} service=\"HTTPS\" sentbyte={} rcvdbyte={} sentpkt={} rcvdpkt={}",
-                    self.rng.below(60), self.rng.below(60), self.rng.below(300), self.rng.below(10_000_000), self.rng.next() % 100_000_000,
+                    self.rng.below(60), self.rng.below(60), self.rng.below(300), self.rng.below(10_000_000), self.rng.next_u64() % 100_000_000,
                     self.rng.below(200), self.rng.below(1_000_000), self.rng.below(10_000_000), self.rng.below(5000), self.rng.below(9000)
                 );
                 (189, HOSTS[0], "fortigate", None, msg)
@@ -114,7 +114,7 @@ impl Mix {
                     1 => format!(
                         "Accepted publickey for {user} from {ip} port {} ssh2: RSA SHA256:x{}",
                         1024 + self.rng.below(60_000),
-                        self.rng.next()
+                        self.rng.next_u64()
                     ),
                     2 => format!(
                         "Invalid user {user}{} from {ip} port {}",

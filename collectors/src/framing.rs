@@ -112,7 +112,7 @@ impl Framer {
             .take_while(|b| b.is_ascii_digit())
             .count();
         match rest.get(digits) {
-            None if digits < 11 => return None,
+            None if digits < 11 => None,
             Some(b' ') if digits > 0 && digits <= 10 && rest[0] != b'0' => {
                 let len: usize = rest[..digits]
                     .iter()

@@ -2,6 +2,8 @@
 //! RFC 3164 cases must parse to the expected fields; invalid RFC 5424 cases must be rejected by
 //! the strict parser. Skips (with a note) where the corpus folder is absent.
 
+#![allow(clippy::print_stderr)]
+
 use std::path::PathBuf;
 
 use canh_parsers::syslog::{rfc3164, rfc5424, Syslog};

@@ -1,0 +1,267 @@
+//! Runs the real `canh` binary for end-to-end tests: on loopback, ephemeral ports, a private
+//! data folder; never left running (killed on drop), never waited on without a deadline.
+
+#![allow(dead_code, clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::fs::File;
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use arrow::record_batch::RecordBatch;
+use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+use parquet::arrow::ProjectionMask;
+
+pub const CANH: &str = env!("CARGO_BIN_EXE_canh");
+
+/// A running `canh serve`.
+pub struct Canh {
+    child: Option<Child>,
+    pub tcp: SocketAddr,
+    pub udp: SocketAddr,
+    pub http: SocketAddr,
+    pub data: PathBuf,
+    log: Arc<Mutex<String>>,
+}
+
+/// A test configuration: every listener on 127.0.0.1 port 0; `extra` is appended.
+pub fn config(data: &Path, extra: &str) -> String {
+    format!(
+        r#"data_dir = "{}"
+[http]
+listen = "127.0.0.1:0"
+[[syslog.udp]]
+name = "udp"
+listen = "127.0.0.1:0"
+sockets = 2
+[[syslog.tcp]]
+name = "tcp"
+listen = "127.0.0.1:0"
+{extra}
+"#,
+        data.display()
+    )
+}
+
+fn addr_after(line: &str, marker: &str) -> Option<SocketAddr> {
+    if !line.contains(marker) {
+        return None;
+    }
+    line.split_whitespace()
+        .find_map(|w| w.strip_prefix("addr="))
+        .and_then(|a| a.parse().ok())
+}
+
+impl Canh {
+    /// Starts `canh serve` with the test configuration and waits until it listens.
+    pub fn start(data: &Path, extra: &str) -> Canh {
+        std::fs::create_dir_all(data).unwrap();
+        let cfg = data.join("canh-test.toml");
+        std::fs::write(&cfg, config(data, extra)).unwrap();
+        let mut child = Command::new(CANH)
+            .args(["serve", "--config"])
+            .arg(&cfg)
+            .env("RUST_LOG", "info")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let stderr = child.stderr.take().unwrap();
+        let log = Arc::new(Mutex::new(String::new()));
+        let (tx, rx) = std::sync::mpsc::channel();
+        let log2 = log.clone();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                log2.lock().unwrap().push_str(&format!("{line}\n"));
+                let _ = tx.send(line);
+            }
+        });
+        let (mut tcp, mut udp, mut http) = (None, None, None);
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while tcp.is_none() || udp.is_none() || http.is_none() {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match rx.recv_timeout(left) {
+                Ok(line) => {
+                    tcp = tcp.or(addr_after(&line, "listening on tcp"));
+                    udp = udp.or(addr_after(&line, "listening on udp"));
+                    http = http.or(addr_after(&line, "metrics and health on http"));
+                }
+                Err(_) => {
+                    let _ = child.kill();
+                    panic!("canh did not start:\n{}", log.lock().unwrap());
+                }
+            }
+        }
+        Canh {
+            child: Some(child),
+            tcp: tcp.unwrap(),
+            udp: udp.unwrap(),
+            http: http.unwrap(),
+            data: data.to_owned(),
+            log,
+        }
+    }
+
+    pub fn log(&self) -> String {
+        self.log.lock().unwrap().clone()
+    }
+
+    /// GET a path of the HTTP endpoint; returns the body.
+    pub fn get(&self, path: &str) -> String {
+        let mut s = TcpStream::connect(self.http).unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        write!(
+            s,
+            "GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+        )
+        .unwrap();
+        let mut out = String::new();
+        s.read_to_string(&mut out).unwrap();
+        out.split_once("\r\n\r\n")
+            .map(|(_, b)| b.to_owned())
+            .unwrap_or_default()
+    }
+
+    /// The value of one metric sample (`name{labels}`), 0 when absent.
+    pub fn metric(&self, sample: &str) -> u64 {
+        self.get("/metrics")
+            .lines()
+            .find_map(|l| {
+                l.strip_prefix(sample)
+                    .and_then(|v| v.trim().parse::<f64>().ok())
+            })
+            .map_or(0, |v| v as u64)
+    }
+
+    fn signal(&self, sig: i32) {
+        let pid = self.child.as_ref().unwrap().id() as i32;
+        // SAFETY: sending a signal to our own child process.
+        unsafe { libc::kill(pid, sig) };
+    }
+
+    /// SIGTERM, then wait (at most 120 s) for the exit status.
+    pub fn stop(mut self) -> ExitStatus {
+        self.signal(libc::SIGTERM);
+        let status = self.wait(Duration::from_secs(120));
+        status.unwrap_or_else(|| panic!("canh did not exit after SIGTERM:\n{}", self.log()))
+    }
+
+    /// SIGKILL, as a crash.
+    pub fn kill9(mut self) {
+        self.signal(libc::SIGKILL);
+        let _ = self.wait(Duration::from_secs(30));
+    }
+
+    fn wait(&mut self, limit: Duration) -> Option<ExitStatus> {
+        let deadline = Instant::now() + limit;
+        let child = self.child.as_mut()?;
+        loop {
+            if let Ok(Some(status)) = child.try_wait() {
+                self.child = None;
+                return Some(status);
+            }
+            if Instant::now() > deadline {
+                let _ = child.kill();
+                return None;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+impl Drop for Canh {
+    fn drop(&mut self) {
+        if let Some(c) = self.child.as_mut() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+/// Completed (visible) Parquet files of a table, in name order (= creation order).
+pub fn parquet_files(data: &Path, table: &str) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    let mut stack = vec![data.join("archive").join(table)];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(d).into_iter().flatten().flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                stack.push(p);
+            } else if p.extension().is_some_and(|x| x == "parquet")
+                && !e.file_name().to_string_lossy().starts_with('.')
+            {
+                out.push(p);
+            }
+        }
+    }
+    out.sort_by_key(|p| p.file_name().map(|n| n.to_owned()));
+    out
+}
+
+/// Files below the archive whose names mark them unfinished.
+pub fn temporary_files(data: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    let mut stack = vec![data.join("archive")];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(d).into_iter().flatten().flatten() {
+            if e.path().is_dir() {
+                stack.push(e.path());
+            } else if e.file_name().to_string_lossy().ends_with(".tmp") {
+                out.push(e.path());
+            }
+        }
+    }
+    out
+}
+
+/// Reads every row of the events archive (optionally only some columns), file by file in order.
+pub fn read_events(data: &Path, columns: Option<&[&str]>) -> Vec<RecordBatch> {
+    let mut out = Vec::new();
+    for path in parquet_files(data, "events") {
+        let builder = ParquetRecordBatchReaderBuilder::try_new(File::open(&path).unwrap()).unwrap();
+        let builder = match columns {
+            Some(cols) => {
+                let mask = ProjectionMask::columns(builder.parquet_schema(), cols.iter().copied());
+                builder.with_projection(mask)
+            }
+            None => builder,
+        };
+        for b in builder.build().unwrap() {
+            out.push(b.unwrap());
+        }
+    }
+    out
+}
+
+/// Rows of the archive as JSON objects keyed by stored column name (small archives only).
+pub fn rows_as_json(data: &Path) -> Vec<serde_json::Value> {
+    let table = canh_schema::Table::Events;
+    let mut rows = Vec::new();
+    for b in read_events(data, None) {
+        for i in 0..b.num_rows() {
+            let obj = canh_core::json::row_to_json(table, &b, i);
+            let by_column: serde_json::Map<String, serde_json::Value> = obj
+                .into_iter()
+                .map(|(k, v)| (canh_schema::fields::column_name(&k), v))
+                .collect();
+            rows.push(serde_json::Value::Object(by_column));
+        }
+    }
+    rows
+}
+
+/// Waits until `cond` holds (polling), at most `limit`.
+pub fn eventually(limit: Duration, mut cond: impl FnMut() -> bool) -> bool {
+    let deadline = Instant::now() + limit;
+    while Instant::now() < deadline {
+        if cond() {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    cond()
+}
