@@ -1,0 +1,30 @@
+#!/usr/bin/env bash
+# Installs what building and testing Canh needs on a fresh Debian 12 machine; does nothing
+# when everything is already there. Run as root (or with sudo available).
+set -euo pipefail
+
+SUDO=""
+if [ "$(id -u)" != 0 ] && command -v sudo >/dev/null; then SUDO="sudo"; fi
+
+# Debian packages: a C toolchain for -sys crates, logger (bsdutils) for the end-to-end tests,
+# python3 + pip for pyarrow, curl for health checks.
+need=()
+command -v cc >/dev/null || need+=(build-essential)
+command -v logger >/dev/null || need+=(bsdutils)
+command -v python3 >/dev/null || need+=(python3)
+python3 -m pip --version >/dev/null 2>&1 || need+=(python3-pip)
+command -v curl >/dev/null || need+=(curl)
+command -v pkg-config >/dev/null || need+=(pkg-config)
+if [ ${#need[@]} -gt 0 ]; then
+  echo "deps: installing Debian packages: ${need[*]}" >&2
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
+fi
+
+# pyarrow: an independent reader of the Parquet archive, used by the end-to-end tests.
+if ! python3 -c 'import pyarrow' 2>/dev/null; then
+  echo "deps: installing pyarrow" >&2
+  python3 -m pip install -q pyarrow 2>/dev/null || python3 -m pip install -q --break-system-packages pyarrow
+fi
+
+command -v cargo >/dev/null || { echo "deps: cargo (Rust toolchain) is required" >&2; exit 1; }
