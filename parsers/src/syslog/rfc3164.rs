@@ -10,12 +10,17 @@
 //! rsyslog and syslog-ng forward). A leading `*` or `.` (Cisco: clock not or once synchronised)
 //! and a Cisco sequence number (`123: `) are skipped.
 //!
-//! Year: when the timestamp has none, the year is the one that puts the event closest to the
-//! receive time, so a `Dec 31` line received on 1 January lands in the old year.
+//! Year: when the timestamp has none, it is the latest year that does not put the event more than
+//! a week after the receive time: a `Dec 31` line received on 1 January (or on 23 November) lands
+//! in the old year, a `Jan 1` line received at 23:59 on 31 December in the new one.
 //! Zone: when the timestamp has none, `tz_offset_secs` applies (UTC unless configured).
 
 use super::{parse_pri, ErrorKind, Syslog, SyslogError};
 use crate::time::{month_from_abbrev, year_of, Civil, NS_PER_SEC};
+
+/// How far after the receive time a year-less timestamp may lie (device clocks run ahead a bit;
+/// further than this, the event is taken to be from the year before).
+const FUTURE_TOLERANCE_NS: i64 = 7 * 86_400 * NS_PER_SEC;
 
 /// How to read the parts RFC 3164 leaves unspecified.
 #[derive(Debug, Clone, Copy)]
@@ -310,12 +315,17 @@ fn timestamp<'a>(s: &'a [u8], opts: &Options) -> Option<(i64, &'a [u8])> {
         }
         None => {
             let y = year_of(opts.received_ns);
-            [y - 1, y, y + 1]
-                .into_iter()
-                .map(civil_for)
-                .filter(Civil::is_valid)
-                .map(|c| c.to_unix_ns(offset))
-                .min_by_key(|ns| (ns - opts.received_ns).unsigned_abs())?
+            let limit = opts.received_ns.saturating_add(FUTURE_TOLERANCE_NS);
+            let candidates = [y + 1, y, y - 1].map(civil_for);
+            let mut valid = candidates
+                .iter()
+                .filter(|c| c.is_valid())
+                .map(|c| c.to_unix_ns(offset));
+            // Logs arrive late (buffered, replayed) far more often than early.
+            valid
+                .clone()
+                .find(|&ns| ns <= limit)
+                .or_else(|| valid.next_back())?
         }
     };
     Some((ns, d.0))
@@ -402,6 +412,26 @@ mod tests {
         let o = lenient(ns(2026, 12, 31, 23, 59, 0));
         let (m, _) = parse(b"<13>Jan  1 00:00:10 h a: x", &o).expect("ok");
         assert_eq!(m.timestamp_ns, Some(ns(2027, 1, 1, 0, 0, 10)));
+        let o = lenient(ns(2026, 11, 23, 12, 0, 0));
+        let (m, _) = parse(b"<13>Dec 31 23:59:59 h a: x", &o).expect("ok");
+        assert_eq!(
+            m.timestamp_ns,
+            Some(ns(2025, 12, 31, 23, 59, 59)),
+            "late, not 38 days early"
+        );
+        let (m, _) = parse(b"<13>Nov 25 10:00:00 h a: x", &o).expect("ok");
+        assert_eq!(
+            m.timestamp_ns,
+            Some(ns(2026, 11, 25, 10, 0, 0)),
+            "a clock two days fast"
+        );
+        let o = lenient(ns(2028, 3, 1, 0, 0, 0));
+        let (m, _) = parse(b"<13>Feb 29 10:00:00 h a: x", &o).expect("ok");
+        assert_eq!(
+            m.timestamp_ns,
+            Some(ns(2028, 2, 29, 10, 0, 0)),
+            "leap day in a leap year"
+        );
     }
 
     #[test]
