@@ -6,6 +6,8 @@
 //! `CANH_BLESS=1 cargo test -p canh-core --test golden_parsers` rewrites the expected files; read
 //! the diff before committing it.
 
+#![allow(clippy::expect_used)]
+
 use std::path::{Path, PathBuf};
 
 use canh_parsers::{append_event, Format, Meta};
