@@ -29,13 +29,14 @@ enum Column {
 }
 
 impl Column {
-    fn new(ty: FieldType, rows: usize) -> Column {
+    /// A builder with room for `rows` values and `bytes` of text before it reallocates.
+    fn new(ty: FieldType, rows: usize, bytes: usize) -> Column {
         match ty {
             FieldType::Timestamp => {
                 Column::Ts(TimestampNanosecondBuilder::with_capacity(rows).with_timezone("UTC"))
             }
-            FieldType::Str => Column::Str(StringBuilder::with_capacity(rows, rows * 8)),
-            FieldType::Bytes => Column::Bytes(BinaryBuilder::new()),
+            FieldType::Str => Column::Str(StringBuilder::with_capacity(rows, bytes)),
+            FieldType::Bytes => Column::Bytes(BinaryBuilder::with_capacity(rows, bytes)),
             FieldType::U8 => Column::U8(UInt8Builder::with_capacity(rows)),
             FieldType::U16 => Column::U16(UInt16Builder::with_capacity(rows)),
             FieldType::U32 => Column::U32(UInt32Builder::with_capacity(rows)),
@@ -49,21 +50,32 @@ impl Column {
         }
     }
 
-    fn append_null(&mut self) {
+    fn append_nulls(&mut self, n: usize) {
         match self {
-            Column::Ts(b) => b.append_null(),
-            Column::Str(b) => b.append_null(),
-            Column::Bytes(b) => b.append_null(),
-            Column::U8(b) => b.append_null(),
-            Column::U16(b) => b.append_null(),
-            Column::U32(b) => b.append_null(),
-            Column::U64(b) => b.append_null(),
-            Column::List(b) => b.append(false),
+            Column::Ts(b) => b.append_nulls(n),
+            Column::Str(b) => b.append_nulls(n),
+            Column::Bytes(b) => b.append_nulls(n),
+            Column::U8(b) => b.append_nulls(n),
+            Column::U16(b) => b.append_nulls(n),
+            Column::U32(b) => b.append_nulls(n),
+            Column::U64(b) => b.append_nulls(n),
+            Column::List(b) => (0..n).for_each(|_| b.append(false)),
             // A map with no entries is stored as an empty map, not null: readers then need no
             // null checks to look up a key.
-            Column::Map(b) => {
+            Column::Map(b) => (0..n).for_each(|_| {
                 let _ = b.append(true);
-            }
+            }),
+        }
+    }
+
+    /// Bytes of text or binary values the column held (not its capacity), to size the next
+    /// builder.
+    fn data_bytes(array: &dyn arrow::array::Array) -> usize {
+        use arrow::array::AsArray;
+        match array.data_type() {
+            arrow::datatypes::DataType::Utf8 => array.as_string::<i32>().values().len(),
+            arrow::datatypes::DataType::Binary => array.as_binary::<i32>().values().len(),
+            _ => 0,
         }
     }
 
@@ -97,8 +109,16 @@ impl Column {
 pub struct TableBuilder {
     table: Table,
     columns: Vec<Column>,
-    /// Which columns the current row has set.
-    set: Vec<bool>,
+    /// Values (nulls included) appended to each column. A column lags behind `rows` while
+    /// rows leave it unset; it is padded with nulls in one step when next set, or at finish,
+    /// so unset columns cost nothing per row. `rows + 1` means: set in the current row.
+    filled: Vec<usize>,
+    /// List and map columns that have an open entry in the current row.
+    nested_open: Vec<usize>,
+    /// Rows the builders are sized for: the largest batch so far. After each batch the builders
+    /// are re-created with that many rows and the text bytes the last batch used, so a batch
+    /// does not regrow (and re-copy) its buffers.
+    capacity_rows: usize,
     rows: usize,
     /// Approximate payload bytes appended since the last finish, for batch byte caps.
     bytes: usize,
@@ -148,13 +168,15 @@ impl TableBuilder {
         let columns: Vec<Column> = table
             .fields()
             .iter()
-            .map(|f| Column::new(f.ty, rows))
+            .map(|f| Column::new(f.ty, rows, rows * 8))
             .collect();
         let n = columns.len();
         TableBuilder {
             table,
             columns,
-            set: vec![false; n],
+            filled: vec![0; n],
+            nested_open: Vec::new(),
+            capacity_rows: rows,
             rows: 0,
             bytes: 0,
             received_min_ns: i64::MAX,
@@ -182,13 +204,29 @@ impl TableBuilder {
         self.received_max_ns = self.received_max_ns.max(ns);
     }
 
+    /// The column, padded up to the current row, if the current row has not set it yet.
     #[inline]
     fn claim(&mut self, i: usize) -> Option<&mut Column> {
-        let seen = self.set.get_mut(i)?;
-        if *seen {
+        let filled = self.filled.get_mut(i)?;
+        if *filled > self.rows {
             return None;
         }
-        *seen = true;
+        let lag = self.rows - *filled;
+        *filled = self.rows + 1;
+        let c = self.columns.get_mut(i)?;
+        if lag > 0 {
+            c.append_nulls(lag);
+        }
+        Some(c)
+    }
+
+    /// Like [`Self::claim`] for list and map columns, which take several values per row.
+    fn claim_nested(&mut self, i: usize) -> Option<&mut Column> {
+        let filled = *self.filled.get(i)?;
+        if filled <= self.rows {
+            self.claim(i)?;
+            self.nested_open.push(i);
+        }
         self.columns.get_mut(i)
     }
 
@@ -241,17 +279,14 @@ impl TableBuilder {
             Column::U16(b) => b.append_option(u16::try_from(v).ok()),
             Column::U32(b) => b.append_option(u32::try_from(v).ok()),
             Column::U64(b) => b.append_value(v),
-            other => other.append_null(),
+            other => other.append_nulls(1),
         }
         self.bytes += 8;
     }
 
     /// Appends a value to a list column of the current row.
     pub fn push_list(&mut self, col: impl ColumnIndex, v: &str) {
-        let i = col.index();
-        if let (Some(seen), Some(Column::List(b))) = (self.set.get_mut(i), self.columns.get_mut(i))
-        {
-            *seen = true;
+        if let Some(Column::List(b)) = self.claim_nested(col.index()) {
             b.values().append_value(v);
             self.bytes += v.len();
         }
@@ -259,23 +294,19 @@ impl TableBuilder {
 
     /// Inserts an entry into a map column of the current row (a `None` value is stored null).
     pub fn insert_map(&mut self, col: impl ColumnIndex, k: &str, v: Option<&str>) {
-        let i = col.index();
-        if let (Some(seen), Some(Column::Map(b))) = (self.set.get_mut(i), self.columns.get_mut(i)) {
-            *seen = true;
+        if let Some(Column::Map(b)) = self.claim_nested(col.index()) {
             b.keys().append_value(k);
             b.values().append_option(v);
             self.bytes += k.len() + v.map_or(0, str::len);
         }
     }
 
-    /// Finishes the current row: every column not set gets a null.
+    /// Finishes the current row: columns it did not set are null (padded lazily).
+    #[inline]
     pub fn end_row(&mut self) {
-        for (seen, c) in self.set.iter_mut().zip(self.columns.iter_mut()) {
-            if *seen {
+        for i in self.nested_open.drain(..) {
+            if let Some(c) = self.columns.get_mut(i) {
                 c.close_nested();
-                *seen = false;
-            } else {
-                c.append_null();
             }
         }
         self.rows += 1;
@@ -287,7 +318,25 @@ impl TableBuilder {
         if self.rows == 0 {
             return Ok(None);
         }
+        let rows = self.rows;
+        for (c, filled) in self.columns.iter_mut().zip(self.filled.iter_mut()) {
+            if *filled < rows {
+                c.append_nulls(rows - *filled);
+            }
+            *filled = 0;
+        }
         let arrays: Vec<ArrayRef> = self.columns.iter_mut().map(Column::finish).collect();
+        // Start the next batch's builders at this batch's size (plus a quarter).
+        self.capacity_rows = self.capacity_rows.max(rows);
+        for ((c, f), a) in self
+            .columns
+            .iter_mut()
+            .zip(self.table.fields())
+            .zip(&arrays)
+        {
+            let used = Column::data_bytes(a.as_ref());
+            *c = Column::new(f.ty, self.capacity_rows, used + used / 4);
+        }
         let records = RecordBatch::try_new(self.table.schema(), arrays)?;
         let batch = crate::Batch {
             table: self.table,
