@@ -39,18 +39,18 @@ use crate::config::Config;
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {
     /// A listener or the HTTP endpoint could not bind its address.
-    #[error("cannot listen on {what} {addr}: {source}")]
+    #[error("cannot listen on {what} {addr}")]
     Bind {
         what: String,
         addr: SocketAddr,
         source: std::io::Error,
     },
     /// The archive could not be opened.
-    #[error("archive: {0}")]
+    #[error("archive")]
     Archive(#[from] sink::parquet::ArchiveError),
     /// A thread or the async runtime could not be created.
-    #[error("runtime: {0}")]
-    Runtime(std::io::Error),
+    #[error("runtime")]
+    Runtime(#[source] std::io::Error),
 }
 
 /// The addresses the engine actually listens on (useful when configured with port 0).

@@ -29,15 +29,22 @@ use crate::config::ArchiveConfig;
 /// Why the archive could not write.
 #[derive(Debug, thiserror::Error)]
 pub enum ArchiveError {
-    /// A file system operation failed.
-    #[error("{path}: {source}")]
+    /// A file system operation failed. (The cause is part of the message, not a `source`, so
+    /// logs and error chains show it once.)
+    #[error("{path}: {error}")]
     Io {
         path: PathBuf,
-        source: std::io::Error,
+        error: std::io::Error,
     },
     /// The Parquet encoder failed.
-    #[error("parquet: {0}")]
-    Parquet(#[from] parquet::errors::ParquetError),
+    #[error("{0}")]
+    Parquet(parquet::errors::ParquetError),
+}
+
+impl From<parquet::errors::ParquetError> for ArchiveError {
+    fn from(e: parquet::errors::ParquetError) -> Self {
+        ArchiveError::Parquet(e)
+    }
 }
 
 impl ArchiveError {
@@ -51,9 +58,9 @@ impl ArchiveError {
 }
 
 fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> ArchiveError + '_ {
-    move |source| ArchiveError::Io {
+    move |error| ArchiveError::Io {
         path: path.to_owned(),
-        source,
+        error,
     }
 }
 
@@ -227,7 +234,7 @@ impl ParquetArchive {
         let buffered = f.writer.into_inner()?;
         let file = buffered.into_inner().map_err(|e| ArchiveError::Io {
             path: f.tmp.clone(),
-            source: e.into_error(),
+            error: e.into_error(),
         })?;
         file.sync_all().map_err(io_err(&f.tmp))?;
         let bytes = file.metadata().map(|m| m.len()).unwrap_or(0);
