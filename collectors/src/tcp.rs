@@ -170,11 +170,3 @@ impl Connection {
         self.dispatch.send(self.key, chunk).await
     }
 }
-
-/// A datagram or line without its trailing `\n`, `\r\n` or NULs.
-pub(crate) fn trim_line_end(mut b: &[u8]) -> &[u8] {
-    while let [rest @ .., b'\n' | b'\r' | b'\0'] = b {
-        b = rest;
-    }
-    b
-}

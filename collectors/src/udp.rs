@@ -23,6 +23,12 @@ const BATCH: usize = 64;
 /// How long a receive waits before checking for shutdown.
 const POLL: Duration = Duration::from_millis(200);
 
+/// Datagrams gathered into one chunk at most, …
+const CHUNK_DATAGRAMS: usize = 256;
+
+/// … and for at most this long after the first one arrived (the latency it adds).
+const COALESCE: Duration = Duration::from_millis(2);
+
 /// How often the kernel's drop counter is read.
 const KERNEL_DROPS_EVERY: Duration = Duration::from_secs(1);
 
@@ -55,9 +61,19 @@ impl UdpListener {
     }
 }
 
-/// Binds a socket with `SO_REUSEPORT` (dual-stack when the address is `[::]`).
+/// Binds a socket with `SO_REUSEPORT` (dual-stack when the address is `[::]`; on a host without
+/// IPv6, `[::]` falls back to `0.0.0.0`).
 pub(crate) fn bind_socket(addr: SocketAddr, ty: Type, protocol: Protocol) -> io::Result<Socket> {
-    let socket = Socket::new(Domain::for_address(addr), ty, Some(protocol))?;
+    let socket = match Socket::new(Domain::for_address(addr), ty, Some(protocol)) {
+        Err(e)
+            if addr.ip() == std::net::Ipv6Addr::UNSPECIFIED
+                && e.raw_os_error() == Some(libc::EAFNOSUPPORT) =>
+        {
+            let v4 = SocketAddr::from(([0, 0, 0, 0], addr.port()));
+            return bind_socket(v4, ty, protocol);
+        }
+        other => other?,
+    };
     socket.set_reuse_address(true)?;
     socket.set_reuse_port(true)?;
     if addr.is_ipv6() {
@@ -103,6 +119,22 @@ pub fn start(
     })
 }
 
+/// Waits up to `timeout` for the socket to become readable.
+fn wait_readable(fd: i32, timeout: Duration) -> bool {
+    let mut pfd = libc::pollfd {
+        fd,
+        events: libc::POLLIN,
+        revents: 0,
+    };
+    let ts = libc::timespec {
+        tv_sec: timeout.as_secs() as libc::time_t,
+        tv_nsec: libc::c_long::from(timeout.subsec_nanos() as i32),
+    };
+    // SAFETY: one valid pollfd and a valid timespec; no signal mask change.
+    let r = unsafe { libc::ppoll(&mut pfd, 1, &ts, std::ptr::null()) };
+    r > 0 && pfd.revents & libc::POLLIN != 0
+}
+
 struct Receiver {
     socket: Socket,
     name: Arc<str>,
@@ -114,6 +146,24 @@ struct Receiver {
 }
 
 impl Receiver {
+    /// Counts and queues a chunk; false when the parsers are gone.
+    fn hand_on(&self, chunk: RawChunk) -> bool {
+        if chunk.is_empty() {
+            return true;
+        }
+        self.metrics
+            .received(&self.name, chunk.len() as u64, chunk.buf.len() as u64);
+        match self.dispatch.try_send(self.key, chunk) {
+            Ok(()) => true,
+            Err(Ok(c)) => {
+                self.metrics
+                    .dropped(&self.name, DropReason::QueueFull, c.len() as u64);
+                true
+            }
+            Err(Err(Closed)) => false,
+        }
+    }
+
     fn run(self) {
         let fd = self.socket.as_raw_fd();
         // One extra byte so a datagram of exactly `max` bytes is not mistaken for a longer one.
@@ -141,21 +191,39 @@ impl Receiver {
         }
         let mut kernel = KernelDrops::new(fd);
         let mut draining = false;
+        // The chunk being filled and when its first datagram arrived. Datagrams are gathered for
+        // up to COALESCE or CHUNK_DATAGRAMS before the chunk is handed on: when the receiver
+        // keeps up with its senders each `recvmmsg` returns one or two datagrams, and a chunk
+        // (and a parser wake-up) per datagram would cost more than the parsing.
+        let mut pending: Option<(RawChunk, Instant)> = None;
         loop {
             if !draining && self.shutdown.is_triggered() {
                 draining = true;
             }
+            let flags = match &pending {
+                _ if draining => libc::MSG_DONTWAIT,
+                None => libc::MSG_WAITFORONE,
+                Some((chunk, started)) => {
+                    let left = COALESCE.saturating_sub(started.elapsed());
+                    if chunk.len() >= CHUNK_DATAGRAMS || left.is_zero() || !wait_readable(fd, left)
+                    {
+                        if let Some((chunk, _)) = pending.take() {
+                            if !self.hand_on(chunk) {
+                                return;
+                            }
+                        }
+                        kernel.report(&self.metrics, &self.name);
+                        continue;
+                    }
+                    libc::MSG_DONTWAIT
+                }
+            };
             for m in msgs.iter_mut() {
                 m.msg_hdr.msg_namelen =
                     std::mem::size_of::<libc::sockaddr_storage>() as libc::socklen_t;
                 m.msg_hdr.msg_flags = 0;
                 m.msg_len = 0;
             }
-            let flags = if draining {
-                libc::MSG_DONTWAIT
-            } else {
-                libc::MSG_WAITFORONE
-            };
             // SAFETY: `msgs` holds BATCH headers whose iovecs and name buffers point into
             // `bufs` and `addrs`, which live (unmoved) for the whole loop.
             let n = unsafe {
@@ -170,7 +238,6 @@ impl Receiver {
             if n < 0 {
                 let err = io::Error::last_os_error();
                 match err.kind() {
-                    io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut if draining => break,
                     io::ErrorKind::WouldBlock
                     | io::ErrorKind::TimedOut
                     | io::ErrorKind::Interrupted => {}
@@ -180,11 +247,29 @@ impl Receiver {
                         std::thread::sleep(POLL);
                     }
                 }
+                if let Some((chunk, _)) = pending.take() {
+                    if !self.hand_on(chunk) {
+                        return;
+                    }
+                }
+                if draining {
+                    break;
+                }
                 kernel.report(&self.metrics, &self.name);
                 continue;
             }
             let n = n as usize;
-            let mut chunk = RawChunk::new(self.name.clone(), Transport::Udp, now_ns(), n * 512);
+            let (chunk, _) = pending.get_or_insert_with(|| {
+                (
+                    RawChunk::new(
+                        self.name.clone(),
+                        Transport::Udp,
+                        now_ns(),
+                        CHUNK_DATAGRAMS * 512,
+                    ),
+                    Instant::now(),
+                )
+            });
             let mut oversize = 0;
             let mut empty = 0;
             for i in 0..n {
@@ -193,7 +278,7 @@ impl Receiver {
                     oversize += 1;
                     continue;
                 }
-                let data = crate::tcp::trim_line_end(&bufs[i][..len]);
+                let data = canh_schema::raw::trim_line_end(&bufs[i][..len]);
                 if data.is_empty() {
                     empty += 1;
                     continue;
@@ -205,19 +290,9 @@ impl Receiver {
             self.metrics
                 .dropped(&self.name, DropReason::Oversize, oversize);
             self.metrics.dropped(&self.name, DropReason::Empty, empty);
-            if !chunk.is_empty() {
-                self.metrics
-                    .received(&self.name, chunk.len() as u64, chunk.buf.len() as u64);
-                match self.dispatch.try_send(self.key, chunk) {
-                    Ok(()) => {}
-                    Err(Ok(c)) => {
-                        self.metrics
-                            .dropped(&self.name, DropReason::QueueFull, c.len() as u64)
-                    }
-                    Err(Err(Closed)) => break,
-                }
-            }
-            kernel.report(&self.metrics, &self.name);
+        }
+        if let Some((chunk, _)) = pending.take() {
+            self.hand_on(chunk);
         }
         kernel.report_now(&self.metrics, &self.name);
         debug!(listener = %self.name, "udp receiver stopped");

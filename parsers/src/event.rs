@@ -85,14 +85,6 @@ pub struct Parsed<'a> {
     pub error: Option<Cow<'static, str>>,
 }
 
-/// Strips what framing leaves at the end of a message: `\n`, `\r\n`, NULs.
-pub fn trim_trailer(mut line: &[u8]) -> &[u8] {
-    while let [rest @ .., b'\n' | b'\r' | b'\0'] = line {
-        line = rest;
-    }
-    line
-}
-
 /// Parses a line (without trailing newline) as `format` says.
 pub fn parse_line<'a>(line: &'a [u8], format: Format, meta: &Meta<'_>) -> Parsed<'a> {
     let failed = |e: SyslogError| Parsed {
@@ -154,7 +146,7 @@ fn looks_like_5424(line: &[u8]) -> bool {
 
 /// Parses `raw` (one framed message) and appends it as a row. Returns the status.
 pub fn append_event(b: &mut TableBuilder, raw: &[u8], format: Format, meta: &Meta<'_>) -> Status {
-    let line = trim_trailer(raw);
+    let line = canh_schema::raw::trim_line_end(raw);
     let parsed = parse_line(line, format, meta);
     write_row(b, raw, line, &parsed, meta);
     parsed.status

@@ -181,14 +181,6 @@ impl Metrics {
         self.0.errors.with_label_values(&[stage, code]).inc();
     }
 
-    /// A counter's current value (for tests and status output).
-    pub fn dropped_count(&self, listener: &str, reason: DropReason) -> u64 {
-        self.0
-            .dropped_messages
-            .with_label_values(&[listener, reason.as_str()])
-            .get()
-    }
-
     /// Everything in the Prometheus text exposition format.
     pub fn render(&self) -> String {
         TextEncoder::new()

@@ -93,6 +93,14 @@ impl RawChunk {
     }
 }
 
+/// A message without what framing leaves at its end: `\n`, `\r\n`, NULs.
+pub fn trim_line_end(mut b: &[u8]) -> &[u8] {
+    while let [rest @ .., b'\n' | b'\r' | b'\0'] = b {
+        b = rest;
+    }
+    b
+}
+
 /// The current time as UTC nanoseconds since the epoch.
 pub fn now_ns() -> i64 {
     std::time::SystemTime::now()

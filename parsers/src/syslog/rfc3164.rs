@@ -356,15 +356,14 @@ fn rfc3339<'a>(s: &'a [u8], opts: &Options) -> Option<(i64, &'a [u8])> {
     c.is_valid().then(|| (c.to_unix_ns(offset), d.0))
 }
 
-/// Seconds to nanoseconds, for tests and callers building expectations.
-pub const fn secs(s: i64) -> i64 {
-    s * NS_PER_SEC
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::time::days_from_civil;
+
+    fn secs(s: i64) -> i64 {
+        s * NS_PER_SEC
+    }
 
     fn ns(y: i64, mo: u32, d: u32, h: i64, mi: i64, s: i64) -> i64 {
         secs(days_from_civil(y, mo, d) * 86_400 + h * 3600 + mi * 60 + s)
