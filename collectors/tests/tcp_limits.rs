@@ -1,6 +1,8 @@
 //! The TCP listener's limits, in process: connection limit, idle timeout, oversize messages,
 //! and one connection's chunks all on one parser queue.
 
+#![allow(clippy::expect_used)]
+
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::time::{Duration, Instant};
