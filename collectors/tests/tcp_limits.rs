@@ -170,3 +170,45 @@ fn a_connection_keeps_one_queue_and_its_order() {
     }
     assert_eq!(frames[5000], "<13>last");
 }
+
+#[test]
+fn shutdown_completes_even_while_a_sender_never_pauses() {
+    let r = rig(10, Duration::from_secs(60));
+    let addr = r.addr;
+    let sender = std::thread::spawn(move || {
+        let mut s = TcpStream::connect(addr).expect("connect");
+        let batch = b"<13>Nov 23 10:00:00 host app: busy\n".repeat(100);
+        let mut sent = 0u64;
+        // Like a busy device: a burst every millisecond, never quiet for DRAIN_QUIET, until the
+        // server closes the connection.
+        while s.write_all(&batch).is_ok() {
+            sent += 100;
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        sent
+    });
+    std::thread::sleep(Duration::from_millis(300));
+    r.trigger.trigger();
+    let (done_tx, done_rx) = std::sync::mpsc::channel();
+    let Rig {
+        runtime,
+        task,
+        queues,
+        ..
+    } = r;
+    std::thread::spawn(move || {
+        let _ = runtime.block_on(task);
+        let _ = done_tx.send(());
+    });
+    // A hang guard, far above DRAIN_MAX, not a timing assertion.
+    assert!(
+        done_rx.recv_timeout(Duration::from_secs(60)).is_ok(),
+        "serve did not finish draining"
+    );
+    let sent = sender.join().expect("sender");
+    let received: usize = queues
+        .iter()
+        .map(|q| q.try_iter().map(|c| c.len()).sum::<usize>())
+        .sum();
+    assert!(received > 0 && (received as u64) <= sent);
+}
