@@ -385,3 +385,43 @@ pub fn socket_drops(inode: u64) -> Option<u64> {
     }
     None
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_kernels_drop_counter_is_read_and_reported_for_a_real_socket() {
+        let rx = std::net::UdpSocket::bind("127.0.0.1:0").expect("bind");
+        socket2::SockRef::from(&rx)
+            .set_recv_buffer_size(4096)
+            .expect("rcvbuf");
+        let tx = std::net::UdpSocket::bind("127.0.0.1:0").expect("bind");
+        let to = rx.local_addr().expect("addr");
+        // Nobody reads `rx`: after a few datagrams its buffer is full and the kernel drops.
+        for _ in 0..500 {
+            let _ = tx.send_to(&[b'x'; 1000], to);
+        }
+        let mut kernel = KernelDrops::new(rx.as_raw_fd());
+        let drops = socket_drops(kernel.inode).expect("socket found in /proc/net/udp");
+        assert!(drops > 0, "the kernel dropped datagrams");
+        let metrics = Metrics::new();
+        kernel.report_now(&metrics, "t");
+        let text = metrics.render();
+        let line = text.lines().find(|l| {
+            l.starts_with("canh_collector_dropped_messages_total{listener=\"t\",reason=\"kernel\"}")
+        });
+        let reported: u64 = line
+            .and_then(|l| l.rsplit(' ').next())
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0);
+        assert_eq!(reported, drops);
+        kernel.report_now(&metrics, "t");
+        assert!(
+            metrics
+                .render()
+                .contains(&format!("reason=\"kernel\"}} {drops}")),
+            "deltas, not totals, are added"
+        );
+    }
+}
