@@ -180,9 +180,11 @@ impl Connection {
                 Ok(Ok(0)) => break,
                 Ok(Ok(n)) => {
                     last_read_small = n < READ_SIZE / 2;
+                    // Sized by what was read: a quiet connection's one message should not
+                    // hold a 64 KiB buffer.
                     let (chunk, _) = pending.get_or_insert_with(|| {
                         (
-                            RawChunk::new(name.clone(), Transport::Tcp, now_ns(), CHUNK_BYTES),
+                            RawChunk::new(name.clone(), Transport::Tcp, now_ns(), buf.len()),
                             Instant::now(),
                         )
                     });
