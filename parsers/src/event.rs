@@ -21,14 +21,6 @@ pub enum Format {
 }
 
 impl Format {
-    pub fn name(self) -> &'static str {
-        match self {
-            Format::Auto => "auto",
-            Format::Rfc5424 => "rfc5424",
-            Format::Rfc3164 => "rfc3164",
-        }
-    }
-
     pub const NAMES: [&'static str; 3] = ["auto", "rfc5424", "rfc3164"];
 
     pub fn from_name(s: &str) -> Option<Format> {

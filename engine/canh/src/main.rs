@@ -146,7 +146,7 @@ fn parse(format: Format) -> anyhow::Result<ExitCode> {
             let meta = Meta {
                 received_ns: canh_schema::raw::now_ns(),
                 listener: "stdin",
-                input_type: "file",
+                input_type: canh_schema::Transport::File.as_str(),
                 peer_ip: "",
                 peer_addr: "",
                 tz_offset_secs: 0,

@@ -218,7 +218,7 @@ pub mod events {
         LogSyslogStructuredData = "log.syslog.structured_data": StrMap;
         /// The listener that received the message (its configured name).
         CanhListener = "canh.listener": Str;
-        /// `udp`, `tcp`, `tls` or `file`.
+        /// `udp`, `tcp` or `file` (`tls` with the TLS listener).
         InputType = "input.type": Str;
         /// The sender's address and port as seen by the listener.
         LogSourceAddress = "log.source.address": Str;

@@ -12,17 +12,16 @@ use std::sync::Arc;
 pub enum Transport {
     Udp,
     Tcp,
-    Tls,
+    /// Lines read from a file or stdin (`canh parse`, replay).
     File,
 }
 
 impl Transport {
-    /// The value stored in `input.type`.
+    /// The value stored in `input.type`. (TLS joins when its listener does.)
     pub fn as_str(self) -> &'static str {
         match self {
             Transport::Udp => "udp",
             Transport::Tcp => "tcp",
-            Transport::Tls => "tls",
             Transport::File => "file",
         }
     }
