@@ -5,31 +5,50 @@ use std::borrow::Cow;
 use canh_schema::fields::events::Col;
 use canh_schema::TableBuilder;
 
+use crate::out::Out;
 use crate::syslog::{rfc3164, rfc5424, Syslog, SyslogError};
+use crate::vendor::{self, Decoder, Input};
 
-/// Which parser reads a line.
+/// Which parser reads a line: a syslog header format, or a body decoder after an automatically
+/// read header.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum Format {
-    /// RFC 5424 when the line has `<PRI>1 `, else lenient RFC 3164; a line neither can read is
-    /// kept raw with status `failed`.
+    /// RFC 5424 when the line has `<PRI>1 `, else lenient RFC 3164 (or no header at all); the
+    /// body decoder is chosen from the line ([`crate::vendor::detect`]). A line nothing can
+    /// read is kept raw with status `failed`.
     #[default]
     Auto,
-    /// Strict RFC 5424.
+    /// Strict RFC 5424 header; body decoder chosen from the line.
     Rfc5424,
-    /// Strict RFC 3164 (PRI, timestamp and hostname required).
+    /// Strict RFC 3164 header (PRI, timestamp and hostname required); body decoder chosen from
+    /// the line.
     Rfc3164,
+    /// Any header, and this body decoder whatever the line looks like.
+    Decoder(Decoder),
 }
 
 impl Format {
-    pub const NAMES: [&'static str; 3] = ["auto", "rfc5424", "rfc3164"];
+    /// Every format name, for help texts and error messages.
+    pub fn names() -> Vec<&'static str> {
+        let mut v = vec!["auto", "rfc5424", "rfc3164"];
+        v.extend(Decoder::ALL.iter().map(|d| d.name()));
+        v
+    }
 
     pub fn from_name(s: &str) -> Option<Format> {
         Some(match s {
             "auto" => Format::Auto,
             "rfc5424" => Format::Rfc5424,
             "rfc3164" => Format::Rfc3164,
-            _ => return None,
+            other => Format::Decoder(Decoder::from_name(other)?),
         })
+    }
+
+    fn header(self) -> Format {
+        match self {
+            Format::Decoder(_) => Format::Auto,
+            f => f,
+        }
     }
 }
 
@@ -72,9 +91,11 @@ pub struct Meta<'a> {
 pub struct Parsed<'a> {
     pub syslog: Syslog<'a>,
     pub status: Status,
-    /// Which parser read the line (`rfc5424`, `rfc3164`), if any did.
+    /// Which header parser read the line (`rfc5424`, `rfc3164`), if any did.
     pub format: Option<&'static str>,
     pub error: Option<Cow<'static, str>>,
+    /// The body decoder that read the message, if one did.
+    pub decoder: Option<Decoder>,
 }
 
 /// Parses a line (without trailing newline) as `format` says.
@@ -84,6 +105,7 @@ pub fn parse_line<'a>(line: &'a [u8], format: Format, meta: &Meta<'_>) -> Parsed
         status: Status::Failed,
         format: None,
         error: Some(Cow::Owned(e.to_string())),
+        decoder: None,
     };
     let opts3164 = |strict| rfc3164::Options {
         received_ns: meta.received_ns,
@@ -99,17 +121,19 @@ pub fn parse_line<'a>(line: &'a [u8], format: Format, meta: &Meta<'_>) -> Parsed
         },
         format: Some("rfc3164"),
         error: missing.map(|m| Cow::Borrowed(m.describe())),
+        decoder: None,
     };
     let ok5424 = |syslog| Parsed {
         syslog,
         status: Status::Ok,
         format: Some("rfc5424"),
         error: None,
+        decoder: None,
     };
-    match format {
+    match format.header() {
         Format::Rfc5424 => rfc5424::parse(line).map_or_else(failed, ok5424),
         Format::Rfc3164 => rfc3164::parse(line, &opts3164(true)).map_or_else(failed, from_3164),
-        Format::Auto => {
+        Format::Auto | Format::Decoder(_) => {
             if looks_like_5424(line) {
                 if let Ok(m) = rfc5424::parse(line) {
                     return ok5424(m);
@@ -139,9 +163,64 @@ fn looks_like_5424(line: &[u8]) -> bool {
 /// Parses `raw` (one framed message) and appends it as a row. Returns the status.
 pub fn append_event(b: &mut TableBuilder, raw: &[u8], format: Format, meta: &Meta<'_>) -> Status {
     let line = canh_schema::raw::trim_line_end(raw);
-    let parsed = parse_line(line, format, meta);
+    let mut parsed = parse_line(line, format, meta);
+    // The text the decoders read: the line validated once (invalid UTF-8 replaced).
+    let text = String::from_utf8_lossy(line);
+    let strict_failure = parsed.status == Status::Failed && format.header() != Format::Auto;
+    let body = if parsed.status == Status::Failed {
+        &text[..]
+    } else {
+        match parsed.syslog.message {
+            Some(m) => slice_of(&text, line, m).unwrap_or(""),
+            None => "",
+        }
+    };
+    let decoded = if strict_failure {
+        None
+    } else {
+        let input = Input {
+            line: &text,
+            body,
+            header: &parsed.syslog,
+            meta,
+        };
+        let decoder = match format {
+            Format::Decoder(d) => Some(d),
+            _ => vendor::detect(&input),
+        };
+        decoder.map(|d| {
+            let mut out = Out::new(b);
+            let result = d.decode(&mut out, &input);
+            (d, result, out.take_problem())
+        })
+    };
+    if let Some((d, result, problem)) = decoded {
+        // The decoder's verdict replaces the header's: a vendor format defines what a
+        // complete line is (FortiGate sends no syslog header at all).
+        let verdict = match (result, problem) {
+            (Ok(vendor::Decoded::Plain), _) => None,
+            (Ok(vendor::Decoded::Fields), None) => Some((Status::Ok, None)),
+            (Ok(vendor::Decoded::Fields), Some(p)) => Some((Status::Partial, Some(p))),
+            (Err(e), _) => Some((Status::Partial, Some(e))),
+        };
+        if let Some((status, error)) = verdict {
+            parsed.status = status;
+            parsed.error = error.map(Cow::Owned);
+            parsed.decoder = Some(d);
+        }
+    }
     write_row(b, raw, line, &parsed, meta);
     parsed.status
+}
+
+/// `part` (a sub-slice of `line`) as a slice of `text`, the line's validated copy.
+fn slice_of<'t>(text: &'t str, line: &[u8], part: &[u8]) -> Option<&'t str> {
+    let start = (part.as_ptr() as usize).checked_sub(line.as_ptr() as usize)?;
+    match text.get(start..start + part.len()) {
+        // Only when the text is the line itself (valid UTF-8) do offsets line up.
+        Some(s) if text.len() == line.len() => Some(s),
+        _ => None,
+    }
 }
 
 fn write_row(b: &mut TableBuilder, raw: &[u8], line: &[u8], p: &Parsed<'_>, meta: &Meta<'_>) {
@@ -192,8 +271,9 @@ fn write_row(b: &mut TableBuilder, raw: &[u8], line: &[u8], p: &Parsed<'_>, meta
             b.insert_map(Col::LogSyslogStructuredData, &key, Some(value));
         }
     }
-    // A failed line keeps its text in `message` too, so keyword searches still see it.
-    let message = if p.status == Status::Failed {
+    // A line without a readable header keeps its text in `message` too, so keyword searches
+    // still see it.
+    let message = if p.format.is_none() {
         Some(line)
     } else {
         m.message
@@ -223,7 +303,7 @@ fn write_row(b: &mut TableBuilder, raw: &[u8], line: &[u8], p: &Parsed<'_>, meta
     if let Some(e) = &p.error {
         b.set_str(Col::ParseError, e);
     }
-    if let Some(f) = p.format {
+    if let Some(f) = p.decoder.map(Decoder::name).or(p.format) {
         b.set_str(Col::ParseFormat, f);
     }
     b.end_row();

@@ -15,7 +15,11 @@
 //!   `canh parse` can inspect what was found.
 
 pub mod event;
+pub mod generic;
+pub mod out;
 pub mod syslog;
 pub mod time;
+pub mod vendor;
 
 pub use event::{append_event, parse_line, Format, Meta, Parsed, Status};
+pub use vendor::Decoder;

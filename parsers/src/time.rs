@@ -113,9 +113,96 @@ pub fn month_from_abbrev(s: &[u8]) -> Option<u32> {
     })
 }
 
+/// A UTC offset: `Z`, `UTC`, `GMT`, `+07:00`, `+0700`, `-07`, `+7`. Seconds east of UTC.
+pub fn parse_offset(s: &str) -> Option<i64> {
+    let s = s.trim();
+    if matches!(s, "Z" | "z" | "UTC" | "GMT" | "utc" | "gmt") {
+        return Some(0);
+    }
+    let s = s
+        .strip_prefix("UTC")
+        .or_else(|| s.strip_prefix("GMT"))
+        .unwrap_or(s);
+    let (sign, rest) = match s.as_bytes().first()? {
+        b'+' => (1, &s[1..]),
+        b'-' => (-1, &s[1..]),
+        _ => return None,
+    };
+    let (h, m) = match rest.split_once(':') {
+        Some((h, m)) => (h, m),
+        None if rest.len() == 4 => rest.split_at(2),
+        None => (rest, "0"),
+    };
+    if h.is_empty() || h.len() > 2 || m.is_empty() || m.len() > 2 {
+        return None;
+    }
+    let h: i64 = h.parse().ok()?;
+    let m: i64 = m.parse().ok()?;
+    if h > 14 || m > 59 {
+        return None;
+    }
+    Some(sign * (h * 3600 + m * 60))
+}
+
+/// A date (`2019-05-10` or `2019/05/10`) and a time of day (`11:37:47`, optional fraction).
+pub fn parse_date_time(date: &str, tod: &str) -> Option<Civil> {
+    let d = date.as_bytes();
+    if d.len() != 10 || !matches!(d[4], b'-' | b'/') || d[7] != d[4] {
+        return None;
+    }
+    let num = |s: &str| -> Option<u32> {
+        if s.is_empty() || !s.bytes().all(|b| b.is_ascii_digit()) {
+            return None;
+        }
+        s.parse().ok()
+    };
+    let (hms, frac) = tod.split_once('.').unwrap_or((tod, ""));
+    let mut parts = hms.split(':');
+    let hour = num(parts.next()?)?;
+    let minute = num(parts.next()?)?;
+    let second = num(parts.next()?)?;
+    if parts.next().is_some() || frac.len() > 9 {
+        return None;
+    }
+    let nanos = if frac.is_empty() {
+        0
+    } else {
+        num(frac)? * 10u32.pow(9 - frac.len() as u32)
+    };
+    let c = Civil {
+        year: i64::from(num(&date[..4])?),
+        month: num(&date[5..7])?,
+        day: num(&date[8..10])?,
+        hour,
+        minute,
+        second,
+        nanos,
+    };
+    c.is_valid().then_some(c)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn offsets_and_dates() {
+        assert_eq!(parse_offset("-0700"), Some(-7 * 3600));
+        assert_eq!(parse_offset("+07:00"), Some(7 * 3600));
+        assert_eq!(parse_offset("+0530"), Some(5 * 3600 + 1800));
+        assert_eq!(parse_offset("UTC"), Some(0));
+        assert_eq!(parse_offset("GMT+7"), Some(7 * 3600));
+        assert_eq!(parse_offset("IST"), None);
+        assert_eq!(parse_offset("+99:00"), None);
+        let c = parse_date_time("2019/05/10", "11:37:47.25").expect("valid");
+        assert_eq!(
+            (c.year, c.month, c.day, c.second, c.nanos),
+            (2019, 5, 10, 47, 250_000_000)
+        );
+        assert!(parse_date_time("2019-02-30", "11:37:47").is_none());
+        assert!(parse_date_time("2019-05-10", "25:00:00").is_none());
+        assert!(parse_date_time("2019-5-10", "11:00:00").is_none());
+    }
 
     #[test]
     fn civil_round_trip() {

@@ -10,7 +10,7 @@ use canh_core::Engine;
 use canh_metrics::Metrics;
 use canh_parsers::{append_event, Format, Meta};
 use canh_schema::{Table, TableBuilder};
-use clap::{Parser, Subcommand, ValueEnum};
+use clap::{Parser, Subcommand};
 
 /// Canh: collect, parse, archive and detect on syslog from a government WAN.
 #[derive(Parser)]
@@ -33,9 +33,10 @@ enum Command {
     },
     /// Parse lines from stdin and print one normalised event per line as JSON.
     Parse {
-        /// Which parser reads the lines; a named format is strict.
-        #[arg(long, value_enum, default_value_t = FormatArg::Auto)]
-        format: FormatArg,
+        /// Which parser reads the lines: `auto`, a strict syslog header (`rfc5424`,
+        /// `rfc3164`), or a body decoder (`fortigate`, `cisco_asa`, `cef`, …; see --help).
+        #[arg(long, default_value = "auto", value_parser = parse_format)]
+        format: Format,
     },
     /// Configuration tools.
     Config {
@@ -50,21 +51,13 @@ enum ConfigCommand {
     Check { file: PathBuf },
 }
 
-#[derive(Clone, Copy, ValueEnum)]
-enum FormatArg {
-    Auto,
-    Rfc5424,
-    Rfc3164,
-}
-
-impl From<FormatArg> for Format {
-    fn from(f: FormatArg) -> Format {
-        match f {
-            FormatArg::Auto => Format::Auto,
-            FormatArg::Rfc5424 => Format::Rfc5424,
-            FormatArg::Rfc3164 => Format::Rfc3164,
-        }
-    }
+fn parse_format(s: &str) -> Result<Format, String> {
+    Format::from_name(s).ok_or_else(|| {
+        format!(
+            "unknown format {s:?}; expected one of: {}",
+            Format::names().join(", ")
+        )
+    })
 }
 
 fn main() -> ExitCode {
@@ -78,7 +71,7 @@ fn main() -> ExitCode {
         .init();
     let result = match cli.command {
         Command::Serve { config, data_dir } => serve(config, data_dir),
-        Command::Parse { format } => parse(format.into()),
+        Command::Parse { format } => parse(format),
         Command::Config {
             command: ConfigCommand::Check { file },
         } => config_check(&file),

@@ -378,7 +378,7 @@ impl Reader {
                 &s.key_path("format"),
                 format!(
                     "unknown format {text:?} (one of {})",
-                    Format::NAMES.join(", ")
+                    Format::names().join(", ")
                 ),
             );
             Format::Auto
