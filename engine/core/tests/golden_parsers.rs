@@ -1,6 +1,6 @@
 //! Golden fixtures: every `fixtures/parsers/<format>/<case>.log` line, parsed as the pipeline
-//! parses it (`auto`) and written as a row, must equal the matching line of
-//! `<case>.expected.jsonl` (flat dotted ECS keys). The receive time and sender are fixed so the
+//! parses it (`auto`, or the format named in `<case>.format`) and written as a row, must equal
+//! the matching line of `<case>.expected.jsonl` (flat dotted ECS keys). The receive time and sender are fixed so the
 //! output is deterministic.
 //!
 //! `CANH_BLESS=1 cargo test -p canh-core --test golden_parsers` rewrites the expected files; read
@@ -38,6 +38,10 @@ fn cases() -> Vec<PathBuf> {
 
 fn render(log: &Path, batch_rows: usize) -> String {
     let text = std::fs::read(log).expect("read case");
+    let format = match std::fs::read_to_string(log.with_extension("format")) {
+        Ok(name) => Format::from_name(name.trim()).expect("known format name"),
+        Err(_) => Format::Auto,
+    };
     let meta = Meta {
         received_ns: RECEIVED_NS,
         listener: "golden",
@@ -54,7 +58,7 @@ fn render(log: &Path, batch_rows: usize) -> String {
         .collect();
     for chunk in lines.chunks(batch_rows) {
         for line in chunk {
-            append_event(&mut builder, line, Format::Auto, &meta);
+            append_event(&mut builder, line, format, &meta);
         }
         let batch = builder.finish().expect("batch builds").expect("rows");
         for row in 0..batch.rows() {

@@ -25,12 +25,15 @@ fn fields_start(s: &str) -> Option<usize> {
     })
 }
 
-/// The `key:"value"` pairs of the bracketed list.
-fn pairs(s: &str) -> Vec<(&str, Cow<'_, str>)> {
+/// The `key:"value"` pairs of the bracketed list, and whether the list was closed by `]`.
+fn pairs(s: &str) -> (Vec<(&str, Cow<'_, str>)>, bool) {
     let mut out = Vec::with_capacity(48);
     let mut rest = s;
     loop {
         rest = rest.trim_start_matches([' ', ';', '[']);
+        if rest.starts_with(']') {
+            return (out, true);
+        }
         let Some(colon) = rest.find(":\"") else { break };
         let key = rest[..colon].trim();
         if key.is_empty()
@@ -46,14 +49,17 @@ fn pairs(s: &str) -> Vec<(&str, Cow<'_, str>)> {
         out.push((key, value));
         rest = &rest[end..];
     }
-    out
+    (out, false)
 }
 
 pub fn decode(out: &mut Out<'_>, input: &Input<'_>) -> Result {
     let start = fields_start(input.body).ok_or("no [key:\"value\" list: not a Check Point log")?;
-    let fields = pairs(&input.body[start + 1..]);
+    let (fields, closed) = pairs(&input.body[start + 1..]);
     if fields.is_empty() {
         return Err("Check Point: empty field list".into());
+    }
+    if !closed {
+        out.problem(|| "Check Point: the field list ends before its closing bracket".into());
     }
     let (mut sb, mut db, mut sp, mut dp) = (None, None, None, None);
     let mut action = String::new();

@@ -291,8 +291,9 @@ fn src_dst_deny(out: &mut Out<'_>, msg: &str) -> Option<()> {
 /// `Deny IP spoof from (a) to b on interface outside`, `Deny IP due to Land Attack from a to b`,
 /// `Deny TCP reverse path check from a to b on interface outside`.
 fn ip_deny(out: &mut Out<'_>, msg: &str) -> Option<()> {
-    let src = word_after(msg, " from ")?.trim_matches(|c| c == '(' || c == ')');
-    let dst = word_after(msg, " to ")?;
+    let from = msg.rfind(" from ")?;
+    let src = word_after(&msg[from..], " from ")?.trim_matches(|c| c == '(' || c == ')');
+    let dst = word_after(&msg[from..], " to ")?;
     out.ip(Col::SourceIp, "source_ip", src);
     out.ip(Col::DestinationIp, "destination_ip", dst);
     if let Some(p) = msg.split_ascii_whitespace().nth(1) {
@@ -568,10 +569,10 @@ fn translation(out: &mut Out<'_>, msg: &str, built: bool) -> Option<()> {
     Some(())
 }
 
-/// `: key = value :` fields of AAA messages.
+/// `: key = value :` fields of AAA messages (`key` includes the ` =`).
 fn aaa_field<'a>(msg: &'a str, key: &str) -> Option<&'a str> {
     let p = msg.find(key)? + key.len();
-    let rest = msg[p..].trim_start().strip_prefix('=')?.trim_start();
+    let rest = msg[p..].trim_start();
     let end = rest.find(" :").unwrap_or(rest.len());
     Some(rest[..end].trim())
 }

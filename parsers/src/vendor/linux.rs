@@ -168,7 +168,12 @@ fn sshd(out: &mut Out<'_>, msg: &str) -> Option<()> {
         }
         if w.next() == Some("port") {
             if let Some(p) = w.next() {
-                out.port(Col::SourcePort, "source_port", p.trim_end_matches(':'));
+                // `port 58803:11:` (the disconnect reason code follows the port).
+                out.port(
+                    Col::SourcePort,
+                    "source_port",
+                    p.split(':').next().unwrap_or(p),
+                );
             }
         }
         if msg.ends_with("[preauth]") {
