@@ -164,8 +164,13 @@ fn looks_like_5424(line: &[u8]) -> bool {
 pub fn append_event(b: &mut TableBuilder, raw: &[u8], format: Format, meta: &Meta<'_>) -> Status {
     let line = canh_schema::raw::trim_line_end(raw);
     let mut parsed = parse_line(line, format, meta);
-    // The text the decoders read: the line validated once (invalid UTF-8 replaced).
-    let text = String::from_utf8_lossy(line);
+    // The raw bytes are validated once; the line (a prefix of them) and every slice of it are
+    // then cut from the validated text. Invalid UTF-8 (rare) is replaced for the decoders.
+    let raw_text = std::str::from_utf8(raw).ok();
+    let text: Cow<'_, str> = match raw_text {
+        Some(t) => Cow::Borrowed(&t[..line.len()]),
+        None => String::from_utf8_lossy(line),
+    };
     let strict_failure = parsed.status == Status::Failed && format.header() != Format::Auto;
     let body = if parsed.status == Status::Failed {
         &text[..]
@@ -209,7 +214,7 @@ pub fn append_event(b: &mut TableBuilder, raw: &[u8], format: Format, meta: &Met
             parsed.decoder = Some(d);
         }
     }
-    write_row(b, raw, line, &parsed, meta);
+    write_row(b, raw, raw_text, line, &parsed, meta);
     parsed.status
 }
 
@@ -223,7 +228,14 @@ fn slice_of<'t>(text: &'t str, line: &[u8], part: &[u8]) -> Option<&'t str> {
     }
 }
 
-fn write_row(b: &mut TableBuilder, raw: &[u8], line: &[u8], p: &Parsed<'_>, meta: &Meta<'_>) {
+fn write_row(
+    b: &mut TableBuilder,
+    raw: &[u8],
+    raw_text: Option<&str>,
+    line: &[u8],
+    p: &Parsed<'_>,
+    meta: &Meta<'_>,
+) {
     let m = &p.syslog;
     b.note_received(meta.received_ns);
     b.set_ts(Col::Timestamp, m.timestamp_ns.unwrap_or(meta.received_ns));
@@ -280,8 +292,8 @@ fn write_row(b: &mut TableBuilder, raw: &[u8], line: &[u8], p: &Parsed<'_>, meta
     };
     // The raw line is validated once; the message, a slice of it that starts after an ASCII
     // delimiter, is then cut from the validated text instead of being validated again.
-    match std::str::from_utf8(raw) {
-        Ok(text) => {
+    match raw_text {
+        Some(text) => {
             if let Some(msg) = message {
                 let start = (msg.as_ptr() as usize).wrapping_sub(raw.as_ptr() as usize);
                 match text.get(start..start + msg.len()) {
@@ -291,7 +303,7 @@ fn write_row(b: &mut TableBuilder, raw: &[u8], line: &[u8], p: &Parsed<'_>, meta
             }
             b.set_str(Col::EventOriginal, text);
         }
-        Err(_) => {
+        None => {
             if let Some(msg) = message {
                 b.set_str_lossy(Col::Message, msg);
             }

@@ -14,6 +14,18 @@
 //! * The parse step ([`event::parse_line`]) is separate from writing the row, so tests and
 //!   `canh parse` can inspect what was found.
 
+/// Finds a constant needle in a haystack with a searcher built once per call site (building
+/// one per call, as `memchr::memmem::find` does, costs more than the search on short lines).
+#[macro_export]
+#[doc(hidden)]
+macro_rules! find {
+    ($hay:expr, $needle:literal) => {{
+        static FINDER: std::sync::LazyLock<memchr::memmem::Finder<'static>> =
+            std::sync::LazyLock::new(|| memchr::memmem::Finder::new($needle));
+        FINDER.find($hay)
+    }};
+}
+
 pub mod event;
 pub mod generic;
 pub mod out;

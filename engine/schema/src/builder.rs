@@ -28,9 +28,67 @@ enum Column {
     Map(MapBuilder<StringBuilder, StringBuilder>),
 }
 
+/// How much a column held in the last batch, to size the next one's buffers so they do not
+/// regrow (and re-copy, and fault in fresh pages) batch after batch.
+#[derive(Debug, Clone, Copy, Default)]
+struct Sizing {
+    /// Text or binary bytes (list values, map values).
+    bytes: usize,
+    /// Entries of a list or map column.
+    entries: usize,
+    /// Key bytes of a map column.
+    key_bytes: usize,
+}
+
+impl Sizing {
+    fn of(array: &dyn arrow::array::Array) -> Sizing {
+        use arrow::array::{Array, AsArray};
+        use arrow::datatypes::DataType;
+        match array.data_type() {
+            DataType::Utf8 => Sizing {
+                bytes: array.as_string::<i32>().values().len(),
+                ..Sizing::default()
+            },
+            DataType::Binary => Sizing {
+                bytes: array.as_binary::<i32>().values().len(),
+                ..Sizing::default()
+            },
+            DataType::List(_) => {
+                let list = array.as_list::<i32>();
+                let values = list.values();
+                Sizing {
+                    bytes: Sizing::of(values.as_ref()).bytes,
+                    entries: values.len(),
+                    key_bytes: 0,
+                }
+            }
+            DataType::Map(_, _) => {
+                let map = array.as_map();
+                Sizing {
+                    bytes: Sizing::of(map.values().as_ref()).bytes,
+                    entries: map.entries().len(),
+                    key_bytes: Sizing::of(map.keys().as_ref()).bytes,
+                }
+            }
+            _ => Sizing::default(),
+        }
+    }
+
+    /// A quarter more, so a slightly bigger batch does not regrow.
+    fn padded(self) -> Sizing {
+        Sizing {
+            bytes: self.bytes + self.bytes / 4,
+            entries: self.entries + self.entries / 4,
+            key_bytes: self.key_bytes + self.key_bytes / 4,
+        }
+    }
+}
+
 impl Column {
-    /// A builder with room for `rows` values and `bytes` of text before it reallocates.
-    fn new(ty: FieldType, rows: usize, bytes: usize) -> Column {
+    /// A builder with room for `rows` values (and what `size` says of text and entries) before
+    /// it reallocates.
+    fn new(ty: FieldType, rows: usize, size: Sizing) -> Column {
+        let bytes = size.bytes;
         match ty {
             FieldType::Timestamp => {
                 Column::Ts(TimestampNanosecondBuilder::with_capacity(rows).with_timezone("UTC"))
@@ -41,11 +99,15 @@ impl Column {
             FieldType::U16 => Column::U16(UInt16Builder::with_capacity(rows)),
             FieldType::U32 => Column::U32(UInt32Builder::with_capacity(rows)),
             FieldType::U64 => Column::U64(UInt64Builder::with_capacity(rows)),
-            FieldType::StrList => Column::List(ListBuilder::new(StringBuilder::new())),
-            FieldType::StrMap => Column::Map(MapBuilder::new(
+            FieldType::StrList => Column::List(ListBuilder::with_capacity(
+                StringBuilder::with_capacity(size.entries, bytes),
+                rows,
+            )),
+            FieldType::StrMap => Column::Map(MapBuilder::with_capacity(
                 None,
-                StringBuilder::new(),
-                StringBuilder::new(),
+                StringBuilder::with_capacity(size.entries, size.key_bytes),
+                StringBuilder::with_capacity(size.entries, bytes),
+                rows,
             )),
         }
     }
@@ -65,17 +127,6 @@ impl Column {
             Column::Map(b) => (0..n).for_each(|_| {
                 let _ = b.append(true);
             }),
-        }
-    }
-
-    /// Bytes of text or binary values the column held (not its capacity), to size the next
-    /// builder.
-    fn data_bytes(array: &dyn arrow::array::Array) -> usize {
-        use arrow::array::AsArray;
-        match array.data_type() {
-            arrow::datatypes::DataType::Utf8 => array.as_string::<i32>().values().len(),
-            arrow::datatypes::DataType::Binary => array.as_binary::<i32>().values().len(),
-            _ => 0,
         }
     }
 
@@ -168,7 +219,14 @@ impl TableBuilder {
         let columns: Vec<Column> = table
             .fields()
             .iter()
-            .map(|f| Column::new(f.ty, rows, rows * 8))
+            .map(|f| {
+                let guess = Sizing {
+                    bytes: rows * 8,
+                    entries: rows,
+                    key_bytes: rows * 8,
+                };
+                Column::new(f.ty, rows, guess)
+            })
             .collect();
         let n = columns.len();
         TableBuilder {
@@ -334,8 +392,7 @@ impl TableBuilder {
             .zip(self.table.fields())
             .zip(&arrays)
         {
-            let used = Column::data_bytes(a.as_ref());
-            *c = Column::new(f.ty, self.capacity_rows, used + used / 4);
+            *c = Column::new(f.ty, self.capacity_rows, Sizing::of(a.as_ref()).padded());
         }
         let records = RecordBatch::try_new(self.table.schema(), arrays)?;
         let batch = crate::Batch {

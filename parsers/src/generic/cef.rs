@@ -15,7 +15,7 @@ use crate::out::Out;
 use crate::vendor::{Decoded, Input, Result};
 
 pub fn decode(out: &mut Out<'_>, input: &Input<'_>) -> Result {
-    let at = memchr::memmem::find(input.line.as_bytes(), b"CEF:").ok_or("no CEF: marker")?;
+    let at = crate::find!(input.line.as_bytes(), b"CEF:").ok_or("no CEF: marker")?;
     let text = input.line[at + 4..].trim_end();
     let (header, ext) = header(text).ok_or("CEF: fewer than 7 header fields")?;
     let [version, vendor, product, dev_version, sig, name, severity] = &header;

@@ -12,7 +12,7 @@ use crate::out::Out;
 use crate::vendor::{Decoded, Input, Result};
 
 pub fn decode(out: &mut Out<'_>, input: &Input<'_>) -> Result {
-    let at = memchr::memmem::find(input.line.as_bytes(), b"LEEF:").ok_or("no LEEF: marker")?;
+    let at = crate::find!(input.line.as_bytes(), b"LEEF:").ok_or("no LEEF: marker")?;
     let text = input.line[at + 5..].trim_end_matches(['\r', '\n']);
     let mut parts = text.splitn(6, '|');
     let version = parts.next().unwrap_or("");

@@ -21,9 +21,8 @@ use crate::time;
 /// A FortiOS log: a `key=value` body with a `logid` and a `type` (or `devid`) near the start.
 pub fn looks_like(body: &str) -> bool {
     let head = &body.as_bytes()[..body.len().min(400)];
-    memchr::memmem::find(head, b"logid=").is_some()
-        && (memchr::memmem::find(head, b"type=").is_some()
-            || memchr::memmem::find(head, b"devid=").is_some())
+    crate::find!(head, b"logid=").is_some()
+        && (crate::find!(head, b"type=").is_some() || crate::find!(head, b"devid=").is_some())
 }
 
 /// FortiOS log types, from `type=`.
@@ -195,7 +194,7 @@ fn kv_start(body: &str) -> &str {
     if b.get(key_len) == Some(&b'=') {
         return body;
     }
-    match memchr::memmem::find(b, b"date=").or_else(|| memchr::memmem::find(b, b"logver=")) {
+    match crate::find!(b, b"date=").or_else(|| crate::find!(b, b"logver=")) {
         Some(p) => &body[p..],
         None => body,
     }

@@ -14,14 +14,14 @@ use crate::out::Out;
 
 pub fn looks_like(body: &str) -> bool {
     let b = body.as_bytes();
-    memchr::memmem::find(b, b" in:").is_some()
-        && memchr::memmem::find(b, b" out:").is_some()
-        && memchr::memmem::find(b, b"proto ").is_some()
+    crate::find!(b, b" in:").is_some()
+        && crate::find!(b, b" out:").is_some()
+        && crate::find!(b, b"proto ").is_some()
 }
 
 pub fn decode(out: &mut Out<'_>, input: &Input<'_>) -> Result {
     let line = input.body;
-    let at = memchr::memmem::find(line.as_bytes(), b": in:")
+    let at = crate::find!(line.as_bytes(), b": in:")
         .ok_or("no `chain: in:`: not a RouterOS firewall line")?;
     // Words before the chain: topics (`firewall,info`, possibly in the header) and the prefix.
     let head: Vec<&str> = line[..at].split_ascii_whitespace().collect();

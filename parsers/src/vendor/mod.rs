@@ -189,14 +189,10 @@ fn find_marker(line: &str) -> Option<Decoder> {
             return Some(Decoder::CiscoIos);
         }
     }
-    if memchr::memmem::find(b, b"CEF:")
-        .is_some_and(|p| b.get(p + 4).is_some_and(u8::is_ascii_digit))
-    {
+    if crate::find!(b, b"CEF:").is_some_and(|p| b.get(p + 4).is_some_and(u8::is_ascii_digit)) {
         return Some(Decoder::Cef);
     }
-    if memchr::memmem::find(b, b"LEEF:")
-        .is_some_and(|p| b.get(p + 5).is_some_and(u8::is_ascii_digit))
-    {
+    if crate::find!(b, b"LEEF:").is_some_and(|p| b.get(p + 5).is_some_and(u8::is_ascii_digit)) {
         return Some(Decoder::Leef);
     }
     None

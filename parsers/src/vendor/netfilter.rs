@@ -14,9 +14,9 @@ use crate::out::Out;
 
 pub fn looks_like(body: &str) -> bool {
     let b = body.as_bytes();
-    memchr::memmem::find(b, b"IN=").is_some()
-        && memchr::memmem::find(b, b" OUT=").is_some()
-        && memchr::memmem::find(b, b" SRC=").is_some()
+    crate::find!(b, b"IN=").is_some()
+        && crate::find!(b, b" OUT=").is_some()
+        && crate::find!(b, b" SRC=").is_some()
 }
 
 pub fn decode(out: &mut Out<'_>, input: &Input<'_>) -> Result {

@@ -10,14 +10,14 @@ use crate::time;
 
 pub fn looks_like(body: &str) -> bool {
     let head = &body.as_bytes()[..body.len().min(600)];
-    memchr::memmem::find(head, b"log_type=").is_some()
-        && (memchr::memmem::find(head, b"log_component=").is_some()
-            || memchr::memmem::find(head, b"device=\"SFW\"").is_some())
+    crate::find!(head, b"log_type=").is_some()
+        && (crate::find!(head, b"log_component=").is_some()
+            || crate::find!(head, b"device=\"SFW\"").is_some())
 }
 
 pub fn decode(out: &mut Out<'_>, input: &Input<'_>) -> Result {
-    let start = memchr::memmem::find(input.body.as_bytes(), b"device")
-        .or_else(|| memchr::memmem::find(input.body.as_bytes(), b"timestamp="))
+    let start = crate::find!(input.body.as_bytes(), b"device")
+        .or_else(|| crate::find!(input.body.as_bytes(), b"timestamp="))
         .unwrap_or(0);
     let mut pairs = Pairs::new(&input.body[start..]);
     let (mut date, mut tod, mut tz, mut stamp) = (None, None, None, None);
