@@ -66,3 +66,34 @@ fn a_named_format_is_strict() {
         .collect();
     assert_eq!(status, ["failed", "ok", "failed"]);
 }
+
+#[test]
+fn vendor_lines_are_decoded_and_formats_can_be_named() {
+    let asa = b"<164>Nov 23 2026 10:00:07 fw01 : %ASA-4-106023: Deny tcp src outside:192.0.2.99/40000 dst inside:10.30.0.5/22 by access-group \"outside_in\" [0x0, 0x0]\n";
+    let rows = parse("auto", asa);
+    assert_eq!(rows[0]["parse.format"], "cisco_asa");
+    assert_eq!(rows[0]["source.ip"], "192.0.2.99");
+    assert_eq!(rows[0]["destination.port"], 22);
+    assert_eq!(rows[0]["rule.name"], "outside_in");
+    // kv is never detected, only named.
+    let kv = b"src=10.0.0.1 dst=10.0.0.2 dport=53 action=allow\n";
+    assert_eq!(parse("auto", kv)[0]["parse.status"], "failed");
+    let rows = parse("kv", kv);
+    assert_eq!(rows[0]["parse.status"], "ok");
+    assert_eq!(rows[0]["destination.port"], 53);
+    // A named decoder that cannot read the line says why, and keeps the line.
+    let rows = parse("fortigate", asa);
+    assert_eq!(rows[0]["parse.status"], "partial");
+    assert!(rows[0]["parse.error"].as_str().unwrap().contains("logid"));
+
+    let out = Command::new(env!("CARGO_BIN_EXE_canh"))
+        .args(["parse", "--format", "nosuch"])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("unknown format") && err.contains("fortigate"),
+        "{err}"
+    );
+}
