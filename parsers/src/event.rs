@@ -160,8 +160,16 @@ fn looks_like_5424(line: &[u8]) -> bool {
     }
 }
 
-/// Parses `raw` (one framed message) and appends it as a row. Returns the status.
-pub fn append_event(b: &mut TableBuilder, raw: &[u8], format: Format, meta: &Meta<'_>) -> Status {
+/// What [`append_event`] reports about the row it wrote.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Appended {
+    pub status: Status,
+    /// The event time the message gave (UTC ns); `None` when the receive time was used.
+    pub event_ns: Option<i64>,
+}
+
+/// Parses `raw` (one framed message) and appends it as a row.
+pub fn append_event(b: &mut TableBuilder, raw: &[u8], format: Format, meta: &Meta<'_>) -> Appended {
     let line = canh_schema::raw::trim_line_end(raw);
     let mut parsed = parse_line(line, format, meta);
     // The raw bytes are validated once; the line (a prefix of them) and every slice of it are
@@ -196,10 +204,12 @@ pub fn append_event(b: &mut TableBuilder, raw: &[u8], format: Format, meta: &Met
         decoder.map(|d| {
             let mut out = Out::new(b);
             let result = d.decode(&mut out, &input);
-            (d, result, out.take_problem())
+            (d, result, out.take_problem(), out.event_ns())
         })
     };
-    if let Some((d, result, problem)) = decoded {
+    let mut event_ns = parsed.syslog.timestamp_ns;
+    if let Some((d, result, problem, decoder_ns)) = decoded {
+        event_ns = decoder_ns.or(event_ns);
         // The decoder's verdict replaces the header's: a vendor format defines what a
         // complete line is (FortiGate sends no syslog header at all).
         let verdict = match (result, problem) {
@@ -215,7 +225,10 @@ pub fn append_event(b: &mut TableBuilder, raw: &[u8], format: Format, meta: &Met
         }
     }
     write_row(b, raw, raw_text, line, &parsed, meta);
-    parsed.status
+    Appended {
+        status: parsed.status,
+        event_ns,
+    }
 }
 
 /// `part` (a sub-slice of `line`) as a slice of `text`, the line's validated copy.

@@ -33,5 +33,5 @@ pub mod syslog;
 pub mod time;
 pub mod vendor;
 
-pub use event::{append_event, parse_line, Format, Meta, Parsed, Status};
+pub use event::{append_event, parse_line, Appended, Format, Meta, Parsed, Status};
 pub use vendor::Decoder;

@@ -16,11 +16,17 @@ pub struct Out<'b> {
     b: &'b mut TableBuilder,
     /// The first field that did not fit its column, for `parse.error`.
     problem: Option<String>,
+    /// The event time the decoder found, if any.
+    event_ns: Option<i64>,
 }
 
 impl<'b> Out<'b> {
     pub fn new(b: &'b mut TableBuilder) -> Self {
-        Out { b, problem: None }
+        Out {
+            b,
+            problem: None,
+            event_ns: None,
+        }
     }
 
     /// The builder, for the row's remaining columns.
@@ -116,7 +122,13 @@ impl<'b> Out<'b> {
 
     /// Sets the event time (UTC ns).
     pub fn timestamp(&mut self, ns: i64) {
+        self.event_ns.get_or_insert(ns);
         self.b.set_ts(Col::Timestamp, ns);
+    }
+
+    /// The event time the decoder set, if any.
+    pub fn event_ns(&self) -> Option<i64> {
+        self.event_ns
     }
 
     /// A vendor field with no ECS home, under the device's own name. Empty values are kept

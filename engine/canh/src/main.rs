@@ -37,6 +37,9 @@ enum Command {
         /// `rfc3164`), or a body decoder (`fortigate`, `cisco_asa`, `cef`, …; see --help).
         #[arg(long, default_value = "auto", value_parser = parse_format)]
         format: Format,
+        /// Zone of device timestamps without one: `UTC`, `+07:00` or `Asia/Ho_Chi_Minh`.
+        #[arg(long, default_value = "UTC", value_parser = canh_core::zone::Zone::parse)]
+        timezone: canh_core::zone::Zone,
     },
     /// Configuration tools.
     Config {
@@ -71,7 +74,7 @@ fn main() -> ExitCode {
         .init();
     let result = match cli.command {
         Command::Serve { config, data_dir } => serve(config, data_dir),
-        Command::Parse { format } => parse(format),
+        Command::Parse { format, timezone } => parse(format, &timezone),
         Command::Config {
             command: ConfigCommand::Check { file },
         } => config_check(&file),
@@ -128,7 +131,7 @@ fn config_check(file: &PathBuf) -> anyhow::Result<ExitCode> {
 /// Lines per batch in `canh parse`: output appears in order every this many lines.
 const PARSE_BATCH: usize = 1024;
 
-fn parse(format: Format) -> anyhow::Result<ExitCode> {
+fn parse(format: Format, zone: &canh_core::zone::Zone) -> anyhow::Result<ExitCode> {
     let stdin = std::io::stdin().lock();
     let mut out = std::io::BufWriter::new(std::io::stdout().lock());
     let mut builder = TableBuilder::new(Table::Events, PARSE_BATCH);
@@ -136,13 +139,14 @@ fn parse(format: Format) -> anyhow::Result<ExitCode> {
     while lines.peek().is_some() {
         for line in lines.by_ref().take(PARSE_BATCH) {
             let line = line.context("reading stdin")?;
+            let received_ns = canh_schema::raw::now_ns();
             let meta = Meta {
-                received_ns: canh_schema::raw::now_ns(),
+                received_ns,
                 listener: "stdin",
                 input_type: canh_schema::Transport::File.as_str(),
                 peer_ip: "",
                 peer_addr: "",
-                tz_offset_secs: 0,
+                tz_offset_secs: zone.offset_at(received_ns),
             };
             append_event(&mut builder, &line, format, &meta);
         }

@@ -97,3 +97,25 @@ fn vendor_lines_are_decoded_and_formats_can_be_named() {
         "{err}"
     );
 }
+
+#[test]
+fn a_time_zone_applies_to_timestamps_without_one() {
+    let line = b"<34>Nov 23 10:00:00 host app: hello\n";
+    let run = |zone: &str| {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_canh"))
+            .args(["parse", &format!("--timezone={zone}")])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap();
+        child.stdin.take().unwrap().write_all(line).unwrap();
+        let out = child.wait_with_output().unwrap();
+        let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        v["@timestamp"].as_str().unwrap().to_string()
+    };
+    let utc = run("UTC");
+    assert!(utc.ends_with("T10:00:00Z"), "{utc}");
+    let hcm = run("Asia/Ho_Chi_Minh");
+    assert!(hcm.ends_with("T03:00:00Z"), "{hcm}");
+    assert!(run("-05:00").ends_with("T15:00:00Z"));
+}

@@ -19,6 +19,8 @@ use canh_collectors::framing::Framing;
 use canh_collectors::tcp::TcpConfig;
 use canh_collectors::udp::UdpConfig;
 use canh_parsers::Format;
+
+use crate::zone::Zone;
 use toml::Value;
 
 /// Default syslog port for UDP and TCP (unprivileged, so Canh need not run as root).
@@ -42,6 +44,8 @@ pub struct Config {
 pub struct UdpListener {
     pub socket: UdpConfig,
     pub format: Format,
+    /// Zone of device timestamps that carry none.
+    pub timezone: Zone,
 }
 
 /// A TCP syslog listener and how its messages are parsed.
@@ -49,6 +53,8 @@ pub struct UdpListener {
 pub struct TcpListener {
     pub socket: TcpConfig,
     pub format: Format,
+    /// Zone of device timestamps that carry none.
+    pub timezone: Zone,
 }
 
 /// The parse stage and the batches it produces.
@@ -125,10 +131,12 @@ impl Default for Config {
             udp: vec![UdpListener {
                 socket: default_udp("syslog-udp".into(), any),
                 format: Format::Auto,
+                timezone: Zone::default(),
             }],
             tcp: vec![TcpListener {
                 socket: default_tcp("syslog-tcp".into(), any),
                 format: Format::Auto,
+                timezone: Zone::default(),
             }],
             pipeline: PipelineConfig::default(),
             archive: ArchiveConfig::default(),
@@ -369,6 +377,16 @@ impl Reader {
         }
     }
 
+    fn timezone(&mut self, s: &mut Section<'_>) -> Zone {
+        let Some(text) = self.string(s, "timezone") else {
+            return Zone::default();
+        };
+        Zone::parse(&text).unwrap_or_else(|e| {
+            self.error(&s.key_path("timezone"), e);
+            Zone::default()
+        })
+    }
+
     fn format(&mut self, s: &mut Section<'_>) -> Format {
         let Some(text) = self.string(s, "format") else {
             return Format::Auto;
@@ -477,6 +495,7 @@ impl Reader {
         UdpListener {
             socket: u,
             format: self.format(l),
+            timezone: self.timezone(l),
         }
     }
 
@@ -512,6 +531,7 @@ impl Reader {
         TcpListener {
             socket: t,
             format: self.format(l),
+            timezone: self.timezone(l),
         }
     }
 
@@ -637,6 +657,7 @@ mod tests {
             framing = "smoke-signals"
             idle_timeout = "soon"
             format = "xml"
+            timezone = "Mars/Olympus"
             extra = 1
             [pipeline]
             batch_rows = -1
@@ -651,6 +672,7 @@ mod tests {
             "syslog.tcp[0].framing: unknown framing",
             "syslog.tcp[0].idle_timeout:",
             "syslog.tcp[0].format: unknown format",
+            "syslog.tcp[0].timezone: \"Mars/Olympus\" is not a UTC offset",
             "syslog.tcp[0].extra: unknown key",
             "pipeline.batch_rows: -1 is out of range",
         ];
@@ -661,6 +683,28 @@ mod tests {
             );
         }
         assert_eq!(errors.len(), expect.len(), "{errors:#?}");
+    }
+
+    #[test]
+    fn listeners_take_a_vendor_format_and_a_time_zone() {
+        let text = r#"
+            [[syslog.udp]]
+            name = "fortigates"
+            listen = "127.0.0.1:5515"
+            format = "fortigate"
+            timezone = "Asia/Ho_Chi_Minh"
+            [[syslog.tcp]]
+            name = "switches"
+            listen = "127.0.0.1:5516"
+            timezone = "+07:00"
+        "#;
+        let c = Config::from_toml(text).expect("valid");
+        assert_eq!(
+            c.udp[0].format,
+            Format::Decoder(canh_parsers::Decoder::Fortigate)
+        );
+        assert_eq!(c.udp[0].timezone.offset_at(0), 7 * 3600);
+        assert_eq!(c.tcp[0].timezone, Zone::Fixed(7 * 3600));
     }
 
     #[test]

@@ -22,6 +22,7 @@ pub mod http;
 pub mod json;
 pub mod pipeline;
 pub mod sink;
+pub mod zone;
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -108,13 +109,23 @@ impl Engine {
             .spawn(move || sink::parquet::run(archive, batch_rx, m))
             .map_err(StartError::Runtime)?;
 
-        let formats: HashMap<Arc<str>, canh_parsers::Format> = config
+        let listeners: HashMap<Arc<str>, pipeline::ListenerParse> = config
             .udp
             .iter()
-            .map(|u| (u.socket.name.clone(), u.format))
-            .chain(config.tcp.iter().map(|t| (t.socket.name.clone(), t.format)))
+            .map(|u| {
+                (
+                    u.socket.name.clone(),
+                    pipeline::ListenerParse::new(u.format, &u.timezone),
+                )
+            })
+            .chain(config.tcp.iter().map(|t| {
+                (
+                    t.socket.name.clone(),
+                    pipeline::ListenerParse::new(t.format, &t.timezone),
+                )
+            }))
             .collect();
-        let formats = Arc::new(formats);
+        let listeners = Arc::new(listeners);
         let mut queues = Vec::new();
         let mut queue_depths = Vec::new();
         let mut parsers = Vec::new();
@@ -125,7 +136,7 @@ impl Engine {
             let worker = pipeline::ParserWorker {
                 input: rx,
                 output: batch_tx.clone(),
-                formats: formats.clone(),
+                listeners: listeners.clone(),
                 config: config.pipeline.clone(),
                 metrics: metrics.clone(),
             };

@@ -17,13 +17,34 @@ use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
 use tracing::error;
 
 use crate::config::PipelineConfig;
+use crate::zone::Zone;
+
+/// How a device clock further than this from the receive time is counted as skewed.
+pub const CLOCK_SKEW_NS: i64 = 300 * 1_000_000_000;
+
+/// How one listener's messages are parsed.
+#[derive(Debug, Clone, Default)]
+pub struct ListenerParse {
+    pub format: Format,
+    /// Zone of device timestamps that carry none.
+    pub zone: Zone,
+}
+
+impl ListenerParse {
+    pub fn new(format: Format, zone: &Zone) -> Self {
+        ListenerParse {
+            format,
+            zone: zone.clone(),
+        }
+    }
+}
 
 /// One parser worker.
 pub struct ParserWorker {
     pub input: Receiver<RawChunk>,
     pub output: Sender<Batch>,
-    /// The format of each listener, by listener name.
-    pub formats: Arc<HashMap<Arc<str>, Format>>,
+    /// How each listener's messages are parsed, by listener name.
+    pub listeners: Arc<HashMap<Arc<str>, ListenerParse>>,
     pub config: PipelineConfig,
     pub metrics: Metrics,
 }
@@ -62,11 +83,11 @@ impl ParserWorker {
             });
             match self.input.recv_timeout(wait) {
                 Ok(chunk) => {
-                    let format = self
-                        .formats
-                        .get(&chunk.listener)
-                        .copied()
-                        .unwrap_or_default();
+                    let (format, tz_offset_secs) = match self.listeners.get(&chunk.listener) {
+                        Some(l) => (l.format, l.zone.offset_at(chunk.received_ns)),
+                        None => (Format::Auto, 0),
+                    };
+                    let (mut ahead, mut behind) = (0, 0);
                     for (bytes, from) in chunk.messages() {
                         peer.update(from);
                         let meta = Meta {
@@ -75,10 +96,15 @@ impl ParserWorker {
                             input_type: chunk.transport.as_str(),
                             peer_ip: &peer.ip,
                             peer_addr: &peer.ip_port,
-                            tz_offset_secs: 0,
+                            tz_offset_secs,
                         };
-                        let status = append_event(&mut builder, bytes, format, &meta);
-                        counts[status as usize] += 1;
+                        let row = append_event(&mut builder, bytes, format, &meta);
+                        counts[row.status as usize] += 1;
+                        if let Some(ns) = row.event_ns {
+                            let d = ns.saturating_sub(chunk.received_ns);
+                            ahead += u64::from(d > CLOCK_SKEW_NS);
+                            behind += u64::from(d < -CLOCK_SKEW_NS);
+                        }
                         oldest.get_or_insert_with(Instant::now);
                         if builder.rows() >= self.config.batch_rows
                             || builder.bytes() >= self.config.batch_bytes
@@ -87,6 +113,8 @@ impl ParserWorker {
                             oldest = None;
                         }
                     }
+                    self.metrics.clock_skewed(&chunk.listener, "ahead", ahead);
+                    self.metrics.clock_skewed(&chunk.listener, "behind", behind);
                 }
                 Err(RecvTimeoutError::Timeout) => {
                     self.flush(&mut builder, &mut counts);

@@ -43,6 +43,7 @@ struct Inner {
     dropped_messages: IntCounterVec,
     connections: IntGaugeVec,
     parsed_events: IntCounterVec,
+    clock_skew: IntCounterVec,
     batches_written: IntCounterVec,
     rows_written: IntCounterVec,
     files_written: IntCounterVec,
@@ -104,6 +105,7 @@ impl Metrics {
             dropped_messages: counter(&r, "canh_collector_dropped_messages_total", "Messages dropped before parsing, per listener and reason (oversize, queue_full, kernel, empty, connection_limit).", &["listener", "reason"]),
             connections: gauge(&r, "canh_collector_connections", "Open TCP connections, per listener.", &["listener"]),
             parsed_events: counter(&r, "canh_parser_events_total", "Events parsed, per status (ok, partial, failed).", &["status"]),
+            clock_skew: counter(&r, "canh_parser_clock_skew_events_total", "Events whose device time is more than 5 minutes from the receive time, per listener and direction (ahead, behind).", &["listener", "direction"]),
             batches_written: counter(&r, "canh_sink_batches_total", "Batches written, per sink and table.", &["sink", "table"]),
             rows_written: counter(&r, "canh_sink_rows_total", "Rows written, per sink and table.", &["sink", "table"]),
             files_written: counter(&r, "canh_sink_files_total", "Files completed (renamed into place), per table.", &["table"]),
@@ -147,6 +149,16 @@ impl Metrics {
             self.0
                 .parsed_events
                 .with_label_values(&[status])
+                .inc_by(events);
+        }
+    }
+
+    /// Events whose device clock is off by more than the skew threshold.
+    pub fn clock_skewed(&self, listener: &str, direction: &str, events: u64) {
+        if events > 0 {
+            self.0
+                .clock_skew
+                .with_label_values(&[listener, direction])
                 .inc_by(events);
         }
     }
