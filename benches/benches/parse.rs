@@ -47,6 +47,8 @@ fn bench(c: &mut Criterion) {
         peer_ip: "10.1.2.3",
         peer_addr: "10.1.2.3:514",
         tz_offset_secs: 0,
+        organization: None,
+        device: None,
     };
     for (name, rfc5424, decoded) in [
         ("rfc5424", true, false),
@@ -110,6 +112,8 @@ fn vendors(c: &mut Criterion) {
         peer_ip: "10.1.2.3",
         peer_addr: "10.1.2.3:514",
         tz_offset_secs: 0,
+        organization: None,
+        device: None,
     };
     for vendor in [
         "fortigate",

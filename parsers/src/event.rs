@@ -84,6 +84,11 @@ pub struct Meta<'a> {
     pub peer_addr: &'a str,
     /// Offset east of UTC for RFC 3164 timestamps without a zone.
     pub tz_offset_secs: i64,
+    /// The agency that owns the sender, from the inventory (`unknown` for a sender the
+    /// inventory does not list; `None` when there is no inventory).
+    pub organization: Option<&'a str>,
+    /// The device's name, from the inventory.
+    pub device: Option<&'a str>,
 }
 
 /// The result of [`parse_line`], before it is written as a row.
@@ -253,6 +258,12 @@ fn write_row(
     b.note_received(meta.received_ns);
     b.set_ts(Col::Timestamp, m.timestamp_ns.unwrap_or(meta.received_ns));
     b.set_ts(Col::EventCreated, meta.received_ns);
+    if let Some(org) = meta.organization {
+        b.set_str(Col::OrganizationName, org);
+    }
+    if let Some(dev) = meta.device {
+        b.set_str(Col::ObserverHostname, dev);
+    }
     for (col, v) in [
         (Col::ObserverIp, meta.peer_ip),
         (Col::CanhListener, meta.listener),

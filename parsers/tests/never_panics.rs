@@ -37,6 +37,8 @@ fn parse_all_formats(line: &[u8]) {
         peer_ip: "192.0.2.1",
         peer_addr: "192.0.2.1:514",
         tz_offset_secs: 7 * 3600,
+        organization: None,
+        device: None,
     };
     let names = Format::names();
     let mut b = TableBuilder::new(Table::Events, names.len());

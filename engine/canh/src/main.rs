@@ -40,6 +40,13 @@ enum Command {
         /// Zone of device timestamps without one: `UTC`, `+07:00` or `Asia/Ho_Chi_Minh`.
         #[arg(long, default_value = "UTC", value_parser = canh_core::zone::Zone::parse)]
         timezone: canh_core::zone::Zone,
+        /// Sender inventory (CSV: cidr,organization,device,format,timezone) to label events.
+        #[arg(long)]
+        inventory: Option<PathBuf>,
+        /// Parse as if the lines came from this address: picks the inventory entry (agency,
+        /// device, per-sender format and zone) and fills `observer.ip`.
+        #[arg(long)]
+        source_ip: Option<std::net::IpAddr>,
     },
     /// Configuration tools.
     Config {
@@ -74,7 +81,12 @@ fn main() -> ExitCode {
         .init();
     let result = match cli.command {
         Command::Serve { config, data_dir } => serve(config, data_dir),
-        Command::Parse { format, timezone } => parse(format, &timezone),
+        Command::Parse {
+            format,
+            timezone,
+            inventory,
+            source_ip,
+        } => parse(format, &timezone, inventory.as_deref(), source_ip),
         Command::Config {
             command: ConfigCommand::Check { file },
         } => config_check(&file),
@@ -93,7 +105,14 @@ fn load_config(path: Option<&PathBuf>) -> Option<Config> {
     let Some(path) = path else {
         return Some(Config::default());
     };
-    match Config::from_file(path) {
+    let loaded = Config::from_file(path).and_then(|c| match &c.inventory {
+        // The inventory is part of the configuration: check it with the rest.
+        Some(ic) => canh_core::inventory::Inventory::load(&ic.file)
+            .map(|_| c)
+            .map_err(canh_core::config::ConfigErrors),
+        None => Ok(c),
+    });
+    match loaded {
         Ok(c) => Some(c),
         Err(errors) => {
             let mut err = std::io::stderr().lock();
@@ -131,7 +150,41 @@ fn config_check(file: &PathBuf) -> anyhow::Result<ExitCode> {
 /// Lines per batch in `canh parse`: output appears in order every this many lines.
 const PARSE_BATCH: usize = 1024;
 
-fn parse(format: Format, zone: &canh_core::zone::Zone) -> anyhow::Result<ExitCode> {
+fn parse(
+    format: Format,
+    zone: &canh_core::zone::Zone,
+    inventory: Option<&std::path::Path>,
+    source_ip: Option<std::net::IpAddr>,
+) -> anyhow::Result<ExitCode> {
+    let inventory = match inventory {
+        Some(path) => match canh_core::inventory::Inventory::load(path) {
+            Ok(inv) => Some(inv),
+            Err(errors) => {
+                let mut err = std::io::stderr().lock();
+                for e in errors {
+                    writeln!(err, "{e}")?;
+                }
+                return Ok(ExitCode::from(2));
+            }
+        },
+        None => None,
+    };
+    // What the inventory says about the sender, as the pipeline would apply it.
+    let entry = match (&inventory, source_ip) {
+        (Some(inv), Some(ip)) => Some(inv.lookup(ip).cloned()),
+        (Some(_), None) => Some(None),
+        _ => None,
+    };
+    let sender = entry.as_ref().and_then(Option::as_ref);
+    let format = sender.and_then(|e| e.format).unwrap_or(format);
+    let zone = sender.and_then(|e| e.timezone.as_ref()).unwrap_or(zone);
+    let organization = match &entry {
+        Some(Some(e)) => Some(&*e.organization),
+        Some(None) => Some(canh_core::pipeline::UNKNOWN_ORGANIZATION),
+        None => None,
+    };
+    let device = sender.and_then(|e| e.device.as_deref());
+    let peer_ip = source_ip.map(|ip| ip.to_string()).unwrap_or_default();
     let stdin = std::io::stdin().lock();
     let mut out = std::io::BufWriter::new(std::io::stdout().lock());
     let mut builder = TableBuilder::new(Table::Events, PARSE_BATCH);
@@ -144,9 +197,11 @@ fn parse(format: Format, zone: &canh_core::zone::Zone) -> anyhow::Result<ExitCod
                 received_ns,
                 listener: "stdin",
                 input_type: canh_schema::Transport::File.as_str(),
-                peer_ip: "",
+                peer_ip: &peer_ip,
                 peer_addr: "",
                 tz_offset_secs: zone.offset_at(received_ns),
+                organization,
+                device,
             };
             append_event(&mut builder, &line, format, &meta);
         }

@@ -37,6 +37,15 @@ pub struct Config {
     pub tcp: Vec<TcpListener>,
     pub pipeline: PipelineConfig,
     pub archive: ArchiveConfig,
+    /// The sender inventory (CIDR → agency, device, per-sender format and zone), if any.
+    pub inventory: Option<InventoryConfig>,
+}
+
+/// Where the sender inventory lives and how often it is checked for changes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InventoryConfig {
+    pub file: PathBuf,
+    pub reload_interval: Duration,
 }
 
 /// A UDP syslog listener and how its messages are parsed.
@@ -140,6 +149,7 @@ impl Default for Config {
             }],
             pipeline: PipelineConfig::default(),
             archive: ArchiveConfig::default(),
+            inventory: None,
         }
     }
 }
@@ -432,6 +442,24 @@ impl Reader {
                 self.done(s);
             }
         }
+        if let Some((v, path)) = top.get("inventory") {
+            if let Some(mut s) = self.section(&path, v) {
+                let file = self.string(&mut s, "file");
+                let reload_interval = self
+                    .duration(&mut s, "reload_interval", Duration::from_millis(100))
+                    .unwrap_or(Duration::from_secs(5));
+                match file {
+                    Some(f) => {
+                        c.inventory = Some(InventoryConfig {
+                            file: PathBuf::from(f),
+                            reload_interval,
+                        })
+                    }
+                    None => self.error(&s.key_path("file"), "is required".to_string()),
+                }
+                self.done(s);
+            }
+        }
         if let Some((v, path)) = top.get("archive") {
             if let Some(mut s) = self.section(&path, v) {
                 self.archive(&mut s, &mut c.archive);
@@ -661,6 +689,8 @@ mod tests {
             extra = 1
             [pipeline]
             batch_rows = -1
+            [inventory]
+            reload_interval = "1s"
         "#;
         let errors = Config::from_toml(text).expect_err("invalid").0;
         let expect = [
@@ -675,6 +705,7 @@ mod tests {
             "syslog.tcp[0].timezone: \"Mars/Olympus\" is not a UTC offset",
             "syslog.tcp[0].extra: unknown key",
             "pipeline.batch_rows: -1 is out of range",
+            "inventory.file: is required",
         ];
         for e in expect {
             assert!(
@@ -703,7 +734,10 @@ mod tests {
             c.udp[0].format,
             Format::Decoder(canh_parsers::Decoder::Fortigate)
         );
-        assert_eq!(c.udp[0].timezone.offset_at(0), 7 * 3600);
+        assert_eq!(
+            c.udp[0].timezone.offset_at(1_795_435_200_000_000_000),
+            7 * 3600
+        );
         assert_eq!(c.tcp[0].timezone, Zone::Fixed(7 * 3600));
     }
 
@@ -741,6 +775,10 @@ mod tests {
         assert_eq!(c.pipeline.batch_timeout, d.pipeline.batch_timeout);
         assert_eq!(c.archive.max_file_size, d.archive.max_file_size);
         assert_eq!(c.archive.max_file_age, d.archive.max_file_age);
+        let inv =
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../deploy/inventory.csv");
+        let inv = crate::inventory::Inventory::load(&inv).expect("deploy/inventory.csv is valid");
+        assert_eq!(inv.networks(), 5);
     }
 
     #[test]

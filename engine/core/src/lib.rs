@@ -19,6 +19,7 @@
 
 pub mod config;
 pub mod http;
+pub mod inventory;
 pub mod json;
 pub mod pipeline;
 pub mod sink;
@@ -52,6 +53,9 @@ pub enum StartError {
     /// A thread or the async runtime could not be created.
     #[error("runtime")]
     Runtime(#[source] std::io::Error),
+    /// The inventory file cannot be used (every problem, with line numbers).
+    #[error("inventory: {}", .0.join("; "))]
+    Inventory(Vec<String>),
 }
 
 /// The addresses the engine actually listens on (useful when configured with port 0).
@@ -72,6 +76,10 @@ pub struct Engine {
     tcp: Vec<tokio::task::JoinHandle<()>>,
     parsers: Vec<JoinHandle<()>>,
     sink: Option<JoinHandle<()>>,
+    /// Stops the inventory watcher.
+    inventory_stop: Arc<std::sync::atomic::AtomicBool>,
+    /// SIGTERM and SIGINT, registered at start.
+    signals: std::sync::Mutex<Option<(tokio::signal::unix::Signal, tokio::signal::unix::Signal)>>,
     http: Option<tokio::task::JoinHandle<std::io::Result<()>>>,
 }
 
@@ -92,6 +100,16 @@ impl Engine {
             .enable_all()
             .build()
             .map_err(StartError::Runtime)?;
+        // Signal handlers go in before anything listens: a SIGTERM that arrives as soon as the
+        // listeners are up is then queued for `wait_for_signal`, not fatal.
+        let signals = {
+            let _rt = runtime.enter();
+            use tokio::signal::unix::{signal, SignalKind};
+            (
+                signal(SignalKind::terminate()).map_err(StartError::Runtime)?,
+                signal(SignalKind::interrupt()).map_err(StartError::Runtime)?,
+            )
+        };
         let (trigger, shutdown) = Shutdown::new();
 
         // Sink first, so batches have somewhere to go.
@@ -126,6 +144,20 @@ impl Engine {
             }))
             .collect();
         let listeners = Arc::new(listeners);
+        let inventory_stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let inventory = match &config.inventory {
+            Some(ic) => {
+                let w = inventory::Watched::open(&ic.file).map_err(StartError::Inventory)?;
+                info!(file = %ic.file.display(), networks = w.current().networks(), "inventory loaded");
+                let (w2, stop, every) = (w.clone(), inventory_stop.clone(), ic.reload_interval);
+                std::thread::Builder::new()
+                    .name("canh-inventory".into())
+                    .spawn(move || w2.watch(every, stop))
+                    .map_err(StartError::Runtime)?;
+                Some(w)
+            }
+            None => None,
+        };
         let mut queues = Vec::new();
         let mut queue_depths = Vec::new();
         let mut parsers = Vec::new();
@@ -137,6 +169,7 @@ impl Engine {
                 input: rx,
                 output: batch_tx.clone(),
                 listeners: listeners.clone(),
+                inventory: inventory.clone(),
                 config: config.pipeline.clone(),
                 metrics: metrics.clone(),
             };
@@ -157,6 +190,8 @@ impl Engine {
             udp: Vec::new(),
             tcp: Vec::new(),
             parsers,
+            inventory_stop,
+            signals: std::sync::Mutex::new(Some(signals)),
             sink: Some(sink),
             http: None,
         };
@@ -246,6 +281,8 @@ impl Engine {
     pub fn shutdown(mut self) {
         info!("shutting down: draining collectors");
         self.trigger.trigger();
+        self.inventory_stop
+            .store(true, std::sync::atomic::Ordering::Release);
         for u in std::mem::take(&mut self.udp) {
             u.join();
         }
@@ -267,12 +304,17 @@ impl Engine {
 
     /// Resolves when SIGTERM or SIGINT arrives.
     pub fn wait_for_signal(&self) -> std::io::Result<()> {
+        let taken = match self.signals.lock() {
+            Ok(mut g) => g.take(),
+            Err(p) => p.into_inner().take(),
+        };
+        let Some((mut term, mut int)) = taken else {
+            return Err(std::io::Error::other("wait_for_signal called twice"));
+        };
         self.runtime.block_on(async {
-            let mut term =
-                tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
             tokio::select! {
                 _ = term.recv() => info!("SIGTERM received"),
-                r = tokio::signal::ctrl_c() => { r?; info!("SIGINT received") }
+                _ = int.recv() => info!("SIGINT received"),
             }
             Ok(())
         })

@@ -17,7 +17,41 @@ use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
 use tracing::error;
 
 use crate::config::PipelineConfig;
+use crate::inventory::{Entry, Inventory, Watched};
 use crate::zone::Zone;
+
+/// `organization.name` of senders the inventory does not list.
+pub const UNKNOWN_ORGANIZATION: &str = "unknown";
+
+/// Inventory lookups of one worker, cached per sender address until the inventory changes.
+struct SenderCache {
+    generation: u64,
+    inventory: Arc<Inventory>,
+    entries: HashMap<std::net::IpAddr, Option<Arc<Entry>>>,
+}
+
+impl SenderCache {
+    /// Most deployments have hundreds of senders; this bounds a scan of spoofed UDP sources.
+    const MAX: usize = 65_536;
+
+    fn lookup(&mut self, watched: &Watched, ip: std::net::IpAddr) -> Option<Arc<Entry>> {
+        let generation = watched.generation();
+        if generation != self.generation {
+            self.generation = generation;
+            self.inventory = watched.current();
+            self.entries.clear();
+        }
+        if let Some(e) = self.entries.get(&ip) {
+            return e.clone();
+        }
+        if self.entries.len() >= Self::MAX {
+            self.entries.clear();
+        }
+        let e = self.inventory.lookup(ip).cloned();
+        self.entries.insert(ip, e.clone());
+        e
+    }
+}
 
 /// How a device clock further than this from the receive time is counted as skewed.
 pub const CLOCK_SKEW_NS: i64 = 300 * 1_000_000_000;
@@ -45,6 +79,8 @@ pub struct ParserWorker {
     pub output: Sender<Batch>,
     /// How each listener's messages are parsed, by listener name.
     pub listeners: Arc<HashMap<Arc<str>, ListenerParse>>,
+    /// The sender inventory, if one is configured.
+    pub inventory: Option<Arc<Watched>>,
     pub config: PipelineConfig,
     pub metrics: Metrics,
 }
@@ -77,19 +113,43 @@ impl ParserWorker {
             ip: String::new(),
             ip_port: String::new(),
         };
+        let mut senders = SenderCache {
+            generation: 0,
+            inventory: Arc::new(Inventory::default()),
+            entries: HashMap::new(),
+        };
         loop {
             let wait = oldest.map_or(Duration::from_secs(3600), |t| {
                 self.config.batch_timeout.saturating_sub(t.elapsed())
             });
             match self.input.recv_timeout(wait) {
                 Ok(chunk) => {
-                    let (format, tz_offset_secs) = match self.listeners.get(&chunk.listener) {
-                        Some(l) => (l.format, l.zone.offset_at(chunk.received_ns)),
-                        None => (Format::Auto, 0),
-                    };
-                    let (mut ahead, mut behind) = (0, 0);
+                    let (listener_format, listener_offset) =
+                        match self.listeners.get(&chunk.listener) {
+                            Some(l) => (l.format, l.zone.offset_at(chunk.received_ns)),
+                            None => (Format::Auto, 0),
+                        };
+                    let (mut ahead, mut behind, mut unknown) = (0, 0, 0);
                     for (bytes, from) in chunk.messages() {
                         peer.update(from);
+                        let entry = match &self.inventory {
+                            Some(w) => {
+                                let e = senders.lookup(w, from.ip());
+                                unknown += u64::from(e.is_none());
+                                Some(e)
+                            }
+                            None => None,
+                        };
+                        let sender = entry.as_ref().and_then(Option::as_ref);
+                        let format = sender.and_then(|e| e.format).unwrap_or(listener_format);
+                        let tz_offset_secs = sender
+                            .and_then(|e| e.timezone.as_ref())
+                            .map_or(listener_offset, |z| z.offset_at(chunk.received_ns));
+                        let organization = match &entry {
+                            Some(Some(e)) => Some(&*e.organization),
+                            Some(None) => Some(UNKNOWN_ORGANIZATION),
+                            None => None,
+                        };
                         let meta = Meta {
                             received_ns: chunk.received_ns,
                             listener: &chunk.listener,
@@ -97,6 +157,8 @@ impl ParserWorker {
                             peer_ip: &peer.ip,
                             peer_addr: &peer.ip_port,
                             tz_offset_secs,
+                            organization,
+                            device: sender.and_then(|e| e.device.as_deref()),
                         };
                         let row = append_event(&mut builder, bytes, format, &meta);
                         counts[row.status as usize] += 1;
@@ -113,6 +175,7 @@ impl ParserWorker {
                             oldest = None;
                         }
                     }
+                    self.metrics.unknown_senders(&chunk.listener, unknown);
                     self.metrics.clock_skewed(&chunk.listener, "ahead", ahead);
                     self.metrics.clock_skewed(&chunk.listener, "behind", behind);
                 }

@@ -92,6 +92,8 @@ fn core_ecs_fields_per_vendor() {
             peer_ip: "192.0.2.1",
             peer_addr: "192.0.2.1:514",
             tz_offset_secs: 0,
+            organization: None,
+            device: None,
         };
         let mut b = TableBuilder::new(Table::Events, 1);
         append_event(&mut b, input.as_bytes(), Format::Auto, &meta);

@@ -49,6 +49,8 @@ fn render(log: &Path, batch_rows: usize) -> String {
         peer_ip: "192.0.2.10",
         peer_addr: "192.0.2.10:514",
         tz_offset_secs: 0,
+        organization: None,
+        device: None,
     };
     let mut out = String::new();
     let mut builder = TableBuilder::new(Table::Events, batch_rows);

@@ -44,6 +44,7 @@ struct Inner {
     connections: IntGaugeVec,
     parsed_events: IntCounterVec,
     clock_skew: IntCounterVec,
+    unknown_senders: IntCounterVec,
     batches_written: IntCounterVec,
     rows_written: IntCounterVec,
     files_written: IntCounterVec,
@@ -106,6 +107,7 @@ impl Metrics {
             connections: gauge(&r, "canh_collector_connections", "Open TCP connections, per listener.", &["listener"]),
             parsed_events: counter(&r, "canh_parser_events_total", "Events parsed, per status (ok, partial, failed).", &["status"]),
             clock_skew: counter(&r, "canh_parser_clock_skew_events_total", "Events whose device time is more than 5 minutes from the receive time, per listener and direction (ahead, behind).", &["listener", "direction"]),
+            unknown_senders: counter(&r, "canh_parser_unknown_sender_events_total", "Events from senders the inventory does not list (organization.name \"unknown\"), per listener.", &["listener"]),
             batches_written: counter(&r, "canh_sink_batches_total", "Batches written, per sink and table.", &["sink", "table"]),
             rows_written: counter(&r, "canh_sink_rows_total", "Rows written, per sink and table.", &["sink", "table"]),
             files_written: counter(&r, "canh_sink_files_total", "Files completed (renamed into place), per table.", &["table"]),
@@ -149,6 +151,16 @@ impl Metrics {
             self.0
                 .parsed_events
                 .with_label_values(&[status])
+                .inc_by(events);
+        }
+    }
+
+    /// Events from senders the inventory does not list.
+    pub fn unknown_senders(&self, listener: &str, events: u64) {
+        if events > 0 {
+            self.0
+                .unknown_senders
+                .with_label_values(&[listener])
                 .inc_by(events);
         }
     }

@@ -319,6 +319,8 @@ mod tests {
             peer_ip: "127.0.0.1",
             peer_addr: "127.0.0.1:1",
             tz_offset_secs: 0,
+            organization: None,
+            device: None,
         };
         for i in 0..rows {
             append_event(
