@@ -28,7 +28,7 @@
 
 use canh_schema::fields::events::Col;
 
-use super::{Decoded, Input, Result};
+use super::{between, word_after, Decoded, Input, Result};
 use crate::out::Out;
 
 /// The parsed `%ASA-[class-]N-NNNNNN:` tag.
@@ -209,19 +209,6 @@ fn destination(out: &mut Out<'_>, e: &Endpoint<'_>) {
     if let Some(i) = e.iface {
         out.vendor("destination_interface", i);
     }
-}
-
-/// The word after `key ` in `s`.
-fn word_after<'a>(s: &'a str, key: &str) -> Option<&'a str> {
-    let p = s.find(key)? + key.len();
-    s[p..].split_ascii_whitespace().next()
-}
-
-/// The text between `open` and the next `close` after it.
-fn between<'a>(s: &'a str, open: &str, close: &str) -> Option<&'a str> {
-    let p = s.find(open)? + open.len();
-    let e = s[p..].find(close)? + p;
-    Some(&s[p..e])
 }
 
 fn deny(out: &mut Out<'_>) {

@@ -15,7 +15,7 @@
 
 use canh_schema::fields::events::Col;
 
-use super::{Decoded, Input, Result};
+use super::{word_after, Decoded, Input, Result};
 use crate::out::Out;
 
 /// A parsed `%FAC-N-MNEM:` tag.
@@ -98,11 +98,6 @@ pub fn decode(out: &mut Out<'_>, input: &Input<'_>) -> Result {
     decoded
         .map(|()| Decoded::Fields)
         .ok_or_else(|| format!("%{}: unexpected message text", m.code))
-}
-
-fn word_after<'a>(s: &'a str, key: &str) -> Option<&'a str> {
-    let p = s.find(key)? + key.len();
-    s[p..].split_ascii_whitespace().next()
 }
 
 fn interface_state(out: &mut Out<'_>, up: bool) {

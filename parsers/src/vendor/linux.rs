@@ -6,7 +6,7 @@
 
 use canh_schema::fields::events::Col;
 
-use super::{Decoded, Input, Result};
+use super::{word_after, Decoded, Input, Result};
 use crate::out::Out;
 
 /// Programs whose messages this decoder reads.
@@ -53,12 +53,6 @@ pub fn decode(out: &mut Out<'_>, input: &Input<'_>) -> Result {
     } else {
         Decoded::Plain
     })
-}
-
-/// The word after `key` (followed by a space) in `s`.
-fn word_after<'a>(s: &'a str, key: &str) -> Option<&'a str> {
-    let p = s.find(key)? + key.len();
-    s[p..].split_ascii_whitespace().next()
 }
 
 fn login(out: &mut Out<'_>, ok: bool) {

@@ -176,6 +176,19 @@ pub fn detect(input: &Input<'_>) -> Option<Decoder> {
     None
 }
 
+/// The word after the first `key` in `s`.
+pub(crate) fn word_after<'a>(s: &'a str, key: &str) -> Option<&'a str> {
+    let p = s.find(key)? + key.len();
+    s[p..].split_ascii_whitespace().next()
+}
+
+/// The text between the first `open` and the next `close` after it.
+pub(crate) fn between<'a>(s: &'a str, open: &str, close: &str) -> Option<&'a str> {
+    let p = s.find(open)? + open.len();
+    let e = s[p..].find(close)? + p;
+    Some(&s[p..e])
+}
+
 /// Markers that identify a format wherever they appear: devices and relays put all kinds of
 /// prefixes before `%ASA-`, `%LINK-3-UPDOWN:` or `CEF:0|`.
 fn find_marker(line: &str) -> Option<Decoder> {

@@ -7,7 +7,7 @@ use std::borrow::Cow;
 
 use canh_schema::fields::events::Col;
 
-use super::{Decoded, Input, Result};
+use super::{word_after, Decoded, Input, Result};
 use crate::out::Out;
 use crate::time;
 
@@ -263,11 +263,6 @@ fn system(out: &mut Out<'_>, f: &F<'_>) -> Result {
         }
     }
     Ok(Decoded::Fields)
-}
-
-fn word_after<'a>(s: &'a str, key: &str) -> Option<&'a str> {
-    let p = s.find(key)? + key.len();
-    s[p..].split_ascii_whitespace().next()
 }
 
 fn quoted_after<'a>(s: &'a str, key: &str) -> Option<&'a str> {
