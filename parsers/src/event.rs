@@ -140,8 +140,18 @@ pub fn parse_line<'a>(line: &'a [u8], format: Format, meta: &Meta<'_>) -> Parsed
         Format::Rfc3164 => rfc3164::parse(line, &opts3164(true)).map_or_else(failed, from_3164),
         Format::Auto | Format::Decoder(_) => {
             if looks_like_5424(line) {
-                if let Ok(m) = rfc5424::parse(line) {
-                    return ok5424(m);
+                match rfc5424::parse_lenient_sd(line) {
+                    Ok((m, false)) => return ok5424(m),
+                    Ok((m, true)) => {
+                        return Parsed {
+                            status: Status::Partial,
+                            error: Some(Cow::Borrowed(
+                                "malformed structured data, kept in the message",
+                            )),
+                            ..ok5424(m)
+                        }
+                    }
+                    Err(_) => {}
                 }
             }
             rfc3164::parse(line, &opts3164(false)).map_or_else(failed, from_3164)

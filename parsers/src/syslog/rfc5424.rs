@@ -10,6 +10,17 @@ use crate::time::Civil;
 
 /// Parses one RFC 5424 message (without framing or trailing newline).
 pub fn parse(line: &[u8]) -> Result<Syslog<'_>, SyslogError> {
+    parse_inner(line, false).map(|(m, _)| m)
+}
+
+/// Like [`parse`], but a STRUCTURED-DATA part that breaks the grammar (Check Point's
+/// `[key:"value"; …]`, hand-made brackets) does not fail the message: the header is kept and
+/// everything from the SD position on is the MSG. The flag says whether that happened.
+pub fn parse_lenient_sd(line: &[u8]) -> Result<(Syslog<'_>, bool), SyslogError> {
+    parse_inner(line, true)
+}
+
+fn parse_inner(line: &[u8], lenient_sd: bool) -> Result<(Syslog<'_>, bool), SyslogError> {
     let (priority, _) = parse_pri(line)?;
     let mut c = Cursor {
         line,
@@ -32,7 +43,16 @@ pub fn parse(line: &[u8]) -> Result<Syslog<'_>, SyslogError> {
     c.space()?;
     msg.msgid = c.header_field(32, ErrorKind::Msgid)?;
     c.space()?;
-    msg.structured_data = c.structured_data()?;
+    let sd_start = c.pos;
+    match c.structured_data() {
+        Ok(sd) => msg.structured_data = sd,
+        Err(e) if lenient_sd && e.kind == ErrorKind::StructuredData => {
+            let rest = &line[sd_start..];
+            msg.message = (!rest.is_empty()).then_some(rest);
+            return Ok((msg, true));
+        }
+        Err(e) => return Err(e),
+    }
     if c.pos < line.len() {
         c.space()?;
         let rest = &line[c.pos..];
@@ -45,7 +65,7 @@ pub fn parse(line: &[u8]) -> Result<Syslog<'_>, SyslogError> {
         }
         msg.message = (!rest.is_empty()).then_some(rest);
     }
-    Ok(msg)
+    Ok((msg, false))
 }
 
 struct Cursor<'a> {
