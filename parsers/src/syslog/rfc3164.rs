@@ -70,7 +70,18 @@ pub fn parse<'a>(
     let col = |r: &[u8]| -> usize { line.len() - r.len() };
 
     rest = skip_sequence_number(rest);
-    let Some((ts, after)) = timestamp(rest, opts) else {
+    // Cisco with `logging origin-id hostname`: "host: *Mmm dd hh:mm:ss.mmm: %FAC-…".
+    let mut origin = None;
+    let stamped = timestamp(rest, opts).or_else(|| {
+        let (tok, after_tok) = split_token(rest);
+        let host = tok
+            .strip_suffix(b":")
+            .filter(|h| !h.is_empty() && is_hostname(h))?;
+        let found = timestamp(skip_spaces(after_tok), opts)?;
+        origin = std::str::from_utf8(host).ok();
+        Some(found)
+    });
+    let Some((ts, after)) = stamped else {
         if opts.strict || missing.is_some() {
             let kind = if missing.is_some() {
                 ErrorKind::Priority
@@ -90,7 +101,9 @@ pub fn parse<'a>(
     rest = skip_spaces(rest);
 
     let (first, after_first) = split_token(rest);
-    if !first.is_empty() && tag(first, after_first).is_none() && is_hostname(first) {
+    if origin.is_some() {
+        msg.hostname = origin;
+    } else if !first.is_empty() && tag(first, after_first).is_none() && is_hostname(first) {
         msg.hostname = std::str::from_utf8(first).ok();
         rest = skip_spaces(after_first);
         // Cisco ASA with `logging device-id`: "fw01 : %ASA-…".
