@@ -195,12 +195,16 @@ pub fn append_event(b: &mut TableBuilder, raw: &[u8], format: Format, meta: &Met
         None => String::from_utf8_lossy(line),
     };
     let strict_failure = parsed.status == Status::Failed && format.header() != Format::Auto;
-    let body = if parsed.status == Status::Failed {
-        &text[..]
+    let body: Cow<'_, str> = if parsed.status == Status::Failed {
+        Cow::Borrowed(&text[..])
     } else {
         match parsed.syslog.message {
-            Some(m) => slice_of(&text, line, m).unwrap_or(""),
-            None => "",
+            Some(m) => match slice_of(&text, line, m) {
+                Some(s) => Cow::Borrowed(s),
+                // Not valid UTF-8: the decoders read the message with replacements.
+                None => String::from_utf8_lossy(m),
+            },
+            None => Cow::Borrowed(""),
         }
     };
     let decoded = if strict_failure {
@@ -208,7 +212,7 @@ pub fn append_event(b: &mut TableBuilder, raw: &[u8], format: Format, meta: &Met
     } else {
         let input = Input {
             line: &text,
-            body,
+            body: &body,
             header: &parsed.syslog,
             meta,
         };
