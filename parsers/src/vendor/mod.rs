@@ -155,10 +155,12 @@ pub fn detect(input: &Input<'_>) -> Option<Decoder> {
         Some(b'R') if body.starts_with("RT_FLOW") => return Some(Decoder::JuniperSrx),
         _ => {}
     }
-    if fortigate::looks_like(body) {
+    // The `key=value` formats need a `=`: one scan saves several on plain messages.
+    let has_eq = memchr::memchr(b'=', b).is_some();
+    if has_eq && fortigate::looks_like(body) {
         return Some(Decoder::Fortigate);
     }
-    if sophos::looks_like(body) {
+    if has_eq && sophos::looks_like(body) {
         return Some(Decoder::Sophos);
     }
     if checkpoint::looks_like(body) {
@@ -167,7 +169,7 @@ pub fn detect(input: &Input<'_>) -> Option<Decoder> {
     if let Some(d) = find_marker(input.line) {
         return Some(d);
     }
-    if netfilter::looks_like(body) {
+    if has_eq && netfilter::looks_like(body) {
         return Some(Decoder::Netfilter);
     }
     if mikrotik::looks_like(body) {
