@@ -44,6 +44,16 @@ impl Format {
         })
     }
 
+    /// Like [`Format::from_name`], with an error that lists every name.
+    pub fn parse(s: &str) -> Result<Format, String> {
+        Format::from_name(s).ok_or_else(|| {
+            format!(
+                "unknown format {s:?} (one of {})",
+                Format::names().join(", ")
+            )
+        })
+    }
+
     fn header(self) -> Format {
         match self {
             Format::Decoder(_) => Format::Auto,

@@ -6,8 +6,13 @@ use canh_parsers::{append_event, Format, Meta};
 use canh_schema::{Table, TableBuilder};
 use proptest::prelude::*;
 
-/// Every fixture line of the project, as seeds for mutation.
-fn seeds() -> Vec<Vec<u8>> {
+/// Every fixture line of the project, as seeds for mutation (read once).
+fn seeds() -> &'static [Vec<u8>] {
+    static SEEDS: std::sync::OnceLock<Vec<Vec<u8>>> = std::sync::OnceLock::new();
+    SEEDS.get_or_init(read_seeds)
+}
+
+fn read_seeds() -> Vec<Vec<u8>> {
     let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../fixtures/parsers");
     let mut out = Vec::new();
     for dir in std::fs::read_dir(root).into_iter().flatten().flatten() {

@@ -35,7 +35,7 @@ enum Command {
     Parse {
         /// Which parser reads the lines: `auto`, a strict syslog header (`rfc5424`,
         /// `rfc3164`), or a body decoder (`fortigate`, `cisco_asa`, `cef`, …; see --help).
-        #[arg(long, default_value = "auto", value_parser = parse_format)]
+        #[arg(long, default_value = "auto", value_parser = Format::parse)]
         format: Format,
         /// Zone of device timestamps without one: `UTC`, `+07:00` or `Asia/Ho_Chi_Minh`.
         #[arg(long, default_value = "UTC", value_parser = canh_core::zone::Zone::parse)]
@@ -59,15 +59,6 @@ enum Command {
 enum ConfigCommand {
     /// Check a configuration file and report every problem at once.
     Check { file: PathBuf },
-}
-
-fn parse_format(s: &str) -> Result<Format, String> {
-    Format::from_name(s).ok_or_else(|| {
-        format!(
-            "unknown format {s:?}; expected one of: {}",
-            Format::names().join(", ")
-        )
-    })
 }
 
 fn main() -> ExitCode {

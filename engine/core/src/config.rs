@@ -401,14 +401,8 @@ impl Reader {
         let Some(text) = self.string(s, "format") else {
             return Format::Auto;
         };
-        Format::from_name(&text).unwrap_or_else(|| {
-            self.error(
-                &s.key_path("format"),
-                format!(
-                    "unknown format {text:?} (one of {})",
-                    Format::names().join(", ")
-                ),
-            );
+        Format::parse(&text).unwrap_or_else(|e| {
+            self.error(&s.key_path("format"), e);
             Format::Auto
         })
     }

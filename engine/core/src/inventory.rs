@@ -99,13 +99,7 @@ impl Inventory {
             }
             let format = match col(3) {
                 "" => None,
-                f => Format::from_name(f).or_else(|| {
-                    problems.push(format!(
-                        "unknown format {f:?} (one of {})",
-                        Format::names().join(", ")
-                    ));
-                    None
-                }),
+                f => Format::parse(f).map_err(|e| problems.push(e)).ok(),
             };
             let timezone = match col(4) {
                 "" => None,
