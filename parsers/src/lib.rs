@@ -29,6 +29,7 @@ macro_rules! find {
 pub mod event;
 pub mod generic;
 pub mod out;
+pub mod scan;
 pub mod syslog;
 pub mod time;
 pub mod vendor;

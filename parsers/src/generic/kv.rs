@@ -16,6 +16,9 @@ use std::borrow::Cow;
 pub struct Pairs<'a> {
     s: &'a str,
     pos: usize,
+    /// The next pair's key (start, position of its `=`), found while looking for the end of
+    /// an unquoted value, so it is not scanned twice.
+    ahead: Option<(usize, usize)>,
     /// Words that were not `key=value` pairs, or quoted values without a closing quote.
     pub skipped: usize,
 }
@@ -25,21 +28,51 @@ impl<'a> Pairs<'a> {
         Pairs {
             s,
             pos: 0,
+            ahead: None,
             skipped: 0,
         }
     }
 }
 
+const KEY: u8 = 1;
+const SEP: u8 = 2;
+
+/// Byte classes: key bytes (letters, digits, `_-.:`) and separators (space, tab).
+static CLASS: [u8; 256] = {
+    let mut t = [0u8; 256];
+    let mut b = 0;
+    while b < 256 {
+        let c = b as u8;
+        if c.is_ascii_alphanumeric() || matches!(c, b'_' | b'-' | b'.' | b':') {
+            t[b] = KEY;
+        } else if matches!(c, b' ' | b'\t') {
+            t[b] = SEP;
+        }
+        b += 1;
+    }
+    t
+};
+
 #[inline]
 pub fn is_key_byte(b: u8) -> bool {
-    b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.' | b':')
+    CLASS[b as usize] == KEY
 }
 
-/// Whether `bytes` starts with `key=`.
+/// The end of the key starting at `i` (the first byte that is not a key byte).
 #[inline]
-fn starts_with_key(bytes: &[u8]) -> bool {
-    let n = bytes.iter().take_while(|&&b| is_key_byte(b)).count();
-    n > 0 && bytes.get(n) == Some(&b'=')
+fn key_end(bytes: &[u8], mut i: usize) -> usize {
+    while i < bytes.len() && CLASS[bytes[i] as usize] == KEY {
+        i += 1;
+    }
+    i
+}
+
+/// The first separator at or after `i`, or the end.
+#[inline]
+fn sep_at_or_after(bytes: &[u8], i: usize) -> usize {
+    crate::scan::find2(bytes, i, b' ', b'\t')
+        .unwrap_or(bytes.len())
+        .max(i)
 }
 
 impl<'a> Iterator for Pairs<'a> {
@@ -48,65 +81,66 @@ impl<'a> Iterator for Pairs<'a> {
     fn next(&mut self) -> Option<Self::Item> {
         let s = self.s;
         let bytes = s.as_bytes();
-        loop {
-            // Skip separators.
-            while self.pos < bytes.len() && matches!(bytes[self.pos], b' ' | b'\t') {
-                self.pos += 1;
-            }
-            if self.pos >= bytes.len() {
-                return None;
-            }
-            let key_start = self.pos;
-            let mut i = key_start;
-            while i < bytes.len() && is_key_byte(bytes[i]) {
-                i += 1;
-            }
-            if i == key_start || bytes.get(i) != Some(&b'=') {
-                // Not a pair: skip the word.
-                self.skipped += 1;
-                self.pos = memchr::memchr2(b' ', b'\t', &bytes[i..]).map_or(bytes.len(), |p| i + p);
-                if self.pos == i && i == key_start {
+        let (key_start, eq) = match self.ahead.take() {
+            Some(k) => k,
+            None => loop {
+                while self.pos < bytes.len() && CLASS[bytes[self.pos] as usize] == SEP {
                     self.pos += 1;
                 }
-                continue;
-            }
-            let key = &s[key_start..i];
-            let vstart = i + 1;
-            if bytes.get(vstart) == Some(&b'"') {
-                if let Some((value, end)) = quoted(s, vstart + 1) {
-                    self.pos = end;
-                    return Some((key, value));
+                if self.pos >= bytes.len() {
+                    return None;
                 }
-                // No closing quote: take the rest as written.
+                let key_start = self.pos;
+                let i = key_end(bytes, key_start);
+                if i > key_start && bytes.get(i) == Some(&b'=') {
+                    break (key_start, i);
+                }
+                // Not a pair: skip the word (at least one byte).
                 self.skipped += 1;
-                self.pos = bytes.len();
-                return Some((key, Cow::Borrowed(&s[vstart + 1..])));
+                self.pos = sep_at_or_after(bytes, i.max(key_start + 1));
+            },
+        };
+        let key = &s[key_start..eq];
+        let vstart = eq + 1;
+        if bytes.get(vstart) == Some(&b'"') {
+            if let Some((value, end)) = quoted(s, vstart + 1) {
+                self.pos = end;
+                return Some((key, value));
             }
-            // Unquoted: up to the next space that begins another `key=`.
-            let mut end = vstart;
-            loop {
-                match memchr::memchr2(b' ', b'\t', &bytes[end..]) {
-                    None => {
-                        end = bytes.len();
-                        break;
-                    }
-                    Some(p) => {
-                        let sp = end + p;
-                        let mut next = sp + 1;
-                        while next < bytes.len() && matches!(bytes[next], b' ' | b'\t') {
-                            next += 1;
-                        }
-                        if next >= bytes.len() || starts_with_key(&bytes[next..]) || sp == vstart {
-                            end = sp;
-                            break;
-                        }
-                        end = next;
-                    }
-                }
-            }
-            self.pos = end;
-            return Some((key, Cow::Borrowed(s[vstart..end].trim_end())));
+            // No closing quote: take the rest as written.
+            self.skipped += 1;
+            self.pos = bytes.len();
+            return Some((key, Cow::Borrowed(&s[vstart + 1..])));
         }
+        // Unquoted: up to the next separator that begins another `key=` (remembered for the
+        // next call), so values with spaces stay whole; `key=` then a space is empty.
+        let mut i = vstart;
+        let end = loop {
+            let sp = sep_at_or_after(bytes, i);
+            let mut next = sp;
+            while next < bytes.len() && CLASS[bytes[next] as usize] == SEP {
+                next += 1;
+            }
+            if next >= bytes.len() {
+                break sp;
+            }
+            let k = key_end(bytes, next);
+            if k > next && bytes.get(k) == Some(&b'=') {
+                self.ahead = Some((next, k));
+                break sp;
+            }
+            if sp == vstart {
+                break sp;
+            }
+            i = k.max(next + 1);
+        };
+        self.pos = end;
+        let value = &s[vstart..end];
+        let value = match value.as_bytes().last() {
+            Some(b) if b.is_ascii_whitespace() => value.trim_end(),
+            _ => value,
+        };
+        Some((key, Cow::Borrowed(value)))
     }
 }
 
@@ -118,8 +152,7 @@ pub fn quoted(s: &str, start: usize) -> Option<(Cow<'_, str>, usize)> {
     let mut owned: Option<String> = None;
     let mut copied = start;
     loop {
-        let p = memchr::memchr2(b'"', b'\\', &bytes[i..])?;
-        let at = i + p;
+        let at = crate::scan::find2(bytes, i, b'"', b'\\')?;
         if bytes[at] == b'"' {
             let value = match owned {
                 None => Cow::Borrowed(&s[start..at]),
