@@ -54,6 +54,16 @@ impl<'b> Out<'b> {
         }
     }
 
+    /// Sets a text column in lower case (copied only when it has upper-case letters).
+    #[inline]
+    pub fn str_lower(&mut self, col: Col, v: &str) {
+        if v.bytes().any(|b| b.is_ascii_uppercase()) {
+            self.str(col, &v.to_ascii_lowercase());
+        } else {
+            self.str(col, v);
+        }
+    }
+
     /// Sets an IP address column, accepting IPv4 and IPv6 (an IPv6 zone `%eth0` is dropped).
     /// Empty values and placeholders (`N/A`, `-`) are left unset; anything else that is not an
     /// address goes to the vendor map under `key`.
@@ -171,12 +181,7 @@ impl<'b> Out<'b> {
         if is_placeholder(v) {
             return;
         }
-        if v.bytes().all(|b| !b.is_ascii_uppercase()) {
-            self.b.set_str(Col::NetworkTransport, v);
-        } else {
-            self.b
-                .set_str(Col::NetworkTransport, &v.to_ascii_lowercase());
-        }
+        self.str_lower(Col::NetworkTransport, v);
     }
 
     fn misfit(&mut self, key: &str, v: &str, what: &str) {

@@ -36,12 +36,66 @@ pub fn find2(bytes: &[u8], from: usize, a: u8, b: u8) -> Option<usize> {
         .map(|p| i + p)
 }
 
+/// The first occurrence of `needle` in `hay`. For the short needles decoders look for in a
+/// line (`" for "`, `"Reason:"`); `str::find` builds a two-way searcher per call, which costs
+/// more than the search.
+#[inline]
+pub fn find_str(hay: &str, needle: &str) -> Option<usize> {
+    let (h, n) = (hay.as_bytes(), needle.as_bytes());
+    // Anchor on the needle's first byte that is not a space: spaces are everywhere.
+    let k = n.iter().position(|&c| c != b' ').unwrap_or(0);
+    let Some(&anchor) = n.get(k) else {
+        return Some(0);
+    };
+    let mut from = k;
+    while let Some(p) = find2(h, from, anchor, anchor) {
+        let start = p - k;
+        if h.get(start..start + n.len()) == Some(n) {
+            return Some(start);
+        }
+        from = p + 1;
+    }
+    None
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
     fn naive(bytes: &[u8], from: usize, a: u8, b: u8) -> Option<usize> {
         (from..bytes.len()).find(|&i| bytes[i] == a || bytes[i] == b)
+    }
+
+    #[test]
+    fn find_str_agrees_with_str_find() {
+        let hay = "Teardown TCP connection 1 for outside:1.2.3.4/80 to inside:10.0.0.1/51 duration 0:00:01 bytes 42 TCP FINs";
+        for needle in [
+            "",
+            " ",
+            " for ",
+            " to ",
+            " duration ",
+            "FINs",
+            "s",
+            " bytes ",
+            "x",
+            "  ",
+            "Teardown",
+            " TCP FINs ",
+        ] {
+            for from in 0..hay.len() {
+                if hay.is_char_boundary(from) {
+                    assert_eq!(
+                        find_str(&hay[from..], needle),
+                        hay[from..].find(needle),
+                        "{needle:?} {from}"
+                    );
+                }
+            }
+        }
+        assert_eq!(find_str("", ""), Some(0));
+        assert_eq!(find_str("ab", "abc"), None);
+        assert_eq!(find_str("  ", "   "), None);
     }
 
     #[test]

@@ -150,35 +150,59 @@ pub fn parse_date_time(date: &str, tod: &str) -> Option<Civil> {
     if d.len() != 10 || !matches!(d[4], b'-' | b'/') || d[7] != d[4] {
         return None;
     }
-    let num = |s: &str| -> Option<u32> {
-        if s.is_empty() || !s.bytes().all(|b| b.is_ascii_digit()) {
-            return None;
-        }
-        s.parse().ok()
-    };
+    civil(
+        i64::from(digits(&date[..4])?),
+        digits(&date[5..7])?,
+        digits(&date[8..10])?,
+        tod,
+    )
+}
+
+/// `MMM dd yyyy HH:mm:ss[.fff] [zone]`, the default time format of CEF `rt` and LEEF
+/// `devTime`, as UTC nanoseconds; without a readable zone the time is UTC.
+pub fn parse_month_day_year(v: &str) -> Option<i64> {
+    let mut w = v.split_ascii_whitespace();
+    let month = month_from_abbrev(w.next()?.as_bytes())?;
+    let day = digits(w.next()?)?;
+    let year = digits(w.next()?)?;
+    let c = civil(i64::from(year), month, day, w.next()?)?;
+    let offset = w.next().and_then(parse_offset).unwrap_or(0);
+    Some(c.to_unix_ns(offset))
+}
+
+/// A date and a time of day (`11:37:47`, optional fraction up to nanoseconds), validated.
+fn civil(year: i64, month: u32, day: u32, tod: &str) -> Option<Civil> {
     let (hms, frac) = tod.split_once('.').unwrap_or((tod, ""));
     let mut parts = hms.split(':');
-    let hour = num(parts.next()?)?;
-    let minute = num(parts.next()?)?;
-    let second = num(parts.next()?)?;
+    let hour = digits(parts.next()?)?;
+    let minute = digits(parts.next()?)?;
+    let second = digits(parts.next()?)?;
     if parts.next().is_some() || frac.len() > 9 {
         return None;
     }
     let nanos = if frac.is_empty() {
         0
     } else {
-        num(frac)? * 10u32.pow(9 - frac.len() as u32)
+        digits(frac)? * 10u32.pow(9 - frac.len() as u32)
     };
     let c = Civil {
-        year: i64::from(num(&date[..4])?),
-        month: num(&date[5..7])?,
-        day: num(&date[8..10])?,
+        year,
+        month,
+        day,
         hour,
         minute,
         second,
         nanos,
     };
     c.is_valid().then_some(c)
+}
+
+/// A run of ASCII digits (no sign, no spaces) as a number.
+fn digits(s: &str) -> Option<u32> {
+    if s.is_empty() || !s.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    s.parse().ok()
 }
 
 #[cfg(test)]
@@ -202,6 +226,19 @@ mod tests {
         assert!(parse_date_time("2019-02-30", "11:37:47").is_none());
         assert!(parse_date_time("2019-05-10", "25:00:00").is_none());
         assert!(parse_date_time("2019-5-10", "11:00:00").is_none());
+    }
+
+    #[test]
+    fn month_day_year() {
+        let utc = parse_month_day_year("Nov 23 2026 10:00:00").expect("valid");
+        assert_eq!(utc, 1_795_428_000 * NS_PER_SEC);
+        assert_eq!(
+            parse_month_day_year("nov 23 2026 17:00:00.5 +07:00"),
+            Some(utc + NS_PER_SEC / 2)
+        );
+        assert_eq!(parse_month_day_year("Nov 31 2026 10:00:00"), None);
+        assert_eq!(parse_month_day_year("Nov 23 10:00:00"), None);
+        assert_eq!(parse_month_day_year("Xyz 23 2026 10:00:00"), None);
     }
 
     #[test]

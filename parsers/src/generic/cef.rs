@@ -94,7 +94,11 @@ fn header(text: &str) -> Option<([Cow<'_, str>; 7], &str)> {
     let mut start = 0;
     let mut i = 0;
     let mut owned: Option<String> = None;
-    while i < b.len() && fields.len() < 7 {
+    while fields.len() < 7 {
+        let Some(at) = crate::scan::find2(b, i, b'|', b'\\') else {
+            break;
+        };
+        i = at;
         match b[i] {
             b'\\' if matches!(b.get(i + 1), Some(b'|' | b'\\')) => {
                 let o = owned.get_or_insert_with(String::new);
@@ -127,8 +131,7 @@ fn extension(ext: &str) -> Vec<(&str, Cow<'_, str>)> {
     // Positions of `key=` starts: (key start, '=' position).
     let mut keys: Vec<(usize, usize)> = Vec::new();
     let mut i = 0;
-    while let Some(p) = memchr::memchr(b'=', &b[i..]) {
-        let eq = i + p;
+    while let Some(eq) = crate::scan::find2(b, i, b'=', b'=') {
         i = eq + 1;
         if eq > 0 && b[eq - 1] == b'\\' {
             continue;
@@ -152,7 +155,17 @@ fn extension(ext: &str) -> Vec<(&str, Cow<'_, str>)> {
 }
 
 fn is_cef_key_byte(c: u8) -> bool {
-    c.is_ascii_alphanumeric() || c == b'_' || c == b'.' || c == b'[' || c == b']' || c == b'-'
+    static KEY: [bool; 256] = {
+        let mut t = [false; 256];
+        let mut c = 0;
+        while c < 256 {
+            let b = c as u8;
+            t[c] = b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b'[' | b']' | b'-');
+            c += 1;
+        }
+        t
+    };
+    KEY[c as usize]
 }
 
 fn unescape(v: &str) -> Cow<'_, str> {
@@ -181,20 +194,12 @@ fn unescape(v: &str) -> Cow<'_, str> {
     Cow::Owned(o)
 }
 
-/// `rt`: milliseconds since the epoch, or `MMM dd yyyy HH:mm:ss[.SSS]` (UTC).
+/// `rt`: milliseconds since the epoch, or `MMM dd yyyy HH:mm:ss[.SSS] [zone]` (UTC without one).
 fn cef_time(v: &str) -> Option<i64> {
-    if let Ok(ms) = v.parse::<i64>() {
-        return ms.checked_mul(1_000_000);
+    match v.parse::<i64>() {
+        Ok(ms) => ms.checked_mul(1_000_000),
+        Err(_) => crate::time::parse_month_day_year(v),
     }
-    let mut w = v.split_ascii_whitespace();
-    let month = crate::time::month_from_abbrev(w.next()?.as_bytes())?;
-    let day: u32 = w.next()?.parse().ok()?;
-    let year: i64 = w.next()?.parse().ok()?;
-    let tod = w.next()?;
-    let date = format!("{year:04}-{month:02}-{day:02}");
-    let c = crate::time::parse_date_time(&date, tod)?;
-    let offset = w.next().and_then(crate::time::parse_offset).unwrap_or(0);
-    Some(c.to_unix_ns(offset))
 }
 
 #[cfg(test)]

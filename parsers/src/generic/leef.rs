@@ -83,20 +83,12 @@ fn leef_time(v: &str, _format: Option<&str>) -> Option<i64> {
     if let Ok(ms) = v.parse::<i64>() {
         return ms.checked_mul(1_000_000);
     }
-    let w: Vec<&str> = v.split_ascii_whitespace().collect();
-    match w.as_slice() {
-        [d, t, ..] if d.len() == 10 => crate::time::parse_date_time(d, t).map(|c| c.to_unix_ns(0)),
-        [mon, day, year, t, rest @ ..] => {
-            let month = crate::time::month_from_abbrev(mon.as_bytes())?;
-            let date = format!("{year}-{month:02}-{:02}", day.parse::<u32>().ok()?);
-            let c = crate::time::parse_date_time(&date, t)?;
-            let off = rest
-                .first()
-                .and_then(|z| crate::time::parse_offset(z))
-                .unwrap_or(0);
-            Some(c.to_unix_ns(off))
+    let mut w = v.split_ascii_whitespace();
+    match (w.next(), w.next()) {
+        (Some(d), Some(t)) if d.len() == 10 => {
+            crate::time::parse_date_time(d, t).map(|c| c.to_unix_ns(0))
         }
-        _ => None,
+        _ => crate::time::parse_month_day_year(v),
     }
 }
 

@@ -31,7 +31,7 @@ pub(crate) fn common_field(out: &mut Out<'_>, k: &str, v: &str) -> bool {
             }
         }
         "user" | "username" | "user_name" | "usrName" | "suser" => out.str(Col::UserName, v),
-        "act" | "action" => out.str(Col::EventAction, &v.to_ascii_lowercase()),
+        "act" | "action" => out.str_lower(Col::EventAction, v),
         "rule" | "rule_name" | "policy" | "policyname" | "policy_name" => out.str(Col::RuleName, v),
         "srcPreNAT" => out.ip(Col::SourceIp, k, v),
         "dstPreNAT" => out.ip(Col::DestinationIp, k, v),
@@ -44,8 +44,8 @@ pub(crate) fn common_field(out: &mut Out<'_>, k: &str, v: &str) -> bool {
         "srcPackets" => out.uint(Col::SourcePackets, k, v),
         "dstPackets" => out.uint(Col::DestinationPackets, k, v),
         "request" | "url" => out.str(Col::UrlOriginal, v),
-        "outcome" => out.str(Col::EventOutcome, &v.to_ascii_lowercase()),
-        "app" => out.str(Col::NetworkProtocol, &v.to_ascii_lowercase()),
+        "outcome" => out.str_lower(Col::EventOutcome, v),
+        "app" => out.str_lower(Col::NetworkProtocol, v),
         "dvchost" => out.str(Col::ObserverHostname, v),
         _ => return false,
     }

@@ -34,7 +34,9 @@ fn pairs(s: &str) -> (Vec<(&str, Cow<'_, str>)>, bool) {
         if rest.starts_with(']') {
             return (out, true);
         }
-        let Some(colon) = rest.find(":\"") else { break };
+        let Some(colon) = crate::scan::find_str(rest, ":\"") else {
+            break;
+        };
         let key = rest[..colon].trim();
         if key.is_empty()
             || !key

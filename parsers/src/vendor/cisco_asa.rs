@@ -308,7 +308,7 @@ fn access_list(out: &mut Out<'_>, msg: &str) -> Option<()> {
     if let Some(u) = word_after(msg, "for user ") {
         out.str(Col::UserName, u.trim_matches('\''));
     }
-    let arrow = msg.find(" -> ")?;
+    let arrow = crate::scan::find_str(msg, " -> ")?;
     let src_text = msg[..arrow].rsplit(' ').next()?;
     let (src, src_user) = paren_endpoint(src_text)?;
     let (dst, _) = paren_endpoint(msg[arrow + 4..].split(' ').next()?)?;
@@ -390,8 +390,8 @@ fn built(out: &mut Out<'_>, msg: &str) -> Option<()> {
     let direction = words.next()?;
     let proto = words.next()?;
     transport_word(out, proto);
-    let for_at = msg.find(" for ")? + 5;
-    let to_at = msg[for_at..].find(" to ")? + for_at;
+    let for_at = crate::scan::find_str(msg, " for ")? + 5;
+    let to_at = crate::scan::find_str(&msg[for_at..], " to ")? + for_at;
     let foreign = side(&msg[for_at..to_at])?;
     let local = side(&msg[to_at + 4..])?;
     if let Some(id) = word_after(msg, "connection ") {
@@ -451,11 +451,9 @@ fn teardown(out: &mut Out<'_>, msg: &str) -> Option<()> {
         return None;
     }
     transport_word(out, words.next()?);
-    let for_at = msg.find(" for ")? + 5;
-    let to_at = msg[for_at..].find(" to ")? + for_at;
-    let end = msg[to_at..]
-        .find(" duration ")
-        .map_or(msg.len(), |p| p + to_at);
+    let for_at = crate::scan::find_str(msg, " for ")? + 5;
+    let to_at = crate::scan::find_str(&msg[for_at..], " to ")? + for_at;
+    let end = crate::scan::find_str(&msg[to_at..], " duration ").map_or(msg.len(), |p| p + to_at);
     let a = side(&msg[for_at..to_at])?;
     let b = side(&msg[to_at + 4..end])?;
     endpoints_with_nat(out, &a, &b);
@@ -468,7 +466,7 @@ fn teardown(out: &mut Out<'_>, msg: &str) -> Option<()> {
     if let Some(n) = word_after(msg, " bytes ") {
         out.uint(Col::NetworkBytes, "bytes", n);
     }
-    if let Some(p) = msg.find(" bytes ") {
+    if let Some(p) = crate::scan::find_str(msg, " bytes ") {
         let rest = msg[p + 7..].split_once(' ').map_or("", |(_, r)| r).trim();
         let reason = rest.split(" (").next().unwrap_or(rest).trim();
         if !reason.is_empty() {
@@ -558,9 +556,9 @@ fn translation(out: &mut Out<'_>, msg: &str, built: bool) -> Option<()> {
 
 /// `: key = value :` fields of AAA messages (`key` includes the ` =`).
 fn aaa_field<'a>(msg: &'a str, key: &str) -> Option<&'a str> {
-    let p = msg.find(key)? + key.len();
+    let p = crate::scan::find_str(msg, key)? + key.len();
     let rest = msg[p..].trim_start();
-    let end = rest.find(" :").unwrap_or(rest.len());
+    let end = crate::scan::find_str(rest, " :").unwrap_or(rest.len());
     Some(rest[..end].trim())
 }
 
@@ -645,12 +643,12 @@ fn vpn_disconnect(out: &mut Out<'_>, msg: &str) -> Option<()> {
     vpn_identity(out, msg)?;
     let num = |k: &str| {
         between(msg, k, ",")
-            .or_else(|| msg.find(k).map(|p| &msg[p + k.len()..]))
+            .or_else(|| crate::scan::find_str(msg, k).map(|p| &msg[p + k.len()..]))
             .and_then(|v| v.trim().parse::<u64>().ok())
     };
     // Sent to the user is traffic towards the client: destination bytes from the client's view.
     out.counters(num("Bytes rcv:"), num("Bytes xmt:"), None, None);
-    if let Some(r) = msg.find("Reason:").map(|p| msg[p + 7..].trim()) {
+    if let Some(r) = crate::scan::find_str(msg, "Reason:").map(|p| msg[p + 7..].trim()) {
         out.vendor("reason", r);
     }
     session(out, false);
@@ -666,7 +664,7 @@ fn mgmt_login(out: &mut Out<'_>, msg: &str, ok: bool) -> Option<()> {
             if let Some(d) = colon_endpoint(addr) {
                 destination(out, &d);
             }
-            out.str(Col::NetworkProtocol, &service.to_ascii_lowercase());
+            out.str_lower(Col::NetworkProtocol, service);
         }
     }
     if let Some(u) = between(msg, "for user \"", "\"") {

@@ -123,7 +123,7 @@ fn updown(out: &mut Out<'_>, text: &str) -> Option<()> {
 /// `Login failed [user: admin] [Source: 10.1.1.1] [localport: 22] [Reason: …] at …`.
 fn login_brackets(out: &mut Out<'_>, text: &str, ok: bool) -> Option<()> {
     let field = |k: &str| {
-        let p = text.find(k)? + k.len();
+        let p = crate::scan::find_str(text, k)? + k.len();
         let e = text[p..].find(']')? + p;
         Some(text[p..e].trim())
     };

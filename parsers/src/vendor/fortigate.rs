@@ -89,7 +89,7 @@ pub fn decode(out: &mut Out<'_>, input: &Input<'_>) -> Result {
             "policyname" => out.str(Col::RuleName, v),
             "service" => {
                 if !v.is_empty() && !v.bytes().any(|b| b == b'/') {
-                    out.str(Col::NetworkProtocol, &v.to_ascii_lowercase());
+                    out.str_lower(Col::NetworkProtocol, v);
                 } else {
                     out.vendor(k, v);
                 }

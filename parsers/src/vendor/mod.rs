@@ -180,14 +180,14 @@ pub fn detect(input: &Input<'_>) -> Option<Decoder> {
 
 /// The word after the first `key` in `s`.
 pub(crate) fn word_after<'a>(s: &'a str, key: &str) -> Option<&'a str> {
-    let p = s.find(key)? + key.len();
+    let p = crate::scan::find_str(s, key)? + key.len();
     s[p..].split_ascii_whitespace().next()
 }
 
 /// The text between the first `open` and the next `close` after it.
 pub(crate) fn between<'a>(s: &'a str, open: &str, close: &str) -> Option<&'a str> {
-    let p = s.find(open)? + open.len();
-    let e = s[p..].find(close)? + p;
+    let p = crate::scan::find_str(s, open)? + open.len();
+    let e = crate::scan::find_str(&s[p..], close)? + p;
     Some(&s[p..e])
 }
 

@@ -67,7 +67,7 @@ pub fn decode(out: &mut Out<'_>, input: &Input<'_>) -> Result {
     let mut proto = "";
     // ICMP errors quote the offending packet in brackets (`[SRC=… DST=… PROTO=UDP SPT=…]`);
     // its fields describe that packet, not this one.
-    let (fields, quoted) = match body[at..].find(" [") {
+    let (fields, quoted) = match crate::scan::find_str(&body[at..], " [") {
         Some(p) => (&body[at..at + p], Some(body[at + p + 1..].trim())),
         None => (&body[at..], None),
     };
