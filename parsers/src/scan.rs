@@ -36,6 +36,28 @@ pub fn find2(bytes: &[u8], from: usize, a: u8, b: u8) -> Option<usize> {
         .map(|p| i + p)
 }
 
+/// The first position at or after `from` that holds `a`, `b` or `c`.
+#[inline]
+pub fn find3(bytes: &[u8], from: usize, a: u8, b: u8, c: u8) -> Option<usize> {
+    let (ma, mb, mc) = (LO * u64::from(a), LO * u64::from(b), LO * u64::from(c));
+    let mut i = from;
+    while let Some(word) = bytes.get(i..i + 8) {
+        let mut w = [0u8; 8];
+        w.copy_from_slice(word);
+        let w = u64::from_le_bytes(w);
+        let hit = zero_bytes(w ^ ma) | zero_bytes(w ^ mb) | zero_bytes(w ^ mc);
+        if hit != 0 {
+            return Some(i + (hit.trailing_zeros() / 8) as usize);
+        }
+        i += 8;
+    }
+    bytes
+        .get(i..)?
+        .iter()
+        .position(|&x| x == a || x == b || x == c)
+        .map(|p| i + p)
+}
+
 /// The first occurrence of `needle` in `hay`. For the short needles decoders look for in a
 /// line (`" for "`, `"Reason:"`); `str::find` builds a two-way searcher per call, which costs
 /// more than the search.
@@ -112,6 +134,8 @@ mod tests {
             for from in 0..=s.len() + 1 {
                 for (a, b) in [(b' ', b'\t'), (b'"', b'\\'), (0, 0x80), (0x21, 0x20)] {
                     assert_eq!(find2(s, from, a, b), naive(s, from, a, b), "{s:?} {from}");
+                    let n3 = (from..s.len()).find(|&i| [a, b, b'!'].contains(&s[i]));
+                    assert_eq!(find3(s, from, a, b, b'!'), n3, "{s:?} {from}");
                 }
             }
         }

@@ -239,15 +239,9 @@ impl<'a> Cursor<'a> {
                 Ok(Vec::new())
             }
             Some(b'[') => {
-                // SD is UTF-8 (param values may hold any UTF-8); the rest of the line may not be.
-                let rest = &self.line[self.pos..];
-                let text = match std::str::from_utf8(rest) {
-                    Ok(t) => t,
-                    Err(e) => std::str::from_utf8(&rest[..e.valid_up_to()]).unwrap_or(""),
-                };
-                let (elems, after) =
-                    sd::structured_data(text).ok_or_else(|| self.err(ErrorKind::StructuredData))?;
-                self.pos += text.len() - after.len();
+                let (elems, len) = sd::structured_data(&self.line[self.pos..])
+                    .ok_or_else(|| self.err(ErrorKind::StructuredData))?;
+                self.pos += len;
                 Ok(elems)
             }
             None => Err(self.err(ErrorKind::Truncated)),
