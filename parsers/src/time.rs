@@ -128,6 +128,10 @@ pub fn parse_offset(s: &str) -> Option<i64> {
         b'-' => (-1, &s[1..]),
         _ => return None,
     };
+    // Digits only below; non-ASCII would also make the byte split below cut a character.
+    if !rest.is_ascii() {
+        return None;
+    }
     let (h, m) = match rest.split_once(':') {
         Some((h, m)) => (h, m),
         None if rest.len() == 4 => rest.split_at(2),
@@ -226,6 +230,15 @@ mod tests {
         assert!(parse_date_time("2019-02-30", "11:37:47").is_none());
         assert!(parse_date_time("2019-05-10", "25:00:00").is_none());
         assert!(parse_date_time("2019-5-10", "11:00:00").is_none());
+    }
+
+    #[test]
+    fn offsets_with_non_ascii_are_rejected_not_split() {
+        // Found by the `sophos` fuzz target: a four-byte rest whose byte 2 is inside a
+        // character (a replacement character from invalid UTF-8).
+        assert_eq!(parse_offset("+\u{fffd}\u{17}"), None);
+        assert_eq!(parse_offset("+0é"), None);
+        assert_eq!(parse_offset("-０７００"), None);
     }
 
     #[test]
