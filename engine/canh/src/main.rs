@@ -6,6 +6,7 @@ use std::process::ExitCode;
 
 use anyhow::Context;
 use canh_core::config::Config;
+use canh_core::inventory::SenderInfo;
 use canh_core::Engine;
 use canh_metrics::Metrics;
 use canh_parsers::{append_event, Format, Meta};
@@ -161,20 +162,13 @@ fn parse(
         None => None,
     };
     // What the inventory says about the sender, as the pipeline would apply it.
-    let entry = match (&inventory, source_ip) {
-        (Some(inv), Some(ip)) => Some(inv.lookup(ip).cloned()),
-        (Some(_), None) => Some(None),
-        _ => None,
+    let sender = match (&inventory, source_ip) {
+        (Some(inv), Some(ip)) => inv.sender(ip),
+        (Some(_), None) => SenderInfo::Unknown,
+        (None, _) => SenderInfo::NoInventory,
     };
-    let sender = entry.as_ref().and_then(Option::as_ref);
-    let format = sender.and_then(|e| e.format).unwrap_or(format);
-    let zone = sender.and_then(|e| e.timezone.as_ref()).unwrap_or(zone);
-    let organization = match &entry {
-        Some(Some(e)) => Some(&*e.organization),
-        Some(None) => Some(canh_core::pipeline::UNKNOWN_ORGANIZATION),
-        None => None,
-    };
-    let device = sender.and_then(|e| e.device.as_deref());
+    let format = sender.format(format);
+    let zone = sender.zone(zone);
     let peer_ip = source_ip.map(|ip| ip.to_string()).unwrap_or_default();
     let stdin = std::io::stdin().lock();
     let mut out = std::io::BufWriter::new(std::io::stdout().lock());
@@ -191,8 +185,8 @@ fn parse(
                 peer_ip: &peer_ip,
                 peer_addr: "",
                 tz_offset_secs: zone.offset_at(received_ns),
-                organization,
-                device,
+                organization: sender.organization(),
+                device: sender.device(),
             };
             append_event(&mut builder, &line, format, &meta);
         }

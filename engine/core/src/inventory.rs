@@ -36,6 +36,60 @@ pub struct Entry {
     pub timezone: Option<Zone>,
 }
 
+/// What the inventory says about one sender, and so how its messages are labelled and parsed.
+/// The one place that decides it, for the pipeline and for `canh parse --source-ip`.
+#[derive(Debug, Clone, Default)]
+pub enum SenderInfo {
+    /// No inventory is configured: no `organization.name`, the listener's settings.
+    #[default]
+    NoInventory,
+    /// The inventory does not list the sender: labelled [`UNKNOWN_ORGANIZATION`] and counted.
+    Unknown,
+    Known(Arc<Entry>),
+}
+
+/// `organization.name` of senders the inventory does not list.
+pub const UNKNOWN_ORGANIZATION: &str = "unknown";
+
+impl SenderInfo {
+    /// The format to parse with: the inventory's for this sender, else the listener's.
+    pub fn format(&self, listener: Format) -> Format {
+        match self {
+            SenderInfo::Known(e) => e.format.unwrap_or(listener),
+            _ => listener,
+        }
+    }
+
+    /// The zone of device times without one: the inventory's for this sender, else the
+    /// listener's.
+    pub fn zone<'a>(&'a self, listener: &'a Zone) -> &'a Zone {
+        match self {
+            SenderInfo::Known(e) => e.timezone.as_ref().unwrap_or(listener),
+            _ => listener,
+        }
+    }
+
+    pub fn organization(&self) -> Option<&str> {
+        match self {
+            SenderInfo::NoInventory => None,
+            SenderInfo::Unknown => Some(UNKNOWN_ORGANIZATION),
+            SenderInfo::Known(e) => Some(&e.organization),
+        }
+    }
+
+    /// The device name the inventory gives (`observer.hostname`).
+    pub fn device(&self) -> Option<&str> {
+        match self {
+            SenderInfo::Known(e) => e.device.as_deref(),
+            _ => None,
+        }
+    }
+
+    pub fn is_unknown(&self) -> bool {
+        matches!(self, SenderInfo::Unknown)
+    }
+}
+
 /// Networks by prefix length, longest first.
 #[derive(Debug, Default)]
 pub struct Inventory {
@@ -149,6 +203,14 @@ impl Inventory {
         self.by_len
             .iter()
             .find_map(|(len, table)| table.get(&mask(k, *len)))
+    }
+
+    /// The sender at `ip`, as the pipeline labels it.
+    pub fn sender(&self, ip: IpAddr) -> SenderInfo {
+        match self.lookup(ip) {
+            Some(e) => SenderInfo::Known(e.clone()),
+            None => SenderInfo::Unknown,
+        }
     }
 
     pub fn networks(&self) -> usize {
@@ -322,6 +384,37 @@ cidr,organization,device,format,timezone
         assert!(inv.lookup(ip("2001:db8:20::5")).is_some());
         assert!(inv.lookup(ip("192.0.2.1")).is_none());
         assert!(inv.lookup(ip("2001:db8:21::5")).is_none());
+    }
+
+    #[test]
+    fn a_sender_takes_the_inventory_settings_over_the_listener() {
+        let inv = Inventory::parse(TEXT).expect("valid");
+        let listener = Zone::parse("+01:00").expect("zone");
+        let at = 1_795_428_000_000_000_000;
+
+        let fgt = inv.sender(ip("10.20.1.1"));
+        assert_eq!(fgt.organization(), Some("So Y te"));
+        assert_eq!(fgt.device(), Some("FGT-SOYTE"));
+        assert_eq!(
+            fgt.format(Format::Auto),
+            Format::from_name("fortigate").expect("known")
+        );
+        assert_eq!(fgt.zone(&listener).offset_at(at), 7 * 3600);
+
+        // Listed without format or zone: the listener's apply.
+        let plain = inv.sender(ip("10.20.9.9"));
+        assert_eq!(plain.format(Format::Rfc3164), Format::Rfc3164);
+        assert_eq!(plain.zone(&listener).offset_at(at), 3600);
+        assert_eq!(plain.device(), None);
+
+        let unknown = inv.sender(ip("192.0.2.1"));
+        assert!(unknown.is_unknown());
+        assert_eq!(unknown.organization(), Some(UNKNOWN_ORGANIZATION));
+        assert_eq!(unknown.format(Format::Auto), Format::Auto);
+
+        let none = SenderInfo::NoInventory;
+        assert_eq!(none.organization(), None);
+        assert!(!none.is_unknown());
     }
 
     #[test]

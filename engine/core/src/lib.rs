@@ -76,8 +76,8 @@ pub struct Engine {
     tcp: Vec<tokio::task::JoinHandle<()>>,
     parsers: Vec<JoinHandle<()>>,
     sink: Option<JoinHandle<()>>,
-    /// Stops the inventory watcher.
-    inventory_stop: Arc<std::sync::atomic::AtomicBool>,
+    /// The inventory watcher thread and the flag that stops it.
+    inventory_watcher: Option<(Arc<std::sync::atomic::AtomicBool>, JoinHandle<()>)>,
     /// SIGTERM and SIGINT, registered at start.
     signals: std::sync::Mutex<Option<(tokio::signal::unix::Signal, tokio::signal::unix::Signal)>>,
     http: Option<tokio::task::JoinHandle<std::io::Result<()>>>,
@@ -144,16 +144,18 @@ impl Engine {
             }))
             .collect();
         let listeners = Arc::new(listeners);
-        let inventory_stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let mut inventory_watcher = None;
         let inventory = match &config.inventory {
             Some(ic) => {
                 let w = inventory::Watched::open(&ic.file).map_err(StartError::Inventory)?;
                 info!(file = %ic.file.display(), networks = w.current().networks(), "inventory loaded");
-                let (w2, stop, every) = (w.clone(), inventory_stop.clone(), ic.reload_interval);
-                std::thread::Builder::new()
+                let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+                let (w2, stop2, every) = (w.clone(), stop.clone(), ic.reload_interval);
+                let handle = std::thread::Builder::new()
                     .name("canh-inventory".into())
-                    .spawn(move || w2.watch(every, stop))
+                    .spawn(move || w2.watch(every, stop2))
                     .map_err(StartError::Runtime)?;
+                inventory_watcher = Some((stop, handle));
                 Some(w)
             }
             None => None,
@@ -190,7 +192,7 @@ impl Engine {
             udp: Vec::new(),
             tcp: Vec::new(),
             parsers,
-            inventory_stop,
+            inventory_watcher,
             signals: std::sync::Mutex::new(Some(signals)),
             sink: Some(sink),
             http: None,
@@ -281,8 +283,6 @@ impl Engine {
     pub fn shutdown(mut self) {
         info!("shutting down: draining collectors");
         self.trigger.trigger();
-        self.inventory_stop
-            .store(true, std::sync::atomic::Ordering::Release);
         for u in std::mem::take(&mut self.udp) {
             u.join();
         }
@@ -298,6 +298,10 @@ impl Engine {
         }
         if let Some(h) = self.http.take() {
             h.abort();
+        }
+        if let Some((stop, handle)) = self.inventory_watcher.take() {
+            stop.store(true, std::sync::atomic::Ordering::Release);
+            let _ = handle.join();
         }
         info!("archive closed");
     }

@@ -17,24 +17,21 @@ use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
 use tracing::error;
 
 use crate::config::PipelineConfig;
-use crate::inventory::{Entry, Inventory, Watched};
+use crate::inventory::{Inventory, SenderInfo, Watched};
 use crate::zone::Zone;
-
-/// `organization.name` of senders the inventory does not list.
-pub const UNKNOWN_ORGANIZATION: &str = "unknown";
 
 /// Inventory lookups of one worker, cached per sender address until the inventory changes.
 struct SenderCache {
     generation: u64,
     inventory: Arc<Inventory>,
-    entries: HashMap<std::net::IpAddr, Option<Arc<Entry>>>,
+    entries: HashMap<std::net::IpAddr, SenderInfo>,
 }
 
 impl SenderCache {
     /// Most deployments have hundreds of senders; this bounds a scan of spoofed UDP sources.
     const MAX: usize = 65_536;
 
-    fn lookup(&mut self, watched: &Watched, ip: std::net::IpAddr) -> Option<Arc<Entry>> {
+    fn lookup(&mut self, watched: &Watched, ip: std::net::IpAddr) -> SenderInfo {
         let generation = watched.generation();
         if generation != self.generation {
             self.generation = generation;
@@ -47,7 +44,7 @@ impl SenderCache {
         if self.entries.len() >= Self::MAX {
             self.entries.clear();
         }
-        let e = self.inventory.lookup(ip).cloned();
+        let e = self.inventory.sender(ip);
         self.entries.insert(ip, e.clone());
         e
     }
@@ -113,6 +110,7 @@ impl ParserWorker {
             ip: String::new(),
             ip_port: String::new(),
         };
+        let default = ListenerParse::default();
         let mut senders = SenderCache {
             generation: 0,
             inventory: Arc::new(Inventory::default()),
@@ -124,32 +122,28 @@ impl ParserWorker {
             });
             match self.input.recv_timeout(wait) {
                 Ok(chunk) => {
-                    let (listener_format, listener_offset) =
-                        match self.listeners.get(&chunk.listener) {
-                            Some(l) => (l.format, l.zone.offset_at(chunk.received_ns)),
-                            None => (Format::Auto, 0),
-                        };
+                    let listener = self.listeners.get(&chunk.listener).unwrap_or(&default);
+                    // The sender's settings, worked out again only when the sender changes
+                    // (a TCP chunk has one sender; a UDP chunk mostly runs of one).
+                    let mut sender = SenderInfo::NoInventory;
+                    let mut settings: Option<(SocketAddr, Format, i64)> = None;
                     let (mut ahead, mut behind, mut unknown) = (0, 0, 0);
                     for (bytes, from) in chunk.messages() {
-                        peer.update(from);
-                        let entry = match &self.inventory {
-                            Some(w) => {
-                                let e = senders.lookup(w, from.ip());
-                                unknown += u64::from(e.is_none());
-                                Some(e)
+                        let (format, tz_offset_secs) = match settings {
+                            Some((addr, format, offset)) if addr == from => (format, offset),
+                            _ => {
+                                peer.update(from);
+                                if let Some(w) = &self.inventory {
+                                    sender = senders.lookup(w, from.ip());
+                                }
+                                let format = sender.format(listener.format);
+                                let offset =
+                                    sender.zone(&listener.zone).offset_at(chunk.received_ns);
+                                settings = Some((from, format, offset));
+                                (format, offset)
                             }
-                            None => None,
                         };
-                        let sender = entry.as_ref().and_then(Option::as_ref);
-                        let format = sender.and_then(|e| e.format).unwrap_or(listener_format);
-                        let tz_offset_secs = sender
-                            .and_then(|e| e.timezone.as_ref())
-                            .map_or(listener_offset, |z| z.offset_at(chunk.received_ns));
-                        let organization = match &entry {
-                            Some(Some(e)) => Some(&*e.organization),
-                            Some(None) => Some(UNKNOWN_ORGANIZATION),
-                            None => None,
-                        };
+                        unknown += u64::from(sender.is_unknown());
                         let meta = Meta {
                             received_ns: chunk.received_ns,
                             listener: &chunk.listener,
@@ -157,8 +151,8 @@ impl ParserWorker {
                             peer_ip: &peer.ip,
                             peer_addr: &peer.ip_port,
                             tz_offset_secs,
-                            organization,
-                            device: sender.and_then(|e| e.device.as_deref()),
+                            organization: sender.organization(),
+                            device: sender.device(),
                         };
                         let row = append_event(&mut builder, bytes, format, &meta);
                         counts[row.status as usize] += 1;
