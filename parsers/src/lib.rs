@@ -28,6 +28,7 @@ macro_rules! find {
 
 pub mod event;
 pub mod generic;
+pub mod netflow;
 pub mod out;
 pub mod scan;
 pub mod syslog;

@@ -1,0 +1,400 @@
+//! Information elements: a decoded record's fields into the `flows` columns.
+//!
+//! IANA elements with a column go there (addresses, ports, protocol, counters, times, NAT,
+//! interfaces, AS numbers, next hop, direction, VLAN, ICMP, application id); the other IANA
+//! elements go to the vendor map under their IANA names (v9 uses the same numbers for the
+//! elements both define), and enterprise elements under `ENTERPRISE.ID`. Unsigned numbers
+//! may come in fewer bytes than their type (reduced-size encoding, RFC 7011 §6.2).
+
+use std::fmt::Write as _;
+use std::net::{Ipv4Addr, Ipv6Addr};
+
+use canh_schema::fields::flows::Col;
+use canh_schema::TableBuilder;
+
+use super::template::{Field, Template};
+use super::{be_uint, common_columns, set_protocol, Domain, Packet};
+
+/// What the packet header says about time, for the record times that are relative.
+pub(super) struct Times {
+    pub export_secs: u32,
+    /// v9: the router's uptime (ms) at export.
+    pub uptime_ms: Option<u32>,
+}
+
+/// Seconds from the NTP epoch (1900) to the Unix epoch.
+const NTP_UNIX: i64 = 2_208_988_800;
+
+/// An NTP timestamp (RFC 5905: 32-bit seconds, 32-bit fraction) as Unix ns.
+fn ntp_ns(v: &[u8], micro: bool) -> Option<i64> {
+    let n = be_uint(v).filter(|_| v.len() == 8)?;
+    let secs = (n >> 32) as i64 - NTP_UNIX;
+    // dateTimeMicroseconds ignores the low 11 bits of the fraction (RFC 7011 §6.1.9).
+    let frac = if micro {
+        n & 0xffff_f800
+    } else {
+        n & 0xffff_ffff
+    };
+    let ns = ((frac * 1_000_000_000) >> 32) as i64;
+    Some(secs * 1_000_000_000 + ns)
+}
+
+/// A time in seconds or milliseconds as ns, if it fits.
+fn scaled(n: u64, ns_per_unit: i64) -> Option<i64> {
+    i64::try_from(n).ok()?.checked_mul(ns_per_unit)
+}
+
+/// Writes one flow record as a row.
+pub(super) fn flow(
+    dom: &Domain,
+    values: &[(Field, &[u8])],
+    t: &Times,
+    p: &Packet<'_>,
+    version: u16,
+    domain: u32,
+    b: &mut TableBuilder,
+) {
+    common_columns(b, p, version, Some(domain));
+    let export_ns = i64::from(t.export_secs) * 1_000_000_000;
+    // An uptime (ms) → wall clock: v9 from the header; IPFIX from the exporter's announced
+    // system init time.
+    let uptime = |ms: u64| -> Option<i64> {
+        let ms = u32::try_from(ms).ok()?;
+        match t.uptime_ms {
+            Some(up) => Some(export_ns - i64::from(up.wrapping_sub(ms)) * 1_000_000),
+            None => dom
+                .system_init_ms
+                .and_then(|init| init.checked_add(i64::from(ms))?.checked_mul(1_000_000)),
+        }
+    };
+    let (mut start, mut end) = (None, None);
+    let (mut sampler, mut interval) = (None, None);
+    let mut key = String::new();
+    let mut text = String::new();
+    let (mut src_set, mut dst_set) = (false, false);
+    let (mut unspecified_src, mut unspecified_dst) = (None, None);
+    for &(f, v) in values {
+        if f.enterprise != 0 {
+            key.clear();
+            let _ = write!(key, "{}.{}", f.enterprise, f.id);
+            vendor(b, &key, v, Kind::Unknown, &mut text);
+            continue;
+        }
+        let n = be_uint(v);
+        match (f.id, n) {
+            (1, Some(n)) => b.set_uint(Col::NetworkBytes, n),
+            (2, Some(n)) => b.set_uint(Col::NetworkPackets, n),
+            (4, Some(n)) => set_protocol(b, n as u8),
+            (6, Some(n)) => b.set_uint(Col::NetflowTcpFlags, n),
+            (7, Some(n)) => b.set_uint(Col::SourcePort, n),
+            (11, Some(n)) => b.set_uint(Col::DestinationPort, n),
+            // Records with both families often leave one unspecified (`::`): the other is the
+            // flow's address.
+            (8 | 27, _) if is_unspecified(v) => unspecified_src = unspecified_src.or(Some(v)),
+            (12 | 28, _) if is_unspecified(v) => unspecified_dst = unspecified_dst.or(Some(v)),
+            (8 | 27, _) => src_set |= ip(b, Col::SourceIp, f.id, v, &mut text),
+            (12 | 28, _) => dst_set |= ip(b, Col::DestinationIp, f.id, v, &mut text),
+            (15 | 62, _) => _ = ip(b, Col::NetflowNextHop, f.id, v, &mut text),
+            (225 | 281, _) => _ = ip(b, Col::SourceNatIp, f.id, v, &mut text),
+            (226 | 282, _) => _ = ip(b, Col::DestinationNatIp, f.id, v, &mut text),
+            (227, Some(n)) => b.set_uint(Col::SourceNatPort, n),
+            (228, Some(n)) => b.set_uint(Col::DestinationNatPort, n),
+            (10, Some(n)) => b.set_uint(Col::NetflowIngressInterface, n),
+            (14, Some(n)) => b.set_uint(Col::NetflowEgressInterface, n),
+            (16, Some(n)) => b.set_uint(Col::SourceAsNumber, n),
+            (17, Some(n)) => b.set_uint(Col::DestinationAsNumber, n),
+            (58 | 243, Some(n)) => b.set_uint(Col::NetflowVlanId, n),
+            (61, Some(n)) => b.set_str(
+                Col::NetworkDirection,
+                if n == 0 { "inbound" } else { "outbound" },
+            ),
+            (32 | 139, Some(n)) => {
+                b.set_uint(Col::NetflowIcmpType, n >> 8);
+                b.set_uint(Col::NetflowIcmpCode, n & 0xff);
+            }
+            (176 | 178, Some(n)) => b.set_uint(Col::NetflowIcmpType, n),
+            (177 | 179, Some(n)) => b.set_uint(Col::NetflowIcmpCode, n),
+            (95, _) => {
+                text.clear();
+                application_id(v, &mut text);
+                b.set_str(Col::NetflowApplicationId, &text);
+            }
+            (22, Some(n)) => start = start.or(uptime(n)),
+            (21, Some(n)) => end = end.or(uptime(n)),
+            (150, Some(n)) => start = scaled(n, 1_000_000_000).or(start),
+            (151, Some(n)) => end = scaled(n, 1_000_000_000).or(end),
+            (152, Some(n)) => start = scaled(n, 1_000_000).or(start),
+            (153, Some(n)) => end = scaled(n, 1_000_000).or(end),
+            (154 | 156, _) => start = ntp_ns(v, f.id == 154).or(start),
+            (155 | 157, _) => end = ntp_ns(v, f.id == 155).or(end),
+            (34 | 305 | 50, Some(n)) if n > 0 => interval = Some(n),
+            (48 | 302, Some(n)) => sampler = Some(n),
+            (210, _) => {} // paddingOctets
+            (id, _) => match name(id) {
+                Some((name, kind)) => vendor(b, name, v, kind, &mut text),
+                None => {
+                    key.clear();
+                    let _ = write!(key, "iana.{id}");
+                    vendor(b, &key, v, Kind::Unknown, &mut text);
+                }
+            },
+        }
+    }
+    if let (false, Some(v)) = (src_set, unspecified_src) {
+        ip(b, Col::SourceIp, 8, v, &mut text);
+    }
+    if let (false, Some(v)) = (dst_set, unspecified_dst) {
+        ip(b, Col::DestinationIp, 12, v, &mut text);
+    }
+    let interval = interval.or_else(|| {
+        dom.sampling
+            .get(&sampler.unwrap_or(0))
+            .map(|&i| u64::from(i))
+    });
+    if let Some(i) = interval {
+        b.set_uint(Col::NetflowSamplingInterval, i);
+    }
+    if let Some(s) = start {
+        b.set_ts(Col::EventStart, s);
+    }
+    if let Some(e) = end {
+        b.set_ts(Col::EventEnd, e);
+    }
+    // A flow's time is its end; without one, the export time.
+    b.set_ts(Col::Timestamp, end.or(start).unwrap_or(export_ns));
+    b.end_row();
+}
+
+/// Reads an options record: sampling intervals and the system init time.
+pub(super) fn options(dom: &mut Domain, _t: &Template, values: &[(Field, &[u8])]) {
+    let mut sampler = 0;
+    let mut interval = None;
+    for &(f, v) in values {
+        if f.enterprise != 0 {
+            continue;
+        }
+        match (f.id, be_uint(v)) {
+            (48 | 302, Some(n)) => sampler = n,
+            (34 | 305 | 50, Some(n)) if n > 0 => interval = u32::try_from(n).ok(),
+            (160, Some(n)) => dom.system_init_ms = i64::try_from(n).ok(),
+            _ => {}
+        }
+    }
+    if let Some(i) = interval {
+        dom.sampling.insert(sampler, i);
+    }
+}
+
+/// How a vendor-map value is written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    Unsigned,
+    Mac,
+    Text,
+    Address,
+    /// Unsigned up to 8 bytes, text when printable, else hex.
+    Unknown,
+}
+
+fn vendor(b: &mut TableBuilder, key: &str, v: &[u8], kind: Kind, text: &mut String) {
+    text.clear();
+    match kind {
+        Kind::Unsigned if v.len() <= 8 => {
+            let _ = write!(text, "{}", be_uint(v).unwrap_or(0));
+        }
+        Kind::Mac if v.len() == 6 => {
+            for (i, x) in v.iter().enumerate() {
+                let _ = write!(text, "{}{x:02x}", if i > 0 { ":" } else { "" });
+            }
+        }
+        Kind::Address => {
+            if !address(v, text) {
+                hex(v, text);
+            }
+        }
+        Kind::Text => text.push_str(String::from_utf8_lossy(v).trim_end_matches('\0')),
+        Kind::Unknown if !v.is_empty() && v.len() <= 8 => {
+            let _ = write!(text, "{}", be_uint(v).unwrap_or(0));
+        }
+        Kind::Unknown
+            if v.iter()
+                .all(|&c| c.is_ascii_graphic() || c == b' ' || c == 0)
+                && v.first().is_some_and(|&c| c != 0) =>
+        {
+            text.push_str(String::from_utf8_lossy(v).trim_end_matches('\0'));
+        }
+        _ => hex(v, text),
+    }
+    b.insert_map(Col::VendorFields, key, Some(text));
+}
+
+fn hex(v: &[u8], text: &mut String) {
+    text.push_str("0x");
+    for x in v {
+        let _ = write!(text, "{x:02x}");
+    }
+}
+
+/// An IPv4 (4 bytes) or IPv6 (16 bytes) address as text; false for other lengths.
+fn address(v: &[u8], text: &mut String) -> bool {
+    if let Ok(a) = <[u8; 4]>::try_from(v) {
+        let _ = write!(text, "{}", Ipv4Addr::from(a));
+    } else if let Ok(a) = <[u8; 16]>::try_from(v) {
+        let _ = write!(text, "{}", Ipv6Addr::from(a));
+    } else {
+        return false;
+    }
+    true
+}
+
+/// An address column; a value of the wrong length goes to the vendor map instead. Whether
+/// the column was set.
+fn ip(b: &mut TableBuilder, col: Col, id: u16, v: &[u8], text: &mut String) -> bool {
+    text.clear();
+    if address(v, text) {
+        b.set_str(col, text);
+        true
+    } else {
+        let key = name(id).map_or("address", |(n, _)| n);
+        vendor(b, key, v, Kind::Unknown, text);
+        false
+    }
+}
+
+/// `0.0.0.0` or `::`.
+fn is_unspecified(v: &[u8]) -> bool {
+    matches!(v.len(), 4 | 16) && v.iter().all(|&x| x == 0)
+}
+
+/// `applicationId` (RFC 6759): a classification engine id byte, then a selector id, written
+/// `engine:selector`.
+fn application_id(v: &[u8], text: &mut String) {
+    match v.split_first() {
+        Some((engine, rest)) if !rest.is_empty() && rest.len() <= 8 => {
+            let _ = write!(text, "{engine}:{}", be_uint(rest).unwrap_or(0));
+        }
+        _ => hex(v, text),
+    }
+}
+
+/// IANA names of the elements without a column, and how to print them.
+fn name(id: u16) -> Option<(&'static str, Kind)> {
+    use Kind::*;
+    Some(match id {
+        3 => ("deltaFlowCount", Unsigned),
+        5 => ("ipClassOfService", Unsigned),
+        8 => ("sourceIPv4Address", Address),
+        9 => ("sourceIPv4PrefixLength", Unsigned),
+        12 => ("destinationIPv4Address", Address),
+        13 => ("destinationIPv4PrefixLength", Unsigned),
+        15 => ("ipNextHopIPv4Address", Address),
+        18 => ("bgpNextHopIPv4Address", Address),
+        19 => ("postMCastPacketDeltaCount", Unsigned),
+        20 => ("postMCastOctetDeltaCount", Unsigned),
+        23 => ("postOctetDeltaCount", Unsigned),
+        24 => ("postPacketDeltaCount", Unsigned),
+        25 => ("minimumIpTotalLength", Unsigned),
+        26 => ("maximumIpTotalLength", Unsigned),
+        27 => ("sourceIPv6Address", Address),
+        28 => ("destinationIPv6Address", Address),
+        29 => ("sourceIPv6PrefixLength", Unsigned),
+        30 => ("destinationIPv6PrefixLength", Unsigned),
+        31 => ("flowLabelIPv6", Unsigned),
+        33 => ("igmpType", Unsigned),
+        35 => ("samplingAlgorithm", Unsigned),
+        36 => ("flowActiveTimeout", Unsigned),
+        37 => ("flowIdleTimeout", Unsigned),
+        38 => ("engineType", Unsigned),
+        39 => ("engineId", Unsigned),
+        40 => ("exportedOctetTotalCount", Unsigned),
+        41 => ("exportedMessageTotalCount", Unsigned),
+        42 => ("exportedFlowRecordTotalCount", Unsigned),
+        44 => ("sourceIPv4Prefix", Address),
+        45 => ("destinationIPv4Prefix", Address),
+        46 => ("mplsTopLabelType", Unsigned),
+        47 => ("mplsTopLabelIPv4Address", Address),
+        49 => ("samplerMode", Unsigned),
+        51 => ("classId", Unsigned),
+        52 => ("minimumTTL", Unsigned),
+        53 => ("maximumTTL", Unsigned),
+        54 => ("fragmentIdentification", Unsigned),
+        55 => ("postIpClassOfService", Unsigned),
+        56 => ("sourceMacAddress", Mac),
+        57 => ("postDestinationMacAddress", Mac),
+        59 => ("postVlanId", Unsigned),
+        60 => ("ipVersion", Unsigned),
+        62 => ("ipNextHopIPv6Address", Address),
+        63 => ("bgpNextHopIPv6Address", Address),
+        64 => ("ipv6ExtensionHeaders", Unsigned),
+        70..=79 => (
+            [
+                "mplsTopLabelStackSection",
+                "mplsLabelStackSection2",
+                "mplsLabelStackSection3",
+                "mplsLabelStackSection4",
+                "mplsLabelStackSection5",
+                "mplsLabelStackSection6",
+                "mplsLabelStackSection7",
+                "mplsLabelStackSection8",
+                "mplsLabelStackSection9",
+                "mplsLabelStackSection10",
+            ][usize::from(id - 70)],
+            Unsigned,
+        ),
+        80 => ("destinationMacAddress", Mac),
+        81 => ("postSourceMacAddress", Mac),
+        82 => ("interfaceName", Text),
+        83 => ("interfaceDescription", Text),
+        85 => ("octetTotalCount", Unsigned),
+        86 => ("packetTotalCount", Unsigned),
+        88 => ("fragmentOffset", Unsigned),
+        89 => ("forwardingStatus", Unsigned),
+        90 => ("mplsVpnRouteDistinguisher", Unknown),
+        94 => ("applicationDescription", Text),
+        96 => ("applicationName", Text),
+        98 => ("postIpDiffServCodePoint", Unsigned),
+        128 => ("bgpNextAdjacentAsNumber", Unsigned),
+        129 => ("bgpPrevAdjacentAsNumber", Unsigned),
+        130 => ("exporterIPv4Address", Address),
+        131 => ("exporterIPv6Address", Address),
+        132 => ("droppedOctetDeltaCount", Unsigned),
+        133 => ("droppedPacketDeltaCount", Unsigned),
+        136 => ("flowEndReason", Unsigned),
+        137 => ("commonPropertiesId", Unsigned),
+        138 => ("observationPointId", Unsigned),
+        144 => ("exportingProcessId", Unsigned),
+        148 => ("flowId", Unsigned),
+        149 => ("observationDomainId", Unsigned),
+        160 => ("systemInitTimeMilliseconds", Unsigned),
+        161 => ("flowDurationMilliseconds", Unsigned),
+        162 => ("flowDurationMicroseconds", Unsigned),
+        184 => ("tcpSequenceNumber", Unsigned),
+        185 => ("tcpAcknowledgementNumber", Unsigned),
+        186 => ("tcpWindowSize", Unsigned),
+        192 => ("ipTTL", Unsigned),
+        195 => ("ipDiffServCodePoint", Unsigned),
+        196 => ("ipPrecedence", Unsigned),
+        197 => ("fragmentFlags", Unsigned),
+        205 => ("udpMessageLength", Unsigned),
+        206 => ("isMulticast", Unsigned),
+        224 => ("ipTotalLength", Unsigned),
+        230 => ("natEvent", Unsigned),
+        231 => ("initiatorOctets", Unsigned),
+        232 => ("responderOctets", Unsigned),
+        233 => ("firewallEvent", Unsigned),
+        234 => ("ingressVRFID", Unsigned),
+        235 => ("egressVRFID", Unsigned),
+        236 => ("VRFname", Text),
+        239 => ("biflowDirection", Unsigned),
+        256 => ("ethernetType", Unsigned),
+        298 => ("initiatorPackets", Unsigned),
+        299 => ("responderPackets", Unsigned),
+        303 => ("informationElementId", Unsigned),
+        304 => ("selectorAlgorithm", Unsigned),
+        306 => ("samplingPacketSpace", Unsigned),
+        323 => ("observationTimeMilliseconds", Unsigned),
+        351 => ("layer2SegmentId", Unsigned),
+        352 => ("layer2OctetDeltaCount", Unsigned),
+        _ => return None,
+    })
+}

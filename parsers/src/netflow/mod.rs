@@ -1,0 +1,470 @@
+//! NetFlow v5, v9 and IPFIX (v10) export packets into rows of the `flows` table.
+//!
+//! One [`FlowDecoder`] holds the state a collector keeps between packets: the templates of every
+//! exporter (keyed by exporter address, observation domain or source id, and template id), the
+//! sampling options each exporter announced, and the last sequence number, to count lost
+//! export packets. Packets of any version go to [`FlowDecoder::decode`], which dispatches on the
+//! version in the header.
+//!
+//! Everything an exporter sends is bounded before it is kept: templates per exporter and
+//! domain, fields per template, and the number of exporters; a packet that breaks the format
+//! (a set longer than the packet, a template field of length zero, a record past the end) is
+//! an error with a reason code, and the flows decoded before the problem are kept.
+//!
+//! Counters are stored as received: a sampled flow keeps its sampled byte and packet counts,
+//! and its sampling interval travels with it in `netflow.sampling_interval`.
+
+mod ie;
+mod template;
+mod v5;
+
+use std::collections::HashMap;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
+
+use canh_schema::fields::flows::Col;
+use canh_schema::TableBuilder;
+
+pub use template::{Field, Template};
+
+/// Limits on what one exporter may make the decoder keep.
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    /// Templates kept per exporter and domain; more are refused (counted as errors).
+    pub templates_per_domain: usize,
+    /// Exporter/domain pairs kept; past this, the least recently used is dropped.
+    pub domains: usize,
+    /// Fields in one template.
+    pub fields_per_template: usize,
+    /// A template not refreshed for this long is dropped (ns).
+    pub template_ttl_ns: i64,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            templates_per_domain: 1024,
+            domains: 16_384,
+            fields_per_template: 512,
+            template_ttl_ns: 3600 * 1_000_000_000,
+        }
+    }
+}
+
+/// Why a packet (or the rest of it) could not be decoded. The codes are metric labels.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DecodeError {
+    pub code: &'static str,
+    pub detail: String,
+}
+
+impl std::fmt::Display for DecodeError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}: {}", self.code, self.detail)
+    }
+}
+
+impl std::error::Error for DecodeError {}
+
+pub(crate) fn err(code: &'static str, detail: impl Into<String>) -> DecodeError {
+    DecodeError {
+        code,
+        detail: detail.into(),
+    }
+}
+
+/// What one packet held.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Summary {
+    pub version: u16,
+    /// Flow rows appended.
+    pub flows: usize,
+    /// Templates and options templates learned or refreshed.
+    pub templates: usize,
+    /// Templates withdrawn.
+    pub withdrawn: usize,
+    /// Options records read (sampling, system init time, …).
+    pub options: usize,
+    /// Data records skipped because their template is unknown.
+    pub no_template: usize,
+    /// Export packets (v9) or records (v5, IPFIX) missing before this one, by sequence number.
+    pub sequence_gap: u64,
+    /// The first problem, if the packet was not read to its end.
+    pub error: Option<DecodeError>,
+}
+
+/// The sender and time of one export packet.
+#[derive(Debug, Clone, Copy)]
+pub struct Packet<'a> {
+    pub exporter: SocketAddr,
+    pub received_ns: i64,
+    pub payload: &'a [u8],
+    /// `organization.name` of the exporter, if an inventory is configured.
+    pub organization: Option<&'a str>,
+}
+
+/// Per exporter and observation domain: its templates and announced options.
+#[derive(Debug, Default)]
+struct Domain {
+    templates: HashMap<u16, Arc<Template>>,
+    /// Sampling interval announced in options data (v9 sampler options, IPFIX sampling IEs),
+    /// by sampler id (0 when the exporter gives none).
+    sampling: HashMap<u64, u32>,
+    /// IPFIX systemInitTimeMilliseconds, for times given as sysUpTime offsets.
+    system_init_ms: Option<i64>,
+    /// The sequence number expected next.
+    next_sequence: Option<u32>,
+    last_used_ns: i64,
+}
+
+/// The collector-side state of NetFlow/IPFIX decoding.
+#[derive(Debug, Default)]
+pub struct FlowDecoder {
+    limits: Limits,
+    domains: HashMap<(IpAddr, u32), Domain>,
+    /// v5 sequence numbers per exporter and engine.
+    v5_sequence: HashMap<(IpAddr, u16), u32>,
+}
+
+impl FlowDecoder {
+    pub fn new(limits: Limits) -> Self {
+        FlowDecoder {
+            limits,
+            ..FlowDecoder::default()
+        }
+    }
+
+    /// Templates currently cached, over all exporters.
+    pub fn templates(&self) -> usize {
+        self.domains.values().map(|d| d.templates.len()).sum()
+    }
+
+    /// Decodes one export packet, appending a row per flow to `b` (a `flows` table builder).
+    pub fn decode(&mut self, p: &Packet<'_>, b: &mut TableBuilder) -> Summary {
+        let version = match p.payload {
+            [hi, lo, ..] => u16::from_be_bytes([*hi, *lo]),
+            _ => {
+                return Summary {
+                    error: Some(err("truncated", "shorter than a version number")),
+                    ..Summary::default()
+                }
+            }
+        };
+        let mut s = Summary {
+            version,
+            ..Summary::default()
+        };
+        let result = match version {
+            5 => v5::decode(self, p, b, &mut s),
+            9 | 10 => template::decode(self, p, b, &mut s),
+            v => Err(err("version", format!("unsupported NetFlow version {v}"))),
+        };
+        if let Err(e) = result {
+            s.error = Some(e);
+        }
+        s
+    }
+
+    fn domain(&mut self, exporter: IpAddr, id: u32, now_ns: i64) -> &mut Domain {
+        if !self.domains.contains_key(&(exporter, id)) && self.domains.len() >= self.limits.domains
+        {
+            // Bounded: forget the exporter heard from least recently.
+            if let Some(oldest) = self
+                .domains
+                .iter()
+                .min_by_key(|(_, d)| d.last_used_ns)
+                .map(|(k, _)| *k)
+            {
+                self.domains.remove(&oldest);
+            }
+        }
+        let d = self.domains.entry((exporter, id)).or_default();
+        d.last_used_ns = now_ns;
+        d
+    }
+}
+
+/// Big-endian reads with bounds checks.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Reader<'a> {
+    pub b: &'a [u8],
+    pub pos: usize,
+}
+
+impl<'a> Reader<'a> {
+    pub fn new(b: &'a [u8]) -> Self {
+        Reader { b, pos: 0 }
+    }
+
+    pub fn remaining(&self) -> usize {
+        self.b.len().saturating_sub(self.pos)
+    }
+
+    pub fn bytes(&mut self, n: usize, what: &str) -> Result<&'a [u8], DecodeError> {
+        let s = self
+            .b
+            .get(self.pos..self.pos.saturating_add(n))
+            .ok_or_else(|| {
+                err(
+                    "truncated",
+                    format!(
+                        "{what}: needs {n} bytes at offset {}, {} left",
+                        self.pos,
+                        self.remaining()
+                    ),
+                )
+            })?;
+        self.pos += n;
+        Ok(s)
+    }
+
+    pub fn u8(&mut self, what: &str) -> Result<u8, DecodeError> {
+        Ok(self.bytes(1, what)?[0])
+    }
+
+    pub fn u16(&mut self, what: &str) -> Result<u16, DecodeError> {
+        let s = self.bytes(2, what)?;
+        Ok(u16::from_be_bytes([s[0], s[1]]))
+    }
+
+    pub fn u32(&mut self, what: &str) -> Result<u32, DecodeError> {
+        let s = self.bytes(4, what)?;
+        Ok(u32::from_be_bytes([s[0], s[1], s[2], s[3]]))
+    }
+}
+
+/// An unsigned big-endian number of 1 to 8 bytes (IPFIX reduced-size encoding).
+pub(crate) fn be_uint(b: &[u8]) -> Option<u64> {
+    if b.is_empty() || b.len() > 8 {
+        return None;
+    }
+    Some(b.iter().fold(0u64, |n, &x| (n << 8) | u64::from(x)))
+}
+
+/// Columns every flow row carries.
+pub(crate) fn common_columns(
+    b: &mut TableBuilder,
+    p: &Packet<'_>,
+    version: u16,
+    domain: Option<u32>,
+) {
+    b.note_received(p.received_ns);
+    b.set_ts(Col::EventCreated, p.received_ns);
+    b.set_str(Col::ObserverIp, &p.exporter.ip().to_string());
+    b.set_uint(Col::NetflowVersion, u64::from(version));
+    if let Some(d) = domain {
+        b.set_uint(Col::NetflowObservationDomainId, u64::from(d));
+    }
+    if let Some(org) = p.organization {
+        b.set_str(Col::OrganizationName, org);
+    }
+}
+
+/// `network.transport` for an IANA protocol number.
+pub(crate) fn set_protocol(b: &mut TableBuilder, proto: u8) {
+    b.set_uint(Col::NetworkIanaNumber, u64::from(proto));
+    if let Some(name) = crate::out::transport_name(proto) {
+        b.set_str(Col::NetworkTransport, name);
+    }
+}
+
+/// Counts packets missing between `expected` and `got` (sequence numbers wrap at 2^32).
+pub(crate) fn gap(expected: Option<u32>, got: u32) -> u64 {
+    match expected {
+        Some(e) => {
+            let d = got.wrapping_sub(e);
+            // A small step back is reordering or an exporter restart, not a loss.
+            if d < 1 << 31 {
+                u64::from(d)
+            } else {
+                0
+            }
+        }
+        None => 0,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sequence_gaps_wrap_and_ignore_steps_back() {
+        assert_eq!(gap(None, 7), 0);
+        assert_eq!(gap(Some(7), 7), 0);
+        assert_eq!(gap(Some(7), 10), 3);
+        assert_eq!(gap(Some(u32::MAX), 1), 2);
+        assert_eq!(gap(Some(10), 7), 0);
+    }
+
+    fn packet(payload: &[u8]) -> Packet<'_> {
+        Packet {
+            exporter: "127.0.0.1:4739".parse().expect("addr"),
+            received_ns: 1_795_435_200_000_000_000,
+            payload,
+            organization: Some("So Y te"),
+        }
+    }
+
+    /// An IPFIX message around `sets`.
+    fn ipfix(sets: &[Vec<u8>]) -> Vec<u8> {
+        let body: Vec<u8> = sets.concat();
+        let mut m = vec![0, 10];
+        m.extend(((16 + body.len()) as u16).to_be_bytes());
+        m.extend(1_795_435_200u32.to_be_bytes()); // export time
+        m.extend(0u32.to_be_bytes()); // sequence
+        m.extend(7u32.to_be_bytes()); // observation domain
+        m.extend(body);
+        m
+    }
+
+    fn set(id: u16, body: &[u8]) -> Vec<u8> {
+        let mut s = id.to_be_bytes().to_vec();
+        s.extend(((4 + body.len()) as u16).to_be_bytes());
+        s.extend(body);
+        s
+    }
+
+    /// Template `id` with (element, length) fields.
+    fn template(id: u16, fields: &[(u16, u16)]) -> Vec<u8> {
+        let mut t = id.to_be_bytes().to_vec();
+        t.extend((fields.len() as u16).to_be_bytes());
+        for (e, l) in fields {
+            t.extend(e.to_be_bytes());
+            t.extend(l.to_be_bytes());
+        }
+        t
+    }
+
+    #[test]
+    fn ipfix_template_then_data_with_reduced_size_and_variable_fields() {
+        let mut d = FlowDecoder::default();
+        let mut b = TableBuilder::new(canh_schema::Table::Flows, 4);
+        // src/dst v4, ports, protocol, octets in 2 bytes (reduced), applicationName (variable).
+        let t = template(
+            300,
+            &[
+                (8, 4),
+                (12, 4),
+                (7, 2),
+                (11, 2),
+                (4, 1),
+                (1, 2),
+                (96, 0xFFFF),
+            ],
+        );
+        let rec = [
+            &[10, 0, 0, 1][..],
+            &[192, 0, 2, 9],
+            &[0xC3, 0x50],
+            &[0, 53],
+            &[17],
+            &[0x01, 0x00],
+            &[3, b'd', b'n', b's'],
+        ]
+        .concat();
+        let s = d.decode(&packet(&ipfix(&[set(2, &t), set(300, &rec)])), &mut b);
+        assert_eq!((s.templates, s.flows, s.error), (1, 1, None));
+        let batch = b.finish().expect("ok").expect("rows");
+        let row = |col: Col| {
+            arrow::util::display::array_value_to_string(batch.records.column(col as usize), 0)
+                .expect("display")
+        };
+        assert_eq!(row(Col::SourceIp), "10.0.0.1");
+        assert_eq!(row(Col::DestinationPort), "53");
+        assert_eq!(row(Col::NetworkTransport), "udp");
+        assert_eq!(row(Col::NetworkBytes), "256");
+        assert_eq!(row(Col::OrganizationName), "So Y te");
+        assert_eq!(row(Col::NetflowObservationDomainId), "7");
+        assert!(row(Col::VendorFields).contains("applicationName: dns"));
+    }
+
+    #[test]
+    fn malformed_sets_and_templates_are_errors_not_panics() {
+        let mut d = FlowDecoder::new(Limits {
+            templates_per_domain: 2,
+            ..Limits::default()
+        });
+        let mut b = TableBuilder::new(canh_schema::Table::Flows, 4);
+        let code = |d: &mut FlowDecoder, b: &mut TableBuilder, sets: &[Vec<u8>]| {
+            d.decode(&packet(&ipfix(sets)), b).error.map(|e| e.code)
+        };
+        // A set longer than the message.
+        let mut long = set(2, &template(300, &[(8, 4)]));
+        long[3] = 200;
+        assert_eq!(code(&mut d, &mut b, &[long]), Some("set_length"));
+        // Only zero-length fields: a record of nothing would never end.
+        assert_eq!(
+            code(
+                &mut d,
+                &mut b,
+                &[set(2, &template(301, &[(8, 0), (12, 0)]))]
+            ),
+            Some("template")
+        );
+        // Template ids below 256 are reserved.
+        assert_eq!(
+            code(&mut d, &mut b, &[set(2, &template(5, &[(8, 4)]))]),
+            Some("template")
+        );
+        // A flood of templates stops at the limit; the highest id is fine.
+        let flood: Vec<u8> = [300u16, 301, 65535]
+            .iter()
+            .flat_map(|&id| template(id, &[(8, 4)]))
+            .collect();
+        assert_eq!(
+            code(&mut d, &mut b, &[set(2, &flood)]),
+            Some("template_limit")
+        );
+        assert_eq!(d.templates(), 2);
+        // A field that runs past the record's end.
+        let var = template(302, &[(96, 0xFFFF)]);
+        let mut d2 = FlowDecoder::default();
+        assert_eq!(
+            code(&mut d2, &mut b, &[set(2, &var), set(302, &[200, b'x'])]),
+            Some("truncated")
+        );
+        // Data without its template is counted, not decoded.
+        let s = d2.decode(&packet(&ipfix(&[set(999, &[1, 2, 3, 4])])), &mut b);
+        assert_eq!((s.no_template, s.flows, s.error), (1, 0, None));
+        assert_eq!(b.rows(), 0);
+    }
+
+    #[test]
+    fn withdrawal_forgets_a_template() {
+        let mut d = FlowDecoder::default();
+        let mut b = TableBuilder::new(canh_schema::Table::Flows, 4);
+        d.decode(
+            &packet(&ipfix(&[set(2, &template(300, &[(8, 4)]))])),
+            &mut b,
+        );
+        assert_eq!(d.templates(), 1);
+        let s = d.decode(&packet(&ipfix(&[set(2, &template(300, &[]))])), &mut b);
+        assert_eq!((s.withdrawn, d.templates()), (1, 0));
+    }
+
+    #[test]
+    fn short_and_unknown_packets_are_errors() {
+        let mut d = FlowDecoder::default();
+        let mut b = TableBuilder::new(canh_schema::Table::Flows, 4);
+        let p = |payload| Packet {
+            exporter: "127.0.0.1:2055".parse().expect("addr"),
+            received_ns: 0,
+            payload,
+            organization: None,
+        };
+        assert_eq!(
+            d.decode(&p(&[0]), &mut b).error.map(|e| e.code),
+            Some("truncated")
+        );
+        assert_eq!(
+            d.decode(&p(&[0, 7, 0, 0]), &mut b).error.map(|e| e.code),
+            Some("version")
+        );
+        assert_eq!(
+            d.decode(&p(&[0, 5, 0, 1]), &mut b).error.map(|e| e.code),
+            Some("truncated")
+        );
+        assert_eq!(b.rows(), 0);
+    }
+}

@@ -1,0 +1,103 @@
+//! Whatever datagrams arrive, NetFlow/IPFIX decoding never panics, keeps its rows whole, and
+//! keeps its template cache within its limits. Inputs: arbitrary bytes behind each version
+//! number, and the real datagrams of the logstash-codec-netflow corpus (templates first) cut,
+//! spliced and bit-flipped, which reach the template and data-set paths.
+
+use canh_parsers::netflow::{FlowDecoder, Limits, Packet};
+use canh_schema::{Table, TableBuilder};
+use proptest::prelude::*;
+
+fn corpus() -> &'static [Vec<u8>] {
+    static SEEDS: std::sync::OnceLock<Vec<Vec<u8>>> = std::sync::OnceLock::new();
+    SEEDS.get_or_init(|| {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../../shared/corpora/logstash-codec-netflow/spec/codecs");
+        let mut files: Vec<_> = std::fs::read_dir(dir)
+            .into_iter()
+            .flatten()
+            .flatten()
+            .map(|e| e.path())
+            .collect();
+        // Template files sort before data files of the same exporter often enough.
+        files.sort();
+        files.iter().filter_map(|p| std::fs::read(p).ok()).collect()
+    })
+}
+
+const LIMITS: Limits = Limits {
+    templates_per_domain: 8,
+    domains: 4,
+    fields_per_template: 64,
+    template_ttl_ns: 3_600_000_000_000,
+};
+
+fn decode_all(packets: &[Vec<u8>]) -> usize {
+    let mut d = FlowDecoder::new(LIMITS);
+    let mut b = TableBuilder::new(Table::Flows, 64);
+    let mut flows = 0;
+    for (i, payload) in packets.iter().enumerate() {
+        let p = Packet {
+            exporter: std::net::SocketAddr::from(([127, 0, 0, (i % 6) as u8 + 1], 2055)),
+            received_ns: 1_795_435_200_000_000_000 + i as i64,
+            payload,
+            organization: Some("test"),
+        };
+        flows += d.decode(&p, &mut b).flows;
+        assert!(d.templates() <= LIMITS.templates_per_domain * LIMITS.domains);
+    }
+    let batch = b.finish();
+    assert!(batch.is_ok(), "{batch:?}");
+    assert_eq!(batch.ok().flatten().map_or(0, |b| b.rows()), flows);
+    flows
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(512))]
+
+    #[test]
+    fn arbitrary_datagrams(version in prop::sample::select(vec![5u16, 9, 10]), body in prop::collection::vec(any::<u8>(), 0..600)) {
+        let mut p = version.to_be_bytes().to_vec();
+        p.extend(body);
+        decode_all(&[p]);
+    }
+
+    #[test]
+    fn corpus_datagrams_mutated(
+        picks in prop::collection::vec((any::<prop::sample::Index>(), any::<prop::sample::Index>(), any::<u8>(), 0usize..4), 1..12),
+    ) {
+        let seeds = corpus();
+        if seeds.is_empty() {
+            return Ok(());
+        }
+        let packets: Vec<Vec<u8>> = picks
+            .iter()
+            .map(|(which, at, byte, how)| {
+                let mut p = seeds[which.index(seeds.len())].clone();
+                let i = at.index(p.len().max(1));
+                match how {
+                    0 => {}
+                    1 => p.truncate(i),
+                    2 => {
+                        if let Some(x) = p.get_mut(i) {
+                            *x ^= *byte;
+                        }
+                    }
+                    _ => {
+                        let other = &seeds[(which.index(seeds.len()) + 1) % seeds.len()];
+                        let j = at.index(other.len().max(1));
+                        p.truncate(i);
+                        p.extend_from_slice(other.get(j..).unwrap_or_default());
+                    }
+                }
+                p
+            })
+            .collect();
+        decode_all(&packets);
+    }
+}
+
+#[test]
+fn the_whole_corpus_in_one_decoder() {
+    let flows = decode_all(corpus());
+    assert!(corpus().is_empty() || flows > 100, "{flows} flows");
+}
