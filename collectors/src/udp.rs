@@ -1,4 +1,4 @@
-//! Syslog over UDP: blocking receive threads, one per `SO_REUSEPORT` socket, `recvmmsg`.
+//! UDP listeners (syslog and flow exports): blocking receive threads, one per `SO_REUSEPORT` socket, `recvmmsg`.
 
 use std::io;
 use std::mem::MaybeUninit;
@@ -43,6 +43,9 @@ pub struct UdpConfig {
     pub receive_buffer: usize,
     /// Longer datagrams are dropped and counted as `oversize`.
     pub max_message_size: usize,
+    /// What the datagrams are: syslog messages ([`Transport::Udp`]) or flow exports
+    /// ([`Transport::Netflow`]); the chunks carry it to the parsers.
+    pub transport: Transport,
 }
 
 /// A running UDP listener.
@@ -103,6 +106,7 @@ pub fn start(
             socket,
             name: cfg.name.clone(),
             max: cfg.max_message_size,
+            transport: cfg.transport,
             key: dispatch.assign(),
             dispatch: dispatch.clone(),
             shutdown: shutdown.clone(),
@@ -138,6 +142,7 @@ fn wait_readable(fd: i32, timeout: Duration) -> bool {
 struct Receiver {
     socket: Socket,
     name: Arc<str>,
+    transport: Transport,
     max: usize,
     key: usize,
     dispatch: Dispatch,
@@ -263,7 +268,7 @@ impl Receiver {
                 (
                     RawChunk::new(
                         self.name.clone(),
-                        Transport::Udp,
+                        self.transport,
                         now_ns(),
                         CHUNK_DATAGRAMS * 512,
                     ),
@@ -278,7 +283,12 @@ impl Receiver {
                     oversize += 1;
                     continue;
                 }
-                let data = canh_schema::raw::trim_line_end(&bufs[i][..len]);
+                // A syslog datagram may end in a newline or NULs; an export packet's bytes
+                // are all data (padding included).
+                let data = match self.transport {
+                    Transport::Netflow => &bufs[i][..len],
+                    _ => canh_schema::raw::trim_line_end(&bufs[i][..len]),
+                };
                 if data.is_empty() {
                     empty += 1;
                     continue;

@@ -19,12 +19,17 @@ use canh_collectors::framing::Framing;
 use canh_collectors::tcp::TcpConfig;
 use canh_collectors::udp::UdpConfig;
 use canh_parsers::Format;
+use canh_schema::Transport;
 
 use crate::zone::Zone;
 use toml::Value;
 
 /// Default syslog port for UDP and TCP (unprivileged, so Canh need not run as root).
 pub const DEFAULT_SYSLOG_PORT: u16 = 5514;
+/// The NetFlow port exporters default to.
+pub const DEFAULT_NETFLOW_PORT: u16 = 2055;
+/// The IPFIX port (RFC 7011).
+pub const DEFAULT_IPFIX_PORT: u16 = 4739;
 
 /// The whole validated configuration.
 #[derive(Debug, Clone)]
@@ -35,6 +40,8 @@ pub struct Config {
     pub http_listen: SocketAddr,
     pub udp: Vec<UdpListener>,
     pub tcp: Vec<TcpListener>,
+    /// NetFlow v5/v9 and IPFIX listeners (each accepts every version).
+    pub netflow: Vec<UdpConfig>,
     pub pipeline: PipelineConfig,
     pub archive: ArchiveConfig,
     /// The sender inventory (CIDR → agency, device, per-sender format and zone), if any.
@@ -130,8 +137,8 @@ fn default_threads() -> usize {
 }
 
 impl Default for Config {
-    /// The embedded default: syslog on UDP and TCP 5514 on all interfaces, archive in `./data`,
-    /// metrics on 127.0.0.1:9300.
+    /// The embedded default: syslog on UDP and TCP 5514, NetFlow on UDP 2055 and IPFIX on UDP
+    /// 4739, all interfaces; archive in `./data`; metrics on 127.0.0.1:9300.
     fn default() -> Self {
         let any = SocketAddr::from((std::net::Ipv6Addr::UNSPECIFIED, DEFAULT_SYSLOG_PORT));
         Config {
@@ -147,6 +154,10 @@ impl Default for Config {
                 format: Format::Auto,
                 timezone: Zone::default(),
             }],
+            netflow: vec![
+                default_netflow("netflow".into(), DEFAULT_NETFLOW_PORT),
+                default_netflow("ipfix".into(), DEFAULT_IPFIX_PORT),
+            ],
             pipeline: PipelineConfig::default(),
             archive: ArchiveConfig::default(),
             inventory: None,
@@ -161,6 +172,17 @@ fn default_udp(name: Arc<str>, addr: SocketAddr) -> UdpConfig {
         sockets: default_threads(),
         receive_buffer: 8 << 20,
         max_message_size: 64 * 1024,
+        transport: Transport::Udp,
+    }
+}
+
+fn default_netflow(name: Arc<str>, port: u16) -> UdpConfig {
+    UdpConfig {
+        transport: Transport::Netflow,
+        ..default_udp(
+            name,
+            SocketAddr::from((std::net::Ipv6Addr::UNSPECIFIED, port)),
+        )
     }
 }
 
@@ -425,8 +447,15 @@ impl Reader {
         }
         if let Some((v, path)) = top.get("syslog") {
             if let Some(mut s) = self.section(&path, v) {
-                c.udp = self.listeners(&mut s, "udp", |r, l, name| r.udp(l, name));
-                c.tcp = self.listeners(&mut s, "tcp", |r, l, name| r.tcp(l, name));
+                c.udp = self.listeners(&mut s, "syslog", "udp", |r, l, name| r.udp(l, name));
+                c.tcp = self.listeners(&mut s, "syslog", "tcp", |r, l, name| r.tcp(l, name));
+                self.done(s);
+            }
+        }
+        if let Some((v, path)) = top.get("netflow") {
+            if let Some(mut s) = self.section(&path, v) {
+                c.netflow =
+                    self.listeners(&mut s, "netflow", "udp", |r, l, name| r.netflow(l, name));
                 self.done(s);
             }
         }
@@ -468,6 +497,7 @@ impl Reader {
     fn listeners<T>(
         &mut self,
         s: &mut Section<'_>,
+        prefix: &str,
         key: &'static str,
         read: impl Fn(&mut Reader, &mut Section<'_>, Arc<str>) -> T,
     ) -> Vec<T> {
@@ -490,7 +520,7 @@ impl Reader {
             if let Some(mut l) = self.section(&item_path, item) {
                 let name: Arc<str> = self
                     .string(&mut l, "name")
-                    .unwrap_or_else(|| format!("syslog-{key}-{i}"))
+                    .unwrap_or_else(|| format!("{prefix}-{key}-{i}"))
                     .into();
                 out.push(read(self, &mut l, name));
                 self.done(l);
@@ -500,10 +530,25 @@ impl Reader {
     }
 
     fn udp(&mut self, l: &mut Section<'_>, name: Arc<str>) -> UdpListener {
-        let mut u = default_udp(
+        let u = default_udp(
             name,
             SocketAddr::from((std::net::Ipv6Addr::UNSPECIFIED, DEFAULT_SYSLOG_PORT)),
         );
+        UdpListener {
+            socket: self.udp_socket(l, u),
+            format: self.format(l),
+            timezone: self.timezone(l),
+        }
+    }
+
+    /// A `[[netflow.udp]]` listener: the socket settings of a syslog UDP listener.
+    fn netflow(&mut self, l: &mut Section<'_>, name: Arc<str>) -> UdpConfig {
+        let u = default_netflow(name, DEFAULT_NETFLOW_PORT);
+        self.udp_socket(l, u)
+    }
+
+    /// The socket settings every UDP listener has, over `u`'s defaults.
+    fn udp_socket(&mut self, l: &mut Section<'_>, mut u: UdpConfig) -> UdpConfig {
         u.addr = self.addr(l, "listen").unwrap_or(u.addr);
         u.sockets = self
             .integer(l, "sockets", 1, 256)
@@ -514,11 +559,7 @@ impl Reader {
         u.max_message_size = self
             .size(l, "max_message_size", 64, 65_536)
             .unwrap_or(u.max_message_size);
-        UdpListener {
-            socket: u,
-            format: self.format(l),
-            timezone: self.timezone(l),
-        }
+        u
     }
 
     fn tcp(&mut self, l: &mut Section<'_>, name: Arc<str>) -> TcpListener {
@@ -604,27 +645,38 @@ impl Reader {
         let all = c
             .udp
             .iter()
-            .map(|u| (&u.socket.name, "udp"))
-            .chain(c.tcp.iter().map(|t| (&t.socket.name, "tcp")));
+            .map(|u| (&u.socket.name, "syslog.udp"))
+            .chain(c.tcp.iter().map(|t| (&t.socket.name, "syslog.tcp")))
+            .chain(c.netflow.iter().map(|n| (&n.name, "netflow.udp")));
         for (name, proto) in all {
             if !names.insert(name.to_string()) {
-                self.error(
-                    &format!("syslog.{proto}"),
-                    format!("listener name {name:?} is used twice"),
-                );
+                self.error(proto, format!("listener name {name:?} is used twice"));
             }
         }
-        for (proto, addrs) in [
-            (
-                "udp",
-                c.udp.iter().map(|u| u.socket.addr).collect::<Vec<_>>(),
-            ),
-            ("tcp", c.tcp.iter().map(|t| t.socket.addr).collect()),
-        ] {
-            for (i, a) in addrs.iter().enumerate() {
-                if a.port() != 0 && addrs[..i].contains(a) {
+        // Syslog and NetFlow listeners share the UDP port space.
+        let udp = c
+            .udp
+            .iter()
+            .enumerate()
+            .map(|(i, u)| (format!("syslog.udp[{i}]"), u.socket.addr))
+            .chain(
+                c.netflow
+                    .iter()
+                    .enumerate()
+                    .map(|(i, n)| (format!("netflow.udp[{i}]"), n.addr)),
+            )
+            .collect::<Vec<_>>();
+        let tcp = c
+            .tcp
+            .iter()
+            .enumerate()
+            .map(|(i, t)| (format!("syslog.tcp[{i}]"), t.socket.addr))
+            .collect::<Vec<_>>();
+        for (proto, addrs) in [("udp", udp), ("tcp", tcp)] {
+            for (i, (path, a)) in addrs.iter().enumerate() {
+                if a.port() != 0 && addrs[..i].iter().any(|(_, b)| b == a) {
                     self.error(
-                        &format!("syslog.{proto}[{i}].listen"),
+                        &format!("{path}.listen"),
                         format!("{a} is already used by another {proto} listener"),
                     );
                 }
@@ -659,6 +711,14 @@ mod tests {
         assert_eq!(c.udp.len(), 1);
         assert_eq!(c.tcp.len(), 1);
         assert_eq!(c.tcp[0].socket.addr.port(), DEFAULT_SYSLOG_PORT);
+        let flows: Vec<(&str, u16)> = c
+            .netflow
+            .iter()
+            .map(|n| (&*n.name, n.addr.port()))
+            .collect();
+        assert_eq!(flows, [("netflow", 2055), ("ipfix", 4739)]);
+        assert!(c.netflow.iter().all(|n| n.transport == Transport::Netflow));
+        assert_eq!(c.udp[0].socket.transport, Transport::Udp);
         assert_eq!(c.http_listen, SocketAddr::from(([127, 0, 0, 1], 9300)));
         assert_eq!(c.archive_dir(), PathBuf::from("data/archive"));
     }
@@ -736,6 +796,42 @@ mod tests {
     }
 
     #[test]
+    fn netflow_listeners_and_their_problems() {
+        let text = r#"
+            [[netflow.udp]]
+            listen = "127.0.0.1:9995"
+            receive_buffer = "64 MiB"
+        "#;
+        let c = Config::from_toml(text).expect("valid");
+        assert_eq!(c.netflow.len(), 1);
+        assert_eq!(&*c.netflow[0].name, "netflow-udp-0");
+        assert_eq!(c.netflow[0].receive_buffer, 64 << 20);
+        assert_eq!(c.netflow[0].transport, Transport::Netflow);
+        // Syslog and NetFlow share the UDP port space; names are unique across all listeners.
+        let text = r#"
+            [[syslog.udp]]
+            name = "edge"
+            listen = "127.0.0.1:9995"
+            [[netflow.udp]]
+            name = "edge"
+            listen = "127.0.0.1:9995"
+            format = "fortigate"
+        "#;
+        let e = Config::from_toml(text).expect_err("conflicts").0;
+        for want in [
+            "netflow.udp[0].format: unknown key",
+            "netflow.udp: listener name \"edge\" is used twice",
+            "netflow.udp[0].listen: 127.0.0.1:9995 is already used by another udp listener",
+        ] {
+            assert!(
+                e.iter().any(|x| x.starts_with(want)),
+                "missing {want:?} in {e:#?}"
+            );
+        }
+        assert_eq!(e.len(), 3, "{e:#?}");
+    }
+
+    #[test]
     fn syntax_errors_give_line_and_column() {
         let e = Config::from_toml("a = \n[x").expect_err("syntax").0;
         assert!(e[0].starts_with("line 2, column 3: "), "{e:?}");
@@ -765,6 +861,8 @@ mod tests {
         assert_eq!(c.udp[0].socket.addr, d.udp[0].socket.addr);
         assert_eq!(c.tcp[0].socket.addr, d.tcp[0].socket.addr);
         assert_eq!(c.tcp[0].socket.idle_timeout, d.tcp[0].socket.idle_timeout);
+        let addrs = |c: &Config| c.netflow.iter().map(|n| n.addr).collect::<Vec<_>>();
+        assert_eq!(addrs(&c), addrs(&d));
         assert_eq!(c.pipeline.batch_rows, d.pipeline.batch_rows);
         assert_eq!(c.pipeline.batch_timeout, d.pipeline.batch_timeout);
         assert_eq!(c.archive.max_file_size, d.archive.max_file_size);

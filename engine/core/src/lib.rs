@@ -62,6 +62,8 @@ pub enum StartError {
 #[derive(Debug, Clone, Default)]
 pub struct Bound {
     pub udp: Vec<(Arc<str>, SocketAddr)>,
+    /// NetFlow/IPFIX listeners.
+    pub netflow: Vec<(Arc<str>, SocketAddr)>,
     pub tcp: Vec<(Arc<str>, SocketAddr)>,
     pub http: Option<SocketAddr>,
 }
@@ -168,6 +170,7 @@ impl Engine {
             queues.push(tx);
             queue_depths.push(rx.clone());
             let worker = pipeline::ParserWorker {
+                index: i,
                 input: rx,
                 output: batch_tx.clone(),
                 listeners: listeners.clone(),
@@ -231,6 +234,25 @@ impl Engine {
             self.bound
                 .udp
                 .push((u.socket.name.clone(), listener.local_addr));
+            self.udp.push(listener);
+        }
+        for n in &config.netflow {
+            let bind_err = |source| StartError::Bind {
+                what: format!("netflow listener {:?}", &*n.name),
+                addr: n.addr,
+                source,
+            };
+            let listener = canh_collectors::udp::start(
+                n,
+                dispatch.clone(),
+                shutdown.clone(),
+                self.metrics.clone(),
+            )
+            .map_err(bind_err)?;
+            info!(listener = %n.name, addr = %listener.local_addr, "listening for netflow/ipfix on udp");
+            self.bound
+                .netflow
+                .push((n.name.clone(), listener.local_addr));
             self.udp.push(listener);
         }
         for t in &config.tcp {

@@ -1,4 +1,5 @@
-//! The parse stage: worker threads that turn [`RawChunk`]s into batches of the `events` table.
+//! The parse stage: worker threads that turn [`RawChunk`]s into batches of the `events` table
+//! (syslog) and of the `flows` table (NetFlow/IPFIX export datagrams).
 //!
 //! Each worker owns one input queue (collectors pick the queue, which keeps a TCP connection's
 //! messages in order) and one [`TableBuilder`]. A batch is handed to the sinks when it reaches
@@ -11,8 +12,9 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use canh_metrics::Metrics;
+use canh_parsers::netflow::{FlowDecoder, Limits, Packet};
 use canh_parsers::{append_event, Format, Meta, Status};
-use canh_schema::{Batch, RawChunk, Table, TableBuilder};
+use canh_schema::{Batch, RawChunk, Table, TableBuilder, Transport};
 use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
 use tracing::error;
 
@@ -70,8 +72,17 @@ impl ListenerParse {
     }
 }
 
+/// The NetFlow/IPFIX side of one worker: its template cache and its `flows` batch. The
+/// collectors send one exporter's datagrams to one worker, so its templates are all here.
+struct Flows {
+    decoder: FlowDecoder,
+    builder: TableBuilder,
+}
+
 /// One parser worker.
 pub struct ParserWorker {
+    /// The worker's number, for metrics.
+    pub index: usize,
     pub input: Receiver<RawChunk>,
     pub output: Sender<Batch>,
     /// How each listener's messages are parsed, by listener name.
@@ -111,6 +122,10 @@ impl ParserWorker {
             ip_port: String::new(),
         };
         let default = ListenerParse::default();
+        let mut flows = Flows {
+            decoder: FlowDecoder::new(Limits::default()),
+            builder: TableBuilder::new(Table::Flows, self.config.batch_rows.min(65_536)),
+        };
         let mut senders = SenderCache {
             generation: 0,
             inventory: Arc::new(Inventory::default()),
@@ -121,6 +136,10 @@ impl ParserWorker {
                 self.config.batch_timeout.saturating_sub(t.elapsed())
             });
             match self.input.recv_timeout(wait) {
+                Ok(chunk) if chunk.transport == Transport::Netflow => {
+                    self.decode_flows(&chunk, &mut flows, &mut senders);
+                    oldest.get_or_insert_with(Instant::now);
+                }
                 Ok(chunk) => {
                     let listener = self.listeners.get(&chunk.listener).unwrap_or(&default);
                     // The sender's settings, worked out again only when the sender changes
@@ -175,14 +194,54 @@ impl ParserWorker {
                 }
                 Err(RecvTimeoutError::Timeout) => {
                     self.flush(&mut builder, &mut counts);
+                    self.send(&mut flows.builder);
                     oldest = None;
                 }
                 Err(RecvTimeoutError::Disconnected) => {
                     self.flush(&mut builder, &mut counts);
+                    self.send(&mut flows.builder);
                     return;
                 }
             }
         }
+    }
+
+    /// Decodes every datagram of a flow-export chunk into the flows batch.
+    fn decode_flows(&self, chunk: &RawChunk, flows: &mut Flows, senders: &mut SenderCache) {
+        let mut no_template = 0;
+        for (payload, from) in chunk.messages() {
+            let sender = match &self.inventory {
+                Some(w) => senders.lookup(w, from.ip()),
+                None => SenderInfo::NoInventory,
+            };
+            let packet = Packet {
+                exporter: from,
+                received_ns: chunk.received_ns,
+                payload,
+                organization: sender.organization(),
+            };
+            let s = flows.decoder.decode(&packet, &mut flows.builder);
+            self.metrics.flow_packet(
+                &chunk.listener,
+                s.version,
+                s.flows as u64,
+                s.error.as_ref().map(|e| e.code),
+            );
+            if s.sequence_gap > 0 {
+                self.metrics
+                    .flow_sequence_gap(&from.ip().to_string(), s.sequence_gap);
+            }
+            no_template += s.no_template as u64;
+            if flows.builder.rows() >= self.config.batch_rows
+                || flows.builder.bytes() >= self.config.batch_bytes
+            {
+                self.send(&mut flows.builder);
+            }
+        }
+        self.metrics
+            .flows_without_template(&chunk.listener, no_template);
+        self.metrics
+            .set_flow_templates(&self.index.to_string(), flows.decoder.templates());
     }
 
     fn flush(&self, builder: &mut TableBuilder, counts: &mut [u64; 3]) {
@@ -190,6 +249,11 @@ impl ParserWorker {
             self.metrics.parsed(s.as_str(), counts[s as usize]);
         }
         *counts = [0; 3];
+        self.send(builder);
+    }
+
+    /// Hands the builder's rows to the sinks as a batch.
+    fn send(&self, builder: &mut TableBuilder) {
         match builder.finish() {
             Ok(Some(batch)) => {
                 // Blocks while the sink is behind: backpressure.

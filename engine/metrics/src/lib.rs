@@ -51,6 +51,12 @@ struct Inner {
     bytes_written: IntCounterVec,
     channel_depth: IntGaugeVec,
     errors: IntCounterVec,
+    flow_packets: IntCounterVec,
+    flows: IntCounterVec,
+    flow_decode_errors: IntCounterVec,
+    flows_no_template: IntCounterVec,
+    flow_templates: IntGaugeVec,
+    flow_sequence_gaps: IntCounterVec,
 }
 
 /// Handles to every metric, sharing one registry.
@@ -114,6 +120,12 @@ impl Metrics {
             bytes_written: counter(&r, "canh_sink_written_bytes_total", "Bytes of completed files, per table.", &["table"]),
             channel_depth: gauge(&r, "canh_pipeline_channel_depth", "Items waiting in a pipeline channel.", &["channel"]),
             errors: counter(&r, "canh_pipeline_errors_total", "Errors that stopped an operation, per stage and code.", &["stage", "code"]),
+            flow_packets: counter(&r, "canh_flow_packets_total", "NetFlow/IPFIX export packets decoded, per listener and version (5, 9, ipfix).", &["listener", "version"]),
+            flows: counter(&r, "canh_flows_total", "Flow records decoded into rows, per listener and version.", &["listener", "version"]),
+            flow_decode_errors: counter(&r, "canh_flow_decode_errors_total", "Export packets not read to their end, per listener and reason (truncated, set_length, template, template_limit, version, count, length).", &["listener", "code"]),
+            flows_no_template: counter(&r, "canh_flow_records_dropped_no_template_total", "Data sets dropped because their template was unknown (not yet received, or expired), per listener.", &["listener"]),
+            flow_templates: gauge(&r, "canh_flow_templates", "Templates cached, per parser worker.", &["worker"]),
+            flow_sequence_gaps: counter(&r, "canh_flow_sequence_gap_total", "Export packets (v9) or records (v5, IPFIX) missing by sequence number, per exporter address.", &["exporter"]),
             registry: r,
         }))
     }
@@ -201,6 +213,57 @@ impl Metrics {
             .set(depth as i64);
     }
 
+    /// One decoded export packet: its flows, its problem if any, and its sequence gap.
+    pub fn flow_packet(&self, listener: &str, version: u16, flows: u64, error: Option<&str>) {
+        let version = match version {
+            5 => "5",
+            9 => "9",
+            10 => "ipfix",
+            _ => "other",
+        };
+        self.0
+            .flow_packets
+            .with_label_values(&[listener, version])
+            .inc();
+        if flows > 0 {
+            self.0
+                .flows
+                .with_label_values(&[listener, version])
+                .inc_by(flows);
+        }
+        if let Some(code) = error {
+            self.0
+                .flow_decode_errors
+                .with_label_values(&[listener, code])
+                .inc();
+        }
+    }
+
+    pub fn flows_without_template(&self, listener: &str, sets: u64) {
+        if sets > 0 {
+            self.0
+                .flows_no_template
+                .with_label_values(&[listener])
+                .inc_by(sets);
+        }
+    }
+
+    pub fn set_flow_templates(&self, worker: &str, templates: usize) {
+        self.0
+            .flow_templates
+            .with_label_values(&[worker])
+            .set(templates as i64);
+    }
+
+    pub fn flow_sequence_gap(&self, exporter: &str, missing: u64) {
+        if missing > 0 {
+            self.0
+                .flow_sequence_gaps
+                .with_label_values(&[exporter])
+                .inc_by(missing);
+        }
+    }
+
     pub fn error(&self, stage: &str, code: &str) {
         self.0.errors.with_label_values(&[stage, code]).inc();
     }
@@ -228,6 +291,10 @@ mod tests {
         m.set_channel_depth("parse", 1);
         m.connection_opened("tcp");
         m.error("sink", "io");
+        m.flow_packet("netflow", 9, 3, Some("truncated"));
+        m.flows_without_template("netflow", 1);
+        m.set_flow_templates("0", 2);
+        m.flow_sequence_gap("192.0.2.1", 4);
         let text = m.render();
         for name in [
             "canh_collector_received_messages_total{listener=\"udp\"} 3",
@@ -239,6 +306,12 @@ mod tests {
             "canh_pipeline_channel_depth{channel=\"parse\"} 1",
             "canh_collector_connections{listener=\"tcp\"} 1",
             "canh_pipeline_errors_total{code=\"io\",stage=\"sink\"} 1",
+            "canh_flow_packets_total{listener=\"netflow\",version=\"9\"} 1",
+            "canh_flows_total{listener=\"netflow\",version=\"9\"} 3",
+            "canh_flow_decode_errors_total{code=\"truncated\",listener=\"netflow\"} 1",
+            "canh_flow_records_dropped_no_template_total{listener=\"netflow\"} 1",
+            "canh_flow_templates{worker=\"0\"} 2",
+            "canh_flow_sequence_gap_total{exporter=\"192.0.2.1\"} 4",
         ] {
             assert!(text.contains(name), "missing {name} in\n{text}");
         }

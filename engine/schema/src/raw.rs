@@ -14,6 +14,8 @@ pub enum Transport {
     Tcp,
     /// Lines read from a file or stdin (`canh parse`, replay).
     File,
+    /// NetFlow v5/v9 or IPFIX export datagrams over UDP: rows of the `flows` table.
+    Netflow,
 }
 
 impl Transport {
@@ -23,6 +25,7 @@ impl Transport {
             Transport::Udp => "udp",
             Transport::Tcp => "tcp",
             Transport::File => "file",
+            Transport::Netflow => "netflow",
         }
     }
 }

@@ -22,6 +22,8 @@ pub struct Canh {
     child: Option<Child>,
     pub tcp: SocketAddr,
     pub udp: SocketAddr,
+    /// The NetFlow/IPFIX listener.
+    pub netflow: SocketAddr,
     pub http: SocketAddr,
     pub data: PathBuf,
     log: Arc<Mutex<String>>,
@@ -40,6 +42,10 @@ sockets = 2
 [[syslog.tcp]]
 name = "tcp"
 listen = "127.0.0.1:0"
+[[netflow.udp]]
+name = "netflow"
+listen = "127.0.0.1:0"
+sockets = 1
 {extra}
 "#,
         data.display()
@@ -80,15 +86,16 @@ impl Canh {
                 let _ = tx.send(line);
             }
         });
-        let (mut tcp, mut udp, mut http) = (None, None, None);
+        let (mut tcp, mut udp, mut http, mut netflow) = (None, None, None, None);
         let deadline = Instant::now() + Duration::from_secs(30);
-        while tcp.is_none() || udp.is_none() || http.is_none() {
+        while tcp.is_none() || udp.is_none() || http.is_none() || netflow.is_none() {
             let left = deadline.saturating_duration_since(Instant::now());
             match rx.recv_timeout(left) {
                 Ok(line) => {
                     tcp = tcp.or(addr_after(&line, "listening on tcp"));
                     udp = udp.or(addr_after(&line, "listening on udp"));
                     http = http.or(addr_after(&line, "metrics and health on http"));
+                    netflow = netflow.or(addr_after(&line, "listening for netflow/ipfix on udp"));
                 }
                 Err(_) => {
                     let _ = child.kill();
@@ -100,6 +107,7 @@ impl Canh {
             child: Some(child),
             tcp: tcp.unwrap(),
             udp: udp.unwrap(),
+            netflow: netflow.unwrap(),
             http: http.unwrap(),
             data: data.to_owned(),
             log,
@@ -220,8 +228,13 @@ pub fn temporary_files(data: &Path) -> Vec<PathBuf> {
 
 /// Reads every row of the events archive (optionally only some columns), file by file in order.
 pub fn read_events(data: &Path, columns: Option<&[&str]>) -> Vec<RecordBatch> {
+    read_table(data, "events", columns)
+}
+
+/// Reads every row of one table of the archive, file by file in order.
+pub fn read_table(data: &Path, table: &str, columns: Option<&[&str]>) -> Vec<RecordBatch> {
     let mut out = Vec::new();
-    for path in parquet_files(data, "events") {
+    for path in parquet_files(data, table) {
         let builder = ParquetRecordBatchReaderBuilder::try_new(File::open(&path).unwrap()).unwrap();
         let builder = match columns {
             Some(cols) => {
