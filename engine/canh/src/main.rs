@@ -49,10 +49,32 @@ enum Command {
         #[arg(long)]
         source_ip: Option<std::net::IpAddr>,
     },
+    /// NetFlow/IPFIX tools.
+    Flows {
+        #[command(subcommand)]
+        command: FlowsCommand,
+    },
     /// Configuration tools.
     Config {
         #[command(subcommand)]
         command: ConfigCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum FlowsCommand {
+    /// Decode files of raw UDP payloads (one export packet per file), in order, sharing one
+    /// template cache, and print one flow per line as JSON (ECS keys; `netflow.*` for the rest).
+    Decode {
+        /// Export packet files, templates first.
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+        /// The exporter the packets came from (`observer.ip`; templates are kept per exporter).
+        #[arg(long, default_value = "127.0.0.1:2055")]
+        exporter: std::net::SocketAddr,
+        /// Sender inventory (CSV: cidr,organization,…) for `organization.name`.
+        #[arg(long)]
+        inventory: Option<PathBuf>,
     },
 }
 
@@ -82,9 +104,26 @@ fn main() -> ExitCode {
         Command::Config {
             command: ConfigCommand::Check { file },
         } => config_check(&file),
+        Command::Flows {
+            command:
+                FlowsCommand::Decode {
+                    files,
+                    exporter,
+                    inventory,
+                },
+        } => flows_decode(&files, exporter, inventory.as_deref()),
     };
     match result {
         Ok(code) => code,
+        // `canh parse … | head`: the reader is gone, which is not an error.
+        Err(e)
+            if e.chain().any(|c| {
+                c.downcast_ref::<std::io::Error>()
+                    .is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
+            }) =>
+        {
+            ExitCode::SUCCESS
+        }
         Err(e) => {
             tracing::error!("{e:#}");
             ExitCode::FAILURE
@@ -131,6 +170,86 @@ fn serve(config: Option<PathBuf>, data_dir: Option<PathBuf>) -> anyhow::Result<E
     Ok(ExitCode::SUCCESS)
 }
 
+/// Loads an inventory for a CLI tool, or prints its problems.
+fn load_inventory(
+    path: Option<&std::path::Path>,
+) -> anyhow::Result<Result<Option<canh_core::inventory::Inventory>, ExitCode>> {
+    let Some(path) = path else {
+        return Ok(Ok(None));
+    };
+    match canh_core::inventory::Inventory::load(path) {
+        Ok(inv) => Ok(Ok(Some(inv))),
+        Err(errors) => {
+            let mut err = std::io::stderr().lock();
+            for e in errors {
+                writeln!(err, "{e}")?;
+            }
+            Ok(Err(ExitCode::from(2)))
+        }
+    }
+}
+
+fn flows_decode(
+    files: &[PathBuf],
+    exporter: std::net::SocketAddr,
+    inventory: Option<&std::path::Path>,
+) -> anyhow::Result<ExitCode> {
+    use canh_parsers::netflow::{FlowDecoder, Limits, Packet};
+    let inventory = match load_inventory(inventory)? {
+        Ok(inv) => inv,
+        Err(code) => return Ok(code),
+    };
+    let sender = match &inventory {
+        Some(inv) => inv.sender(exporter.ip()),
+        None => SenderInfo::NoInventory,
+    };
+    let mut decoder = FlowDecoder::new(Limits::default());
+    let mut out = std::io::BufWriter::new(std::io::stdout().lock());
+    let mut problems = 0;
+    for file in files {
+        let payload = std::fs::read(file).with_context(|| format!("reading {}", file.display()))?;
+        let mut builder = TableBuilder::new(Table::Flows, 64);
+        let packet = Packet {
+            exporter,
+            received_ns: canh_schema::raw::now_ns(),
+            payload: &payload,
+            organization: sender.organization(),
+        };
+        let s = decoder.decode(&packet, &mut builder);
+        if let Some(e) = &s.error {
+            problems += 1;
+            writeln!(std::io::stderr(), "{}: {e}", file.display())?;
+        }
+        if s.no_template > 0 {
+            writeln!(
+                std::io::stderr(),
+                "{}: {} data set(s) without a known template",
+                file.display(),
+                s.no_template
+            )?;
+        }
+        if let Some(batch) = builder.finish()? {
+            for row in 0..batch.rows() {
+                let mut obj = canh_core::json::row_to_json(Table::Flows, &batch.records, row);
+                // Elements without a column print as `netflow.<IANA name>`.
+                if let Some(serde_json::Value::Object(extra)) = obj.remove("vendor_fields") {
+                    for (k, v) in extra {
+                        obj.insert(format!("netflow.{k}"), v);
+                    }
+                }
+                serde_json::to_writer(&mut out, &obj)?;
+                out.write_all(b"\n")?;
+            }
+        }
+    }
+    out.flush()?;
+    Ok(if problems > 0 {
+        ExitCode::FAILURE
+    } else {
+        ExitCode::SUCCESS
+    })
+}
+
 fn config_check(file: &PathBuf) -> anyhow::Result<ExitCode> {
     if load_config(Some(file)).is_none() {
         return Ok(ExitCode::from(2));
@@ -148,18 +267,9 @@ fn parse(
     inventory: Option<&std::path::Path>,
     source_ip: Option<std::net::IpAddr>,
 ) -> anyhow::Result<ExitCode> {
-    let inventory = match inventory {
-        Some(path) => match canh_core::inventory::Inventory::load(path) {
-            Ok(inv) => Some(inv),
-            Err(errors) => {
-                let mut err = std::io::stderr().lock();
-                for e in errors {
-                    writeln!(err, "{e}")?;
-                }
-                return Ok(ExitCode::from(2));
-            }
-        },
-        None => None,
+    let inventory = match load_inventory(inventory)? {
+        Ok(inv) => inv,
+        Err(code) => return Ok(code),
     };
     // What the inventory says about the sender, as the pipeline would apply it.
     let sender = match (&inventory, source_ip) {

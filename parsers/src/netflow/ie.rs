@@ -80,6 +80,27 @@ pub(super) fn flow(
             vendor(b, &key, v, Kind::Unknown, &mut text);
             continue;
         }
+        // v9 numbers above 32767 are vendors' own (IPFIX marks those with an enterprise
+        // number instead); Cisco's NSEL (ASA, FTD) is the one that matters here.
+        if version == 9 && f.id >= 0x8000 {
+            match f.id {
+                40001 => _ = ip(b, Col::SourceNatIp, f.id, v, &mut text),
+                40002 => _ = ip(b, Col::DestinationNatIp, f.id, v, &mut text),
+                40003 => b.set_uint(Col::SourceNatPort, be_uint(v).unwrap_or(0)),
+                40004 => b.set_uint(Col::DestinationNatPort, be_uint(v).unwrap_or(0)),
+                id => {
+                    let (name, kind) = nsel_name(id).unwrap_or(("", Kind::Unknown));
+                    key.clear();
+                    if name.is_empty() {
+                        let _ = write!(key, "v9.{id}");
+                    } else {
+                        key.push_str(name);
+                    }
+                    vendor(b, &key, v, kind, &mut text);
+                }
+            }
+            continue;
+        }
         let n = be_uint(v);
         match (f.id, n) {
             (1, Some(n)) => b.set_uint(Col::NetworkBytes, n),
@@ -275,6 +296,19 @@ fn application_id(v: &[u8], text: &mut String) {
         }
         _ => hex(v, text),
     }
+}
+
+/// Cisco NSEL (v9) elements without a column.
+fn nsel_name(id: u16) -> Option<(&'static str, Kind)> {
+    use Kind::*;
+    Some(match id {
+        33000 => ("ingressAclId", Unknown),
+        33001 => ("egressAclId", Unknown),
+        33002 => ("fwExtEvent", Unsigned),
+        40000 => ("aaaUsername", Text),
+        40005 => ("fwEvent", Unsigned),
+        _ => return None,
+    })
 }
 
 /// IANA names of the elements without a column, and how to print them.
