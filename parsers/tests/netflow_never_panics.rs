@@ -29,6 +29,9 @@ const LIMITS: Limits = Limits {
     domains: 4,
     fields_per_template: 64,
     template_ttl_ns: 3_600_000_000_000,
+    pending_sets: 4,
+    pending_bytes: 8192,
+    pending_ttl_ns: 1_000_000,
 };
 
 fn decode_all(packets: &[Vec<u8>]) -> usize {
@@ -44,6 +47,7 @@ fn decode_all(packets: &[Vec<u8>]) -> usize {
         };
         flows += d.decode(&p, &mut b).flows;
         assert!(d.templates() <= LIMITS.templates_per_domain * LIMITS.domains);
+        assert!(d.pending() <= LIMITS.pending_sets * LIMITS.domains);
     }
     let batch = b.finish();
     assert!(batch.is_ok(), "{batch:?}");

@@ -223,7 +223,7 @@ fn flows_decode(
         if s.no_template > 0 {
             writeln!(
                 std::io::stderr(),
-                "{}: {} data set(s) without a known template",
+                "{}: {} data set(s) dropped: their template did not come in time",
                 file.display(),
                 s.no_template
             )?;
@@ -243,6 +243,13 @@ fn flows_decode(
         }
     }
     out.flush()?;
+    if decoder.pending() > 0 {
+        writeln!(
+            std::io::stderr(),
+            "{} data set(s) never saw their template",
+            decoder.pending()
+        )?;
+    }
     Ok(if problems > 0 {
         ExitCode::FAILURE
     } else {

@@ -38,6 +38,12 @@ pub struct Limits {
     pub fields_per_template: usize,
     /// A template not refreshed for this long is dropped (ns).
     pub template_ttl_ns: i64,
+    /// Data sets that arrive before their template are held, per exporter and domain, up to
+    /// this many …
+    pub pending_sets: usize,
+    /// … and this many bytes, for at most this long (ns); then they are dropped and counted.
+    pub pending_bytes: usize,
+    pub pending_ttl_ns: i64,
 }
 
 impl Default for Limits {
@@ -47,6 +53,9 @@ impl Default for Limits {
             domains: 16_384,
             fields_per_template: 512,
             template_ttl_ns: 3600 * 1_000_000_000,
+            pending_sets: 64,
+            pending_bytes: 256 * 1024,
+            pending_ttl_ns: 30 * 1_000_000_000,
         }
     }
 }
@@ -85,7 +94,9 @@ pub struct Summary {
     pub withdrawn: usize,
     /// Options records read (sampling, system init time, …).
     pub options: usize,
-    /// Data records skipped because their template is unknown.
+    /// Data sets held because their template is not known yet.
+    pub held: usize,
+    /// Data sets dropped because their template did not come in time (or the hold was full).
     pub no_template: usize,
     /// Export packets (v9) or records (v5, IPFIX) missing before this one, by sequence number.
     pub sequence_gap: u64,
@@ -114,6 +125,9 @@ struct Domain {
     system_init_ms: Option<i64>,
     /// The sequence number expected next.
     next_sequence: Option<u32>,
+    /// Data sets waiting for their template, oldest first.
+    pending: std::collections::VecDeque<template::Pending>,
+    pending_bytes: usize,
     last_used_ns: i64,
 }
 
@@ -132,6 +146,11 @@ impl FlowDecoder {
             limits,
             ..FlowDecoder::default()
         }
+    }
+
+    /// Data sets held for a template that has not come yet, over all exporters.
+    pub fn pending(&self) -> usize {
+        self.domains.values().map(|d| d.pending.len()).sum()
     }
 
     /// Templates currently cached, over all exporters.
@@ -424,10 +443,45 @@ mod tests {
             code(&mut d2, &mut b, &[set(2, &var), set(302, &[200, b'x'])]),
             Some("truncated")
         );
-        // Data without its template is counted, not decoded.
-        let s = d2.decode(&packet(&ipfix(&[set(999, &[1, 2, 3, 4])])), &mut b);
-        assert_eq!((s.no_template, s.flows, s.error), (1, 0, None));
         assert_eq!(b.rows(), 0);
+    }
+
+    #[test]
+    fn data_before_its_template_is_held_then_decoded_or_dropped() {
+        let mut d = FlowDecoder::new(Limits {
+            pending_sets: 2,
+            ..Limits::default()
+        });
+        let mut b = TableBuilder::new(canh_schema::Table::Flows, 4);
+        let rec = [10, 0, 0, 1, 10, 0, 0, 2];
+        // Three data sets for two unknown templates; the hold keeps the last two.
+        for id in [400u16, 400, 401] {
+            let s = d.decode(&packet(&ipfix(&[set(id, &rec)])), &mut b);
+            assert_eq!((s.held, s.flows), (1, 0));
+        }
+        assert_eq!(d.pending(), 2);
+        // Template 400 arrives: its held set is decoded; 401 still waits.
+        let s = d.decode(
+            &packet(&ipfix(&[set(2, &template(400, &[(8, 4), (12, 4)]))])),
+            &mut b,
+        );
+        assert_eq!((s.templates, s.flows, s.error), (1, 1, None));
+        assert_eq!(d.pending(), 1);
+        assert_eq!(b.rows(), 1);
+        // Past the hold time it is dropped and counted.
+        let late = Packet {
+            received_ns: packet(&[]).received_ns + Limits::default().pending_ttl_ns + 1,
+            ..packet(&[])
+        };
+        let msg = ipfix(&[set(2, &template(402, &[(8, 4)]))]);
+        let s = d.decode(
+            &Packet {
+                payload: &msg,
+                ..late
+            },
+            &mut b,
+        );
+        assert_eq!((s.no_template, d.pending()), (1, 0));
     }
 
     #[test]

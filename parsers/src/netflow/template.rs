@@ -61,6 +61,16 @@ impl Template {
     }
 }
 
+/// A data set that came before its template, with what its packet said about time.
+#[derive(Debug)]
+pub(super) struct Pending {
+    set_id: u16,
+    body: Vec<u8>,
+    export_secs: u32,
+    uptime_ms: Option<u32>,
+    received_ns: i64,
+}
+
 struct Header {
     version: u16,
     /// Export time, Unix seconds.
@@ -126,6 +136,8 @@ pub(super) fn decode(
     // v9 counts export packets; IPFIX counts data records (updated after the data sets).
     let mut records: u32 = 0;
     let mut result = Ok(());
+    let mut learned: Vec<u16> = Vec::new();
+    expire_pending(dom, &limits, p.received_ns, s);
     while r.pos + 4 <= h.end {
         let set_start = r.pos;
         let set_id = r.u16("set id")?;
@@ -147,8 +159,23 @@ pub(super) fn decode(
         let body = &p.payload[set_start + 4..set_start + len];
         r.pos = set_start + len;
         let step = match (h.version, set_id) {
-            (9, 0) | (10, 2) => templates(dom, &limits, body, h.version, false, p.received_ns, s),
-            (9, 1) | (10, 3) => templates(dom, &limits, body, h.version, true, p.received_ns, s),
+            (9, 0) | (10, 2) | (9, 1) | (10, 3) => {
+                let options = matches!(set_id, 1 | 3);
+                templates(
+                    dom,
+                    &limits,
+                    body,
+                    h.version,
+                    options,
+                    p.received_ns,
+                    s,
+                    &mut learned,
+                )
+            }
+            (_, id) if id >= 256 && !dom.templates.contains_key(&id) => {
+                hold(dom, &limits, id, body, &h, p.received_ns, s);
+                Ok(())
+            }
             (_, id) if id >= 256 => {
                 let times = Times {
                     export_secs: h.secs,
@@ -176,6 +203,42 @@ pub(super) fn decode(
             break;
         }
     }
+    // Data that waited for a template learned in this packet.
+    if !learned.is_empty() && !dom.pending.is_empty() {
+        let (ready, waiting): (Vec<Pending>, Vec<Pending>) = dom
+            .pending
+            .drain(..)
+            .partition(|q| learned.contains(&q.set_id));
+        dom.pending.extend(waiting);
+        dom.pending_bytes = dom.pending.iter().map(|q| q.body.len()).sum();
+        for q in ready {
+            let times = Times {
+                export_secs: q.export_secs,
+                uptime_ms: q.uptime_ms,
+            };
+            let held = Packet {
+                received_ns: q.received_ns,
+                ..*p
+            };
+            let mut uncounted = 0;
+            let step = data(
+                dom,
+                &limits,
+                &q.body,
+                q.set_id,
+                &times,
+                &held,
+                h.version,
+                h.domain,
+                b,
+                s,
+                &mut uncounted,
+            );
+            if let Err(e) = step {
+                result = result.and(Err(e));
+            }
+        }
+    }
     dom.next_sequence = Some(if h.version == 9 {
         h.sequence.wrapping_add(1)
     } else {
@@ -184,7 +247,56 @@ pub(super) fn decode(
     result
 }
 
+/// Holds a data set whose template is unknown, dropping the oldest held sets past the limits.
+fn hold(
+    dom: &mut super::Domain,
+    limits: &super::Limits,
+    set_id: u16,
+    body: &[u8],
+    h: &Header,
+    now: i64,
+    s: &mut Summary,
+) {
+    if body.len() > limits.pending_bytes || limits.pending_sets == 0 {
+        s.no_template += 1;
+        return;
+    }
+    while dom.pending.len() >= limits.pending_sets
+        || dom.pending_bytes + body.len() > limits.pending_bytes
+    {
+        match dom.pending.pop_front() {
+            Some(q) => {
+                dom.pending_bytes -= q.body.len();
+                s.no_template += 1;
+            }
+            None => break,
+        }
+    }
+    dom.pending_bytes += body.len();
+    dom.pending.push_back(Pending {
+        set_id,
+        body: body.to_vec(),
+        export_secs: h.secs,
+        uptime_ms: h.uptime_ms,
+        received_ns: now,
+    });
+    s.held += 1;
+}
+
+/// Drops held data sets older than the hold time.
+fn expire_pending(dom: &mut super::Domain, limits: &super::Limits, now: i64, s: &mut Summary) {
+    while let Some(q) = dom.pending.front() {
+        if now.saturating_sub(q.received_ns) <= limits.pending_ttl_ns {
+            break;
+        }
+        dom.pending_bytes -= q.body.len();
+        dom.pending.pop_front();
+        s.no_template += 1;
+    }
+}
+
 /// A template or options template set: learns each template (or withdraws it).
+#[allow(clippy::too_many_arguments)]
 fn templates(
     dom: &mut super::Domain,
     limits: &super::Limits,
@@ -193,6 +305,7 @@ fn templates(
     options: bool,
     now: i64,
     s: &mut Summary,
+    learned: &mut Vec<u16>,
 ) -> Result<(), DecodeError> {
     let mut r = Reader::new(body);
     // Padding at the end of a set is shorter than a template header.
@@ -271,6 +384,7 @@ fn templates(
             ));
         }
         dom.templates.insert(id, Arc::new(t));
+        learned.push(id);
         s.templates += 1;
     }
     Ok(())
@@ -295,9 +409,18 @@ fn data(
         Some(t) if p.received_ns.saturating_sub(t.learned_ns) <= limits.template_ttl_ns => {
             t.clone()
         }
+        // Expired: forgotten, and the data waits for the template to be sent again.
         Some(_) => {
             dom.templates.remove(&set_id);
-            s.no_template += 1;
+            let h = Header {
+                version,
+                secs: times.export_secs,
+                uptime_ms: times.uptime_ms,
+                sequence: 0,
+                domain,
+                end: 0,
+            };
+            hold(dom, limits, set_id, body, &h, p.received_ns, s);
             return Ok(());
         }
         None => {
