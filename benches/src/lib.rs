@@ -5,6 +5,8 @@
 //! [`run`] sends them, or lines from a file, over TCP (newline or octet-counting framing, several
 //! connections) or UDP, flat out or at a target rate, and reports what it sent.
 
+pub mod flows;
+
 use std::io::{self, BufWriter, Write};
 use std::net::{SocketAddr, TcpStream, UdpSocket};
 use std::sync::Arc;
