@@ -485,6 +485,62 @@ mod tests {
     }
 
     #[test]
+    fn v5_times_sampling_and_sequence() {
+        let secs: u32 = 1_795_435_200;
+        let v5 = |sequence: u32| {
+            let mut p = vec![0, 5, 0, 1];
+            p.extend(10_000u32.to_be_bytes()); // uptime 10 s
+            p.extend(secs.to_be_bytes());
+            p.extend(0u32.to_be_bytes());
+            p.extend(sequence.to_be_bytes());
+            p.extend([0, 0]);
+            p.extend(0x4064u16.to_be_bytes()); // mode 1, 1 in 100
+            let mut r = [0u8; 48];
+            r[0..4].copy_from_slice(&[10, 0, 0, 1]);
+            r[4..8].copy_from_slice(&[192, 0, 2, 1]);
+            r[16..20].copy_from_slice(&3u32.to_be_bytes()); // packets
+            r[20..24].copy_from_slice(&180u32.to_be_bytes()); // octets
+            r[24..28].copy_from_slice(&4_000u32.to_be_bytes()); // first
+            r[28..32].copy_from_slice(&9_000u32.to_be_bytes()); // last
+            r[32..34].copy_from_slice(&51_000u16.to_be_bytes());
+            r[34..36].copy_from_slice(&443u16.to_be_bytes());
+            r[38] = 6;
+            p.extend(r);
+            p
+        };
+        let mut d = FlowDecoder::default();
+        let mut b = TableBuilder::new(canh_schema::Table::Flows, 4);
+        assert_eq!(d.decode(&packet(&v5(100)), &mut b).sequence_gap, 0);
+        // One flow per packet: 101 is next; 105 means four flows were lost.
+        assert_eq!(d.decode(&packet(&v5(105)), &mut b).sequence_gap, 4);
+        let batch = b.finish().expect("ok").expect("rows");
+        let cell = |col: Col| {
+            arrow::util::display::array_value_to_string(batch.records.column(col as usize), 0)
+                .expect("display")
+        };
+        let export = i64::from(secs) * 1_000_000_000;
+        let ts = |c: Col| {
+            use arrow::array::AsArray;
+            batch
+                .records
+                .column(c as usize)
+                .as_primitive::<arrow::datatypes::TimestampNanosecondType>()
+                .value(0)
+        };
+        assert_eq!(ts(Col::EventStart), export - 6_000_000_000);
+        assert_eq!(ts(Col::EventEnd), export - 1_000_000_000);
+        assert_eq!(ts(Col::Timestamp), export - 1_000_000_000);
+        assert_eq!(cell(Col::NetflowSamplingInterval), "100");
+        assert_eq!(
+            cell(Col::NetworkBytes),
+            "180",
+            "counters as received, not scaled"
+        );
+        assert_eq!(cell(Col::NetworkTransport), "tcp");
+        assert!(cell(Col::VendorFields).contains("samplingAlgorithm: 1"));
+    }
+
+    #[test]
     fn withdrawal_forgets_a_template() {
         let mut d = FlowDecoder::default();
         let mut b = TableBuilder::new(canh_schema::Table::Flows, 4);
