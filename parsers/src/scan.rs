@@ -17,35 +17,25 @@ fn zero_bytes(w: u64) -> u64 {
 /// The first position at or after `from` that holds `a` or `b`.
 #[inline]
 pub fn find2(bytes: &[u8], from: usize, a: u8, b: u8) -> Option<usize> {
-    let (ma, mb) = (LO * u64::from(a), LO * u64::from(b));
-    let mut i = from;
-    while let Some(word) = bytes.get(i..i + 8) {
-        let mut w = [0u8; 8];
-        w.copy_from_slice(word);
-        let w = u64::from_le_bytes(w);
-        let hit = zero_bytes(w ^ ma) | zero_bytes(w ^ mb);
-        if hit != 0 {
-            return Some(i + (hit.trailing_zeros() / 8) as usize);
-        }
-        i += 8;
-    }
-    bytes
-        .get(i..)?
-        .iter()
-        .position(|&c| c == a || c == b)
-        .map(|p| i + p)
+    find_any(bytes, from, [a, b])
 }
 
 /// The first position at or after `from` that holds `a`, `b` or `c`.
 #[inline]
 pub fn find3(bytes: &[u8], from: usize, a: u8, b: u8, c: u8) -> Option<usize> {
-    let (ma, mb, mc) = (LO * u64::from(a), LO * u64::from(b), LO * u64::from(c));
+    find_any(bytes, from, [a, b, c])
+}
+
+/// The first position at or after `from` that holds one of `needles`.
+#[inline(always)]
+fn find_any<const N: usize>(bytes: &[u8], from: usize, needles: [u8; N]) -> Option<usize> {
+    let masks = needles.map(|n| LO * u64::from(n));
     let mut i = from;
     while let Some(word) = bytes.get(i..i + 8) {
         let mut w = [0u8; 8];
         w.copy_from_slice(word);
         let w = u64::from_le_bytes(w);
-        let hit = zero_bytes(w ^ ma) | zero_bytes(w ^ mb) | zero_bytes(w ^ mc);
+        let hit = masks.iter().fold(0, |hit, &m| hit | zero_bytes(w ^ m));
         if hit != 0 {
             return Some(i + (hit.trailing_zeros() / 8) as usize);
         }
@@ -54,7 +44,7 @@ pub fn find3(bytes: &[u8], from: usize, a: u8, b: u8, c: u8) -> Option<usize> {
     bytes
         .get(i..)?
         .iter()
-        .position(|&x| x == a || x == b || x == c)
+        .position(|c| needles.contains(c))
         .map(|p| i + p)
 }
 
