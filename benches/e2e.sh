@@ -28,6 +28,10 @@ receive_buffer = "32 MiB"
 [[syslog.tcp]]
 name = "tcp"
 listen = "127.0.0.1:$PORT"
+# Loopback only, and off the well-known NetFlow ports a peer may be using.
+[[netflow.udp]]
+name = "netflow"
+listen = "127.0.0.1:0"
 CONF
 "$BIN" serve --config "$D/canh.toml" 2>"$D/canh.stderr" &
 PID=$!
