@@ -7,7 +7,8 @@ SUDO=""
 if [ "$(id -u)" != 0 ] && command -v sudo >/dev/null; then SUDO="sudo"; fi
 
 # Debian packages: a C toolchain for -sys crates, logger (bsdutils) for the end-to-end tests,
-# python3 + pip for pyarrow, curl for health checks.
+# python3 + pip for pyarrow, curl for health checks, softflowd (a real NetFlow/IPFIX exporter)
+# with tshark and dumpcap (an independent decoder of what it exports) for the flow tests.
 need=()
 command -v cc >/dev/null || need+=(build-essential)
 command -v logger >/dev/null || need+=(bsdutils)
@@ -15,6 +16,8 @@ command -v python3 >/dev/null || need+=(python3)
 python3 -m pip --version >/dev/null 2>&1 || need+=(python3-pip)
 command -v curl >/dev/null || need+=(curl)
 command -v pkg-config >/dev/null || need+=(pkg-config)
+command -v softflowd >/dev/null || need+=(softflowd)
+command -v tshark >/dev/null || need+=(tshark)
 if [ ${#need[@]} -gt 0 ]; then
   echo "deps: installing Debian packages: ${need[*]}" >&2
   $SUDO apt-get update -qq

@@ -1,5 +1,7 @@
 //! The `canh` binary: thin glue over `canh-core`.
 
+mod flows;
+
 use std::io::{BufRead, IsTerminal, Write};
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -63,15 +65,20 @@ enum Command {
 
 #[derive(Subcommand)]
 enum FlowsCommand {
-    /// Decode files of raw UDP payloads (one export packet per file), in order, sharing one
-    /// template cache, and print one flow per line as JSON (ECS keys; `netflow.*` for the rest).
+    /// Decode export packets, in order, sharing one template cache, and print one flow per
+    /// line as JSON (ECS keys; `netflow.*` for the rest). A file is either one raw UDP payload
+    /// or a packet capture (pcap or pcapng), whose UDP datagrams are all decoded.
     Decode {
-        /// Export packet files, templates first.
+        /// Export packet files or captures, templates first.
         #[arg(required = true)]
         files: Vec<PathBuf>,
-        /// The exporter the packets came from (`observer.ip`; templates are kept per exporter).
+        /// The exporter raw payload files came from (`observer.ip`; templates are kept per
+        /// exporter). Captured packets carry their own sender.
         #[arg(long, default_value = "127.0.0.1:2055")]
         exporter: std::net::SocketAddr,
+        /// In captures, only UDP datagrams to this port (repeatable; default: every one).
+        #[arg(long = "port")]
+        ports: Vec<u16>,
         /// Sender inventory (CSV: cidr,organization,…) for `organization.name`.
         #[arg(long)]
         inventory: Option<PathBuf>,
@@ -109,9 +116,14 @@ fn main() -> ExitCode {
                 FlowsCommand::Decode {
                     files,
                     exporter,
+                    ports,
                     inventory,
                 },
-        } => flows_decode(&files, exporter, inventory.as_deref()),
+        } => match load_inventory(inventory.as_deref()) {
+            Ok(Ok(inventory)) => flows::decode(&files, exporter, &ports, inventory),
+            Ok(Err(code)) => Ok(code),
+            Err(e) => Err(e),
+        },
     };
     match result {
         Ok(code) => code,
@@ -187,74 +199,6 @@ fn load_inventory(
             Ok(Err(ExitCode::from(2)))
         }
     }
-}
-
-fn flows_decode(
-    files: &[PathBuf],
-    exporter: std::net::SocketAddr,
-    inventory: Option<&std::path::Path>,
-) -> anyhow::Result<ExitCode> {
-    use canh_parsers::netflow::{FlowDecoder, Limits, Packet};
-    let inventory = match load_inventory(inventory)? {
-        Ok(inv) => inv,
-        Err(code) => return Ok(code),
-    };
-    let sender = match &inventory {
-        Some(inv) => inv.sender(exporter.ip()),
-        None => SenderInfo::NoInventory,
-    };
-    let mut decoder = FlowDecoder::new(Limits::default());
-    let mut out = std::io::BufWriter::new(std::io::stdout().lock());
-    let mut problems = 0;
-    for file in files {
-        let payload = std::fs::read(file).with_context(|| format!("reading {}", file.display()))?;
-        let mut builder = TableBuilder::new(Table::Flows, 64);
-        let packet = Packet {
-            exporter,
-            received_ns: canh_schema::raw::now_ns(),
-            payload: &payload,
-            organization: sender.organization(),
-        };
-        let s = decoder.decode(&packet, &mut builder);
-        if let Some(e) = &s.error {
-            problems += 1;
-            writeln!(std::io::stderr(), "{}: {e}", file.display())?;
-        }
-        if s.no_template > 0 {
-            writeln!(
-                std::io::stderr(),
-                "{}: {} data set(s) dropped: their template did not come in time",
-                file.display(),
-                s.no_template
-            )?;
-        }
-        if let Some(batch) = builder.finish()? {
-            for row in 0..batch.rows() {
-                let mut obj = canh_core::json::row_to_json(Table::Flows, &batch.records, row);
-                // Elements without a column print as `netflow.<IANA name>`.
-                if let Some(serde_json::Value::Object(extra)) = obj.remove("vendor_fields") {
-                    for (k, v) in extra {
-                        obj.insert(format!("netflow.{k}"), v);
-                    }
-                }
-                serde_json::to_writer(&mut out, &obj)?;
-                out.write_all(b"\n")?;
-            }
-        }
-    }
-    out.flush()?;
-    if decoder.pending() > 0 {
-        writeln!(
-            std::io::stderr(),
-            "{} data set(s) never saw their template",
-            decoder.pending()
-        )?;
-    }
-    Ok(if problems > 0 {
-        ExitCode::FAILURE
-    } else {
-        ExitCode::SUCCESS
-    })
 }
 
 fn config_check(file: &PathBuf) -> anyhow::Result<ExitCode> {

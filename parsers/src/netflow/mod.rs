@@ -123,19 +123,34 @@ struct Domain {
     sampling: HashMap<u64, u32>,
     /// IPFIX systemInitTimeMilliseconds, for times given as sysUpTime offsets.
     system_init_ms: Option<i64>,
-    /// The sequence number expected next.
+    /// The sequence number expected next, and the last one seen.
     next_sequence: Option<u32>,
+    last_sequence: Option<u32>,
     /// Data sets waiting for their template, oldest first.
     pending: std::collections::VecDeque<template::Pending>,
     pending_bytes: usize,
     last_used_ns: i64,
 }
 
+/// Whose templates these are. IPFIX scopes templates to the transport session and the
+/// observation domain (RFC 7011 §8: for UDP, the exporter's address and port); v9 to the
+/// exporter's address and source id (RFC 3954 §5.1), whatever port it sends from. The version
+/// keeps a v9 and an IPFIX exporter on one address apart (their sequence numbers count
+/// different things).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+struct DomainKey {
+    exporter: IpAddr,
+    /// The exporter's UDP port for IPFIX; 0 for v9.
+    port: u16,
+    version: u16,
+    domain: u32,
+}
+
 /// The collector-side state of NetFlow/IPFIX decoding.
 #[derive(Debug, Default)]
 pub struct FlowDecoder {
     limits: Limits,
-    domains: HashMap<(IpAddr, u32), Domain>,
+    domains: HashMap<DomainKey, Domain>,
     /// v5 sequence numbers per exporter and engine.
     v5_sequence: HashMap<(IpAddr, u16), u32>,
 }
@@ -184,9 +199,14 @@ impl FlowDecoder {
         s
     }
 
-    fn domain(&mut self, exporter: IpAddr, id: u32, now_ns: i64) -> &mut Domain {
-        if !self.domains.contains_key(&(exporter, id)) && self.domains.len() >= self.limits.domains
-        {
+    fn domain(&mut self, exporter: SocketAddr, version: u16, id: u32, now_ns: i64) -> &mut Domain {
+        let key = DomainKey {
+            exporter: exporter.ip(),
+            port: if version == 10 { exporter.port() } else { 0 },
+            version,
+            domain: id,
+        };
+        if !self.domains.contains_key(&key) && self.domains.len() >= self.limits.domains {
             // Bounded: forget the exporter heard from least recently.
             if let Some(oldest) = self
                 .domains
@@ -197,7 +217,7 @@ impl FlowDecoder {
                 self.domains.remove(&oldest);
             }
         }
-        let d = self.domains.entry((exporter, id)).or_default();
+        let d = self.domains.entry(key).or_default();
         d.last_used_ns = now_ns;
         d
     }
@@ -327,11 +347,16 @@ mod tests {
 
     /// An IPFIX message around `sets`.
     fn ipfix(sets: &[Vec<u8>]) -> Vec<u8> {
+        ipfix_numbered(0, sets)
+    }
+
+    /// An IPFIX message with sequence number `sequence`.
+    fn ipfix_numbered(sequence: u32, sets: &[Vec<u8>]) -> Vec<u8> {
         let body: Vec<u8> = sets.concat();
         let mut m = vec![0, 10];
         m.extend(((16 + body.len()) as u16).to_be_bytes());
         m.extend(1_795_435_200u32.to_be_bytes()); // export time
-        m.extend(0u32.to_be_bytes()); // sequence
+        m.extend(sequence.to_be_bytes());
         m.extend(7u32.to_be_bytes()); // observation domain
         m.extend(body);
         m
@@ -538,6 +563,33 @@ mod tests {
         );
         assert_eq!(cell(Col::NetworkTransport), "tcp");
         assert!(cell(Col::VendorFields).contains("samplingAlgorithm: 1"));
+    }
+
+    #[test]
+    fn ipfix_sequence_numbers_count_records_either_way() {
+        let tpl = set(2, &template(300, &[(8, 4)]));
+        let data = |n: usize| set(300, &[10, 0, 0, 1].repeat(n));
+        let gaps = |numbers: &[(u32, usize)]| -> Vec<u64> {
+            let mut d = FlowDecoder::default();
+            let mut b = TableBuilder::new(canh_schema::Table::Flows, 64);
+            d.decode(
+                &packet(&ipfix_numbered(0, std::slice::from_ref(&tpl))),
+                &mut b,
+            );
+            numbers
+                .iter()
+                .map(|&(seq, n)| {
+                    d.decode(&packet(&ipfix_numbered(seq, &[data(n)])), &mut b)
+                        .sequence_gap
+                })
+                .collect()
+        };
+        // RFC 7011: the records sent before this message.
+        assert_eq!(gaps(&[(0, 3), (3, 5), (8, 2)]), [0, 0, 0]);
+        // softflowd: the records up to and including this message.
+        assert_eq!(gaps(&[(3, 3), (8, 5), (10, 2)]), [0, 0, 0]);
+        // A lost message of 4 records.
+        assert_eq!(gaps(&[(0, 3), (7, 5)]), [0, 4]);
     }
 
     #[test]

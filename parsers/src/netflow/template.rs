@@ -130,10 +130,8 @@ pub(super) fn decode(
     let mut r = Reader::new(p.payload);
     let h = header(&mut r)?;
     let limits = d.limits;
-    let exporter = p.exporter.ip();
-    let dom = d.domain(exporter, h.domain, p.received_ns);
-    s.sequence_gap = gap(dom.next_sequence, h.sequence);
-    // v9 counts export packets; IPFIX counts data records (updated after the data sets).
+    let dom = d.domain(p.exporter, h.version, h.domain, p.received_ns);
+    // v9 counts export packets; IPFIX counts data records (known after the data sets).
     let mut records: u32 = 0;
     let mut result = Ok(());
     let mut learned: Vec<u16> = Vec::new();
@@ -239,11 +237,24 @@ pub(super) fn decode(
             }
         }
     }
-    dom.next_sequence = Some(if h.version == 9 {
-        h.sequence.wrapping_add(1)
+    // IPFIX numbers a message by the data records sent before it (RFC 7011 §3.1); some
+    // exporters (softflowd) count its own records too. Either way of counting is no loss.
+    let counts_own = h.version == 10
+        && dom
+            .last_sequence
+            .is_some_and(|last| h.sequence == last.wrapping_add(records));
+    s.sequence_gap = if counts_own {
+        0
     } else {
-        h.sequence.wrapping_add(records)
-    });
+        gap(dom.next_sequence, h.sequence)
+    };
+    dom.last_sequence = Some(h.sequence);
+    dom.next_sequence = match h.version {
+        9 => Some(h.sequence.wrapping_add(1)),
+        // Held data sets have records not counted yet: the next number cannot be known.
+        _ if s.held > 0 => None,
+        _ => Some(h.sequence.wrapping_add(records)),
+    };
     result
 }
 
