@@ -29,9 +29,19 @@ pub fn run(format_name: &str, data: &[u8]) {
 
 /// Splits the input into export packets at `SPLIT` (so one input can carry a template packet
 /// and the data packets after it), stamps each with `version`, and decodes them in order with
-/// one decoder under tight limits. Rows must match the flows counted and the caches must stay
-/// within their limits.
+/// one decoder under tight limits. Rows must match the flows counted, the caches must stay
+/// within their limits, and the columnar and record-by-record paths must write the same rows.
 pub fn run_flows(version: u16, data: &[u8]) {
+    let columnar = decode_flows(version, data, true);
+    let by_record = decode_flows(version, data, false);
+    assert_eq!(
+        columnar.as_ref().map(|b| &b.records),
+        by_record.as_ref().map(|b| &b.records),
+        "the columnar and record paths differ"
+    );
+}
+
+fn decode_flows(version: u16, data: &[u8], columnar: bool) -> Option<canh_schema::Batch> {
     use canh_parsers::netflow::{FlowDecoder, Limits, Packet};
     const SPLIT: &[u8] = b"FUZZ";
     let limits = Limits {
@@ -42,6 +52,7 @@ pub fn run_flows(version: u16, data: &[u8]) {
         pending_sets: 8,
         pending_bytes: 16 * 1024,
         pending_ttl_ns: 5_000_000_000,
+        columnar,
     };
     let mut d = FlowDecoder::new(limits);
     let mut b = TableBuilder::new(Table::Flows, 64);
@@ -69,8 +80,8 @@ pub fn run_flows(version: u16, data: &[u8]) {
         i += 1;
     }
     match b.finish() {
-        Ok(Some(batch)) if batch.rows() == flows => {}
-        Ok(None) if flows == 0 => {}
+        Ok(Some(batch)) if batch.rows() == flows => Some(batch),
+        Ok(None) if flows == 0 => None,
         other => panic!("{flows} flows but {other:?}"),
     }
 }

@@ -141,6 +141,22 @@ impl Column {
         }
     }
 
+    /// Values (nulls included) the builder holds.
+    fn len(&self) -> usize {
+        use arrow::array::ArrayBuilder;
+        match self {
+            Column::Ts(b) => b.len(),
+            Column::Str(b) => b.len(),
+            Column::Bytes(b) => b.len(),
+            Column::U8(b) => b.len(),
+            Column::U16(b) => b.len(),
+            Column::U32(b) => b.len(),
+            Column::U64(b) => b.len(),
+            Column::List(b) => b.len(),
+            Column::Map(b) => b.len(),
+        }
+    }
+
     fn finish(&mut self) -> ArrayRef {
         match self {
             Column::Ts(b) => Arc::new(b.finish()),
@@ -359,6 +375,19 @@ impl TableBuilder {
         }
     }
 
+    /// Starts `n` rows that are filled column by column rather than row by row: a decoder of
+    /// fixed-layout records appends a whole column in one tight loop, without a per-value
+    /// dispatch. Columns the [`Bulk`] does not fill are null in those rows. The current row
+    /// must be empty (no value set since the last [`TableBuilder::end_row`]).
+    pub fn bulk(&mut self, n: usize) -> Bulk<'_> {
+        debug_assert!(self.nested_open.is_empty() && self.filled.iter().all(|&f| f <= self.rows));
+        Bulk {
+            b: self,
+            n,
+            claimed: Vec::new(),
+        }
+    }
+
     /// Finishes the current row: columns it did not set are null (padded lazily).
     #[inline]
     pub fn end_row(&mut self) {
@@ -409,6 +438,150 @@ impl TableBuilder {
     }
 }
 
+/// `n` rows being filled column by column (see [`TableBuilder::bulk`]). Each column accessor
+/// pads the column up to the first of these rows and hands out its Arrow builder, to which
+/// the caller appends one value (or null) per row; when the `Bulk` is dropped, a column left
+/// short is padded with nulls and the rows count as finished.
+pub struct Bulk<'a> {
+    b: &'a mut TableBuilder,
+    n: usize,
+    claimed: Vec<usize>,
+}
+
+impl std::fmt::Debug for Bulk<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Bulk").field("n", &self.n).finish()
+    }
+}
+
+macro_rules! bulk_column {
+    ($(#[$doc:meta])* $name:ident, $variant:ident, $ty:ty, $bytes:expr) => {
+        $(#[$doc])*
+        pub fn $name(&mut self, col: impl ColumnIndex) -> Option<&mut $ty> {
+            let i = col.index();
+            if !matches!(self.b.columns.get(i), Some(Column::$variant(_))) {
+                return None;
+            }
+            match self.claim(i, $bytes) {
+                Some(Column::$variant(b)) => Some(b),
+                _ => None,
+            }
+        }
+    };
+}
+
+impl Bulk<'_> {
+    fn claim(&mut self, i: usize, bytes_per_value: usize) -> Option<&mut Column> {
+        let rows = self.b.rows;
+        let filled = self.b.filled.get_mut(i)?;
+        if *filled > rows {
+            return None;
+        }
+        let lag = rows - *filled;
+        *filled = rows + self.n;
+        let c = self.b.columns.get_mut(i)?;
+        if lag > 0 {
+            c.append_nulls(lag);
+        }
+        self.claimed.push(i);
+        self.b.bytes += bytes_per_value * self.n;
+        Some(c)
+    }
+
+    bulk_column!(
+        /// A text column (the byte estimate counts 8 per value).
+        strings, Str, StringBuilder, 8
+    );
+    bulk_column!(timestamps, Ts, TimestampNanosecondBuilder, 8);
+    bulk_column!(u8s, U8, UInt8Builder, 1);
+    bulk_column!(u16s, U16, UInt16Builder, 2);
+    bulk_column!(u32s, U32, UInt32Builder, 4);
+    bulk_column!(u64s, U64, UInt64Builder, 8);
+    bulk_column!(
+        /// A map column: per row, append its entries to `keys()` and `values()`, then
+        /// `append(true)`.
+        maps, Map, MapBuilder<StringBuilder, StringBuilder>, 16
+    );
+
+    /// An unsigned column of any width from `n` values; a value too large for the column is
+    /// stored as null. (The values are read twice: once to see that they all fit, then
+    /// written in one pass, so the iterator should be cheap to clone.)
+    pub fn uints(&mut self, col: impl ColumnIndex, values: impl Iterator<Item = u64> + Clone) {
+        let n = self.n;
+        let values = values.take(n);
+        match self.claim(col.index(), 8) {
+            Some(Column::U8(b)) => narrow(b, n, values),
+            Some(Column::U16(b)) => narrow(b, n, values),
+            Some(Column::U32(b)) => narrow(b, n, values),
+            Some(Column::U64(b)) => fill(b, n, values),
+            _ => {}
+        }
+    }
+
+    /// A timestamp column from `n` values.
+    pub fn times(&mut self, col: impl ColumnIndex, values: impl Iterator<Item = i64>) {
+        let n = self.n;
+        if let Some(b) = self.timestamps(col) {
+            fill(b, n, values.take(n));
+        }
+    }
+
+    /// The same text in every row.
+    pub fn same_str(&mut self, col: impl ColumnIndex, v: &str) {
+        let n = self.n;
+        if let Some(b) = self.strings(col) {
+            (0..n).for_each(|_| b.append_value(v));
+        }
+    }
+}
+
+/// Appends `n` values in one step and writes them in place (a column left short by the
+/// iterator keeps zeros, which the caller never does).
+fn fill<T: arrow::datatypes::ArrowPrimitiveType>(
+    b: &mut arrow::array::PrimitiveBuilder<T>,
+    n: usize,
+    values: impl Iterator<Item = T::Native>,
+) {
+    use arrow::array::ArrayBuilder;
+    let start = b.len();
+    b.append_value_n(T::Native::default(), n);
+    if let Some(dst) = b.values_slice_mut().get_mut(start..) {
+        dst.iter_mut().zip(values).for_each(|(d, v)| *d = v);
+    }
+}
+
+/// [`fill`] for a narrower type, with a value that does not fit stored as null.
+fn narrow<T>(
+    b: &mut arrow::array::PrimitiveBuilder<T>,
+    n: usize,
+    values: impl Iterator<Item = u64> + Clone,
+) where
+    T: arrow::datatypes::ArrowPrimitiveType,
+    T::Native: TryFrom<u64>,
+{
+    if values.clone().all(|v| T::Native::try_from(v).is_ok()) {
+        fill(b, n, values.filter_map(|v| T::Native::try_from(v).ok()));
+    } else {
+        values.for_each(|v| b.append_option(T::Native::try_from(v).ok()));
+    }
+}
+
+impl Drop for Bulk<'_> {
+    fn drop(&mut self) {
+        let end = self.b.rows + self.n;
+        for &i in &self.claimed {
+            if let Some(c) = self.b.columns.get_mut(i) {
+                let len = c.len();
+                debug_assert!(len <= end, "a bulk column got more values than rows");
+                if len < end {
+                    c.append_nulls(end - len);
+                }
+            }
+        }
+        self.b.rows = end;
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -445,6 +618,55 @@ mod tests {
         assert_eq!(map.value_length(0), 0);
         assert_eq!(map.value_length(1), 1);
         assert!(b.finish().expect("empty ok").is_none());
+    }
+
+    #[test]
+    fn bulk_rows_line_up_with_row_by_row_ones() {
+        let mut b = TableBuilder::new(Table::Events, 4);
+        let row = |b: &mut TableBuilder, ip: &str| {
+            b.set_ts(Col::Timestamp, 1);
+            b.set_ts(Col::EventCreated, 2);
+            b.set_str(Col::EventOriginal, "raw");
+            b.set_str(Col::ParseStatus, "ok");
+            b.set_str(Col::SourceIp, ip);
+            b.end_row();
+        };
+        row(&mut b, "10.0.0.1");
+        {
+            let mut k = b.bulk(3);
+            if let Some(ts) = k.timestamps(Col::Timestamp) {
+                (0..3).for_each(|i| ts.append_value(i));
+            }
+            if let Some(ts) = k.timestamps(Col::EventCreated) {
+                (0..3).for_each(|i| ts.append_value(i));
+            }
+            k.same_str(Col::EventOriginal, "bulk");
+            k.same_str(Col::ParseStatus, "ok");
+            // 70,000 does not fit a port: null. A column left short is padded.
+            k.uints(Col::SourcePort, [1, 70_000].into_iter());
+            k.uints(Col::DestinationPort, [1, 2, 3].into_iter());
+            // Not a timestamp column: nothing appended, nothing claimed.
+            assert!(k.timestamps(Col::SourceIp).is_none());
+        }
+        row(&mut b, "10.0.0.5");
+        let batch = b.finish().expect("valid").expect("rows");
+        assert_eq!(batch.rows(), 5);
+        let ip = batch.records.column(Col::SourceIp as usize);
+        let ip = ip.as_any().downcast_ref::<StringArray>().expect("utf8");
+        assert_eq!(
+            (ip.value(0), ip.null_count(), ip.value(4)),
+            ("10.0.0.1", 3, "10.0.0.5")
+        );
+        let port = batch.records.column(Col::SourcePort as usize);
+        assert_eq!(port.null_count(), 4);
+        let port = batch.records.column(Col::DestinationPort as usize);
+        assert_eq!(port.null_count(), 2);
+        let original = batch.records.column(Col::EventOriginal as usize);
+        let original = original
+            .as_any()
+            .downcast_ref::<StringArray>()
+            .expect("utf8");
+        assert_eq!(original.value(3), "bulk");
     }
 
     #[test]

@@ -307,6 +307,17 @@ pub mod flows {
         NetflowNextHop = "netflow.ip_next_hop_address": Str;
         /// 1 in N packets sampled; absent when unsampled or unknown.
         NetflowSamplingInterval = "netflow.sampling_interval": U32;
+        /// 1 deterministic, 2 random (v5 header, samplingAlgorithm, samplerMode).
+        NetflowSamplingAlgorithm = "netflow.sampling_algorithm": U8;
+        /// Type of service / traffic class byte (ipClassOfService).
+        NetflowIpClassOfService = "netflow.ip_class_of_service": U8;
+        /// Prefix lengths of the routes to source and destination (v4 or v6).
+        NetflowSourcePrefixLength = "netflow.source_prefix_length": U8;
+        NetflowDestinationPrefixLength = "netflow.destination_prefix_length": U8;
+        NetflowEngineType = "netflow.engine_type": U8;
+        NetflowEngineId = "netflow.engine_id": U8;
+        /// 1 idle timeout, 2 active timeout, 3 end of flow, 4 forced, 5 lack of resources.
+        NetflowFlowEndReason = "netflow.flow_end_reason": U8;
         NetworkDirection = "network.direction": Str;
         NetflowVlanId = "netflow.vlan_id": U16;
         NetflowIcmpType = "netflow.icmp_type": U8;

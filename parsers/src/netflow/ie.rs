@@ -7,26 +7,28 @@
 //! may come in fewer bytes than their type (reduced-size encoding, RFC 7011 §6.2).
 
 use std::fmt::Write as _;
-use std::net::{Ipv4Addr, Ipv6Addr};
 
 use canh_schema::fields::flows::Col;
 use canh_schema::TableBuilder;
 
 use super::template::{Field, Template};
+use super::text::Buf;
 use super::{be_uint, common_columns, set_protocol, Domain, Packet};
 
-/// What the packet header says about time, for the record times that are relative.
+/// What the packet header says, for every record: the time (record times may be relative to
+/// it) and the exporter as text.
 pub(super) struct Times {
     pub export_secs: u32,
     /// v9: the router's uptime (ms) at export.
     pub uptime_ms: Option<u32>,
+    pub observer: Buf,
 }
 
 /// Seconds from the NTP epoch (1900) to the Unix epoch.
 const NTP_UNIX: i64 = 2_208_988_800;
 
 /// An NTP timestamp (RFC 5905: 32-bit seconds, 32-bit fraction) as Unix ns.
-fn ntp_ns(v: &[u8], micro: bool) -> Option<i64> {
+pub(super) fn ntp_ns(v: &[u8], micro: bool) -> Option<i64> {
     let n = be_uint(v).filter(|_| v.len() == 8)?;
     let secs = (n >> 32) as i64 - NTP_UNIX;
     // dateTimeMicroseconds ignores the low 11 bits of the fraction (RFC 7011 §6.1.9).
@@ -40,8 +42,22 @@ fn ntp_ns(v: &[u8], micro: bool) -> Option<i64> {
 }
 
 /// A time in seconds or milliseconds as ns, if it fits.
-fn scaled(n: u64, ns_per_unit: i64) -> Option<i64> {
+pub(super) fn scaled(n: u64, ns_per_unit: i64) -> Option<i64> {
     i64::try_from(n).ok()?.checked_mul(ns_per_unit)
+}
+
+/// An uptime (ms) → wall clock: v9 from the header; IPFIX from the exporter's announced
+/// system init time.
+pub(super) fn uptime_ns(t: &Times, dom: &Domain, ms: u64) -> Option<i64> {
+    let ms = u32::try_from(ms).ok()?;
+    match t.uptime_ms {
+        Some(up) => Some(
+            i64::from(t.export_secs) * 1_000_000_000 - i64::from(up.wrapping_sub(ms)) * 1_000_000,
+        ),
+        None => dom
+            .system_init_ms
+            .and_then(|init| init.checked_add(i64::from(ms))?.checked_mul(1_000_000)),
+    }
 }
 
 /// Writes one flow record as a row.
@@ -54,23 +70,16 @@ pub(super) fn flow(
     domain: u32,
     b: &mut TableBuilder,
 ) {
-    common_columns(b, p, version, Some(domain));
+    common_columns(b, p, &t.observer, version, Some(domain));
     let export_ns = i64::from(t.export_secs) * 1_000_000_000;
     // An uptime (ms) → wall clock: v9 from the header; IPFIX from the exporter's announced
     // system init time.
-    let uptime = |ms: u64| -> Option<i64> {
-        let ms = u32::try_from(ms).ok()?;
-        match t.uptime_ms {
-            Some(up) => Some(export_ns - i64::from(up.wrapping_sub(ms)) * 1_000_000),
-            None => dom
-                .system_init_ms
-                .and_then(|init| init.checked_add(i64::from(ms))?.checked_mul(1_000_000)),
-        }
-    };
+    let uptime = |ms: u64| uptime_ns(t, dom, ms);
     let (mut start, mut end) = (None, None);
     let (mut sampler, mut interval) = (None, None);
     let mut key = String::new();
     let mut text = String::new();
+    let mut buf = Buf::default();
     let (mut src_set, mut dst_set) = (false, false);
     let (mut unspecified_src, mut unspecified_dst) = (None, None);
     for &(f, v) in values {
@@ -84,8 +93,8 @@ pub(super) fn flow(
         // number instead); Cisco's NSEL (ASA, FTD) is the one that matters here.
         if version == 9 && f.id >= 0x8000 {
             match f.id {
-                40001 => _ = ip(b, Col::SourceNatIp, f.id, v, &mut text),
-                40002 => _ = ip(b, Col::DestinationNatIp, f.id, v, &mut text),
+                40001 => _ = ip(b, &mut buf, Col::SourceNatIp, f.id, v, &mut text),
+                40002 => _ = ip(b, &mut buf, Col::DestinationNatIp, f.id, v, &mut text),
                 40003 => b.set_uint(Col::SourceNatPort, be_uint(v).unwrap_or(0)),
                 40004 => b.set_uint(Col::DestinationNatPort, be_uint(v).unwrap_or(0)),
                 id => {
@@ -104,6 +113,13 @@ pub(super) fn flow(
         let n = be_uint(v);
         match (f.id, n) {
             (1, Some(n)) => b.set_uint(Col::NetworkBytes, n),
+            (5, Some(n)) => b.set_uint(Col::NetflowIpClassOfService, n),
+            (9 | 29, Some(n)) => b.set_uint(Col::NetflowSourcePrefixLength, n),
+            (13 | 30, Some(n)) => b.set_uint(Col::NetflowDestinationPrefixLength, n),
+            (35 | 49, Some(n)) => b.set_uint(Col::NetflowSamplingAlgorithm, n),
+            (38, Some(n)) => b.set_uint(Col::NetflowEngineType, n),
+            (39, Some(n)) => b.set_uint(Col::NetflowEngineId, n),
+            (136, Some(n)) => b.set_uint(Col::NetflowFlowEndReason, n),
             (2, Some(n)) => b.set_uint(Col::NetworkPackets, n),
             (4, Some(n)) => set_protocol(b, n as u8),
             (6, Some(n)) => b.set_uint(Col::NetflowTcpFlags, n),
@@ -113,11 +129,11 @@ pub(super) fn flow(
             // flow's address.
             (8 | 27, _) if is_unspecified(v) => unspecified_src = unspecified_src.or(Some(v)),
             (12 | 28, _) if is_unspecified(v) => unspecified_dst = unspecified_dst.or(Some(v)),
-            (8 | 27, _) => src_set |= ip(b, Col::SourceIp, f.id, v, &mut text),
-            (12 | 28, _) => dst_set |= ip(b, Col::DestinationIp, f.id, v, &mut text),
-            (15 | 62, _) => _ = ip(b, Col::NetflowNextHop, f.id, v, &mut text),
-            (225 | 281, _) => _ = ip(b, Col::SourceNatIp, f.id, v, &mut text),
-            (226 | 282, _) => _ = ip(b, Col::DestinationNatIp, f.id, v, &mut text),
+            (8 | 27, _) => src_set |= ip(b, &mut buf, Col::SourceIp, f.id, v, &mut text),
+            (12 | 28, _) => dst_set |= ip(b, &mut buf, Col::DestinationIp, f.id, v, &mut text),
+            (15 | 62, _) => _ = ip(b, &mut buf, Col::NetflowNextHop, f.id, v, &mut text),
+            (225 | 281, _) => _ = ip(b, &mut buf, Col::SourceNatIp, f.id, v, &mut text),
+            (226 | 282, _) => _ = ip(b, &mut buf, Col::DestinationNatIp, f.id, v, &mut text),
             (227, Some(n)) => b.set_uint(Col::SourceNatPort, n),
             (228, Some(n)) => b.set_uint(Col::DestinationNatPort, n),
             (10, Some(n)) => b.set_uint(Col::NetflowIngressInterface, n),
@@ -162,10 +178,10 @@ pub(super) fn flow(
         }
     }
     if let (false, Some(v)) = (src_set, unspecified_src) {
-        ip(b, Col::SourceIp, 8, v, &mut text);
+        ip(b, &mut buf, Col::SourceIp, 8, v, &mut text);
     }
     if let (false, Some(v)) = (dst_set, unspecified_dst) {
-        ip(b, Col::DestinationIp, 12, v, &mut text);
+        ip(b, &mut buf, Col::DestinationIp, 12, v, &mut text);
     }
     let interval = interval.or_else(|| {
         dom.sampling
@@ -208,7 +224,7 @@ pub(super) fn options(dom: &mut Domain, _t: &Template, values: &[(Field, &[u8])]
 
 /// How a vendor-map value is written.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Kind {
+pub(super) enum Kind {
     Unsigned,
     Mac,
     Text,
@@ -218,25 +234,28 @@ enum Kind {
 }
 
 fn vendor(b: &mut TableBuilder, key: &str, v: &[u8], kind: Kind, text: &mut String) {
+    vendor_text(v, kind, text);
+    b.insert_map(Col::VendorFields, key, Some(text));
+}
+
+/// A vendor-map value as text, into `text`.
+pub(super) fn vendor_text(v: &[u8], kind: Kind, text: &mut String) {
     text.clear();
     match kind {
-        Kind::Unsigned if v.len() <= 8 => {
-            let _ = write!(text, "{}", be_uint(v).unwrap_or(0));
+        Kind::Unsigned | Kind::Unknown if !v.is_empty() && v.len() <= 8 => {
+            let mut buf = Buf::default();
+            text.push_str(buf.decimal(be_uint(v).unwrap_or(0)));
         }
         Kind::Mac if v.len() == 6 => {
             for (i, x) in v.iter().enumerate() {
                 let _ = write!(text, "{}{x:02x}", if i > 0 { ":" } else { "" });
             }
         }
-        Kind::Address => {
-            if !address(v, text) {
-                hex(v, text);
-            }
-        }
+        Kind::Address => match Buf::default().address(v) {
+            Some(a) => text.push_str(a),
+            None => hex(v, text),
+        },
         Kind::Text => text.push_str(String::from_utf8_lossy(v).trim_end_matches('\0')),
-        Kind::Unknown if !v.is_empty() && v.len() <= 8 => {
-            let _ = write!(text, "{}", be_uint(v).unwrap_or(0));
-        }
         Kind::Unknown
             if v.iter()
                 .all(|&c| c.is_ascii_graphic() || c == b' ' || c == 0)
@@ -246,7 +265,6 @@ fn vendor(b: &mut TableBuilder, key: &str, v: &[u8], kind: Kind, text: &mut Stri
         }
         _ => hex(v, text),
     }
-    b.insert_map(Col::VendorFields, key, Some(text));
 }
 
 fn hex(v: &[u8], text: &mut String) {
@@ -256,24 +274,11 @@ fn hex(v: &[u8], text: &mut String) {
     }
 }
 
-/// An IPv4 (4 bytes) or IPv6 (16 bytes) address as text; false for other lengths.
-fn address(v: &[u8], text: &mut String) -> bool {
-    if let Ok(a) = <[u8; 4]>::try_from(v) {
-        let _ = write!(text, "{}", Ipv4Addr::from(a));
-    } else if let Ok(a) = <[u8; 16]>::try_from(v) {
-        let _ = write!(text, "{}", Ipv6Addr::from(a));
-    } else {
-        return false;
-    }
-    true
-}
-
 /// An address column; a value of the wrong length goes to the vendor map instead. Whether
 /// the column was set.
-fn ip(b: &mut TableBuilder, col: Col, id: u16, v: &[u8], text: &mut String) -> bool {
-    text.clear();
-    if address(v, text) {
-        b.set_str(col, text);
+fn ip(b: &mut TableBuilder, buf: &mut Buf, col: Col, id: u16, v: &[u8], text: &mut String) -> bool {
+    if let Some(a) = buf.address(v) {
+        b.set_str(col, a);
         true
     } else {
         let key = name(id).map_or("address", |(n, _)| n);
@@ -312,15 +317,12 @@ fn nsel_name(id: u16) -> Option<(&'static str, Kind)> {
 }
 
 /// IANA names of the elements without a column, and how to print them.
-fn name(id: u16) -> Option<(&'static str, Kind)> {
+pub(super) fn name(id: u16) -> Option<(&'static str, Kind)> {
     use Kind::*;
     Some(match id {
         3 => ("deltaFlowCount", Unsigned),
-        5 => ("ipClassOfService", Unsigned),
         8 => ("sourceIPv4Address", Address),
-        9 => ("sourceIPv4PrefixLength", Unsigned),
         12 => ("destinationIPv4Address", Address),
-        13 => ("destinationIPv4PrefixLength", Unsigned),
         15 => ("ipNextHopIPv4Address", Address),
         18 => ("bgpNextHopIPv4Address", Address),
         19 => ("postMCastPacketDeltaCount", Unsigned),
@@ -331,15 +333,10 @@ fn name(id: u16) -> Option<(&'static str, Kind)> {
         26 => ("maximumIpTotalLength", Unsigned),
         27 => ("sourceIPv6Address", Address),
         28 => ("destinationIPv6Address", Address),
-        29 => ("sourceIPv6PrefixLength", Unsigned),
-        30 => ("destinationIPv6PrefixLength", Unsigned),
         31 => ("flowLabelIPv6", Unsigned),
         33 => ("igmpType", Unsigned),
-        35 => ("samplingAlgorithm", Unsigned),
         36 => ("flowActiveTimeout", Unsigned),
         37 => ("flowIdleTimeout", Unsigned),
-        38 => ("engineType", Unsigned),
-        39 => ("engineId", Unsigned),
         40 => ("exportedOctetTotalCount", Unsigned),
         41 => ("exportedMessageTotalCount", Unsigned),
         42 => ("exportedFlowRecordTotalCount", Unsigned),
@@ -347,7 +344,6 @@ fn name(id: u16) -> Option<(&'static str, Kind)> {
         45 => ("destinationIPv4Prefix", Address),
         46 => ("mplsTopLabelType", Unsigned),
         47 => ("mplsTopLabelIPv4Address", Address),
-        49 => ("samplerMode", Unsigned),
         51 => ("classId", Unsigned),
         52 => ("minimumTTL", Unsigned),
         53 => ("maximumTTL", Unsigned),
@@ -393,7 +389,6 @@ fn name(id: u16) -> Option<(&'static str, Kind)> {
         131 => ("exporterIPv6Address", Address),
         132 => ("droppedOctetDeltaCount", Unsigned),
         133 => ("droppedPacketDeltaCount", Unsigned),
-        136 => ("flowEndReason", Unsigned),
         137 => ("commonPropertiesId", Unsigned),
         138 => ("observationPointId", Unsigned),
         144 => ("exportingProcessId", Unsigned),

@@ -11,6 +11,7 @@ use std::sync::Arc;
 use canh_schema::TableBuilder;
 
 use super::ie::{self, Times};
+use super::plan::Plan;
 use super::{err, gap, DecodeError, FlowDecoder, Packet, Reader, Summary};
 
 /// One field of a template: information element id, enterprise number (0 for IANA), and
@@ -36,10 +37,19 @@ pub struct Template {
     /// The smallest record this template can describe (variable fields count one byte).
     pub min_len: usize,
     pub learned_ns: i64,
+    /// How to decode its data sets column by column, when its layout allows.
+    pub plan: Option<Plan>,
 }
 
 impl Template {
-    fn new(id: u16, fields: Vec<Field>, scope_fields: usize, options: bool, now: i64) -> Self {
+    fn new(
+        id: u16,
+        fields: Vec<Field>,
+        scope_fields: usize,
+        options: bool,
+        version: u16,
+        now: i64,
+    ) -> Self {
         let min_len = fields
             .iter()
             .map(|f| {
@@ -50,6 +60,11 @@ impl Template {
                 }
             })
             .sum();
+        let plan = if options {
+            None
+        } else {
+            Plan::new(&fields, version)
+        };
         Template {
             id,
             fields,
@@ -57,6 +72,7 @@ impl Template {
             options,
             min_len,
             learned_ns: now,
+            plan,
         }
     }
 }
@@ -178,6 +194,7 @@ pub(super) fn decode(
                 let times = Times {
                     export_secs: h.secs,
                     uptime_ms: h.uptime_ms,
+                    observer: super::exporter_text(p),
                 };
                 data(
                     dom,
@@ -213,6 +230,7 @@ pub(super) fn decode(
             let times = Times {
                 export_secs: q.export_secs,
                 uptime_ms: q.uptime_ms,
+                observer: super::exporter_text(p),
             };
             let held = Packet {
                 received_ns: q.received_ns,
@@ -378,7 +396,7 @@ fn templates(
                 len,
             });
         }
-        let t = Template::new(id, fields, scope, options, now);
+        let t = Template::new(id, fields, scope, options, version, now);
         if t.min_len == 0 {
             return Err(err(
                 "template",
@@ -439,9 +457,16 @@ fn data(
             return Ok(());
         }
     };
+    if let Some(plan) = template.plan.as_ref().filter(|_| limits.columnar) {
+        let n = plan.decode(dom, body, times, p, version, domain, b);
+        *records = records.wrapping_add(n as u32);
+        s.flows += n;
+        return Ok(());
+    }
     let mut r = Reader::new(body);
+    let mut values: Vec<(Field, &[u8])> = Vec::with_capacity(template.fields.len());
     while r.remaining() >= template.min_len {
-        let mut values: Vec<(Field, &[u8])> = Vec::with_capacity(template.fields.len());
+        values.clear();
         for f in &template.fields {
             let len = if f.len == VARIABLE {
                 match r.u8("variable length")? {
