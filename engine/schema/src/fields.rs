@@ -71,6 +71,10 @@ pub struct FieldDef {
     pub ty: FieldType,
     /// False only for columns every row has (times, status, the raw line).
     pub nullable: bool,
+    /// Nearly every value differs (raw lines, nanosecond times, counters, ephemeral ports):
+    /// storage skips dictionary encoding, which would only hash every value and then be
+    /// dropped when the dictionary overflows.
+    pub distinct: bool,
     /// What the field means; becomes the column comment in generated DDL.
     pub doc: &'static str,
 }
@@ -142,7 +146,7 @@ impl Table {
 
 /// Declares a table: a `Col` enum (one variant per column, in order) and `FIELDS`.
 macro_rules! table {
-    ($( $(#[doc = $doc:literal])* $variant:ident = $ecs:literal : $ty:ident $(, $req:ident)? ; )*) => {
+    ($( $(#[doc = $doc:literal])* $variant:ident = $ecs:literal : $ty:ident $(, $flag:ident)* ; )*) => {
         /// Columns of this table, in storage order; `Col::X as usize` is the column index.
         #[derive(Debug, Clone, Copy, PartialEq, Eq)]
         #[repr(usize)]
@@ -155,24 +159,42 @@ macro_rules! table {
             $( FieldDef {
                 ecs: $ecs,
                 ty: FieldType::$ty,
-                nullable: table!(@nullable $($req)?),
+                nullable: !has_flag(&[$(stringify!($flag)),*], "required"),
+                distinct: has_flag(&[$(stringify!($flag)),*], "distinct"),
                 doc: concat!("" $(, $doc)*),
             }, )*
         ];
     };
-    (@nullable required) => { false };
-    (@nullable) => { true };
+}
+
+/// Whether a column declaration carries a flag (`required`, `distinct`).
+const fn has_flag(flags: &[&str], want: &str) -> bool {
+    let mut i = 0;
+    while i < flags.len() {
+        let (a, b) = (flags[i].as_bytes(), want.as_bytes());
+        if a.len() == b.len() {
+            let mut j = 0;
+            while j < a.len() && a[j] == b[j] {
+                j += 1;
+            }
+            if j == a.len() {
+                return true;
+            }
+        }
+        i += 1;
+    }
+    false
 }
 
 /// Log events: one row per syslog message (or line from a file), parsed or not.
 pub mod events {
-    use super::{FieldDef, FieldType};
+    use super::{has_flag, FieldDef, FieldType};
 
     table! {
         /// Event time (from the message, else the receive time), UTC.
         Timestamp = "@timestamp": Timestamp, required;
         /// When Canh received the message, UTC.
-        EventCreated = "event.created": Timestamp, required;
+        EventCreated = "event.created": Timestamp, required, distinct;
         /// ECS event kind (`event`, `alert`, `metric`, …).
         EventKind = "event.kind": Str;
         /// ECS event categories (`network`, `authentication`, …).
@@ -251,11 +273,11 @@ pub mod events {
         /// The device's policy or rule that handled the traffic.
         RuleName = "rule.name": Str;
         /// The message text (MSG part of syslog), as text.
-        Message = "message": Str;
+        Message = "message": Str, distinct;
         /// The whole raw line as text; invalid UTF-8 is replaced (see `event_original_bytes`).
-        EventOriginal = "event.original": Str, required;
+        EventOriginal = "event.original": Str, required, distinct;
         /// The exact raw bytes, set only when the line is not valid UTF-8, so nothing is lost.
-        EventOriginalBytes = "event.original_bytes": Bytes;
+        EventOriginalBytes = "event.original_bytes": Bytes, distinct;
         /// `ok`, `partial` (header or fields missing; what was found is filled) or `failed`.
         ParseStatus = "parse.status": Str, required;
         /// Why parsing failed or was partial.
@@ -269,15 +291,15 @@ pub mod events {
 
 /// Network flows from NetFlow v5/v9 and IPFIX exporters.
 pub mod flows {
-    use super::{FieldDef, FieldType};
+    use super::{has_flag, FieldDef, FieldType};
 
     table! {
         /// Flow end time, UTC.
-        Timestamp = "@timestamp": Timestamp, required;
-        EventStart = "event.start": Timestamp;
-        EventEnd = "event.end": Timestamp;
+        Timestamp = "@timestamp": Timestamp, required, distinct;
+        EventStart = "event.start": Timestamp, distinct;
+        EventEnd = "event.end": Timestamp, distinct;
         /// When Canh received the export packet.
-        EventCreated = "event.created": Timestamp, required;
+        EventCreated = "event.created": Timestamp, required, distinct;
         /// The exporter's address.
         ObserverIp = "observer.ip": Str, required;
         /// NetFlow version (5, 9, 10 for IPFIX).
@@ -286,7 +308,7 @@ pub mod flows {
         NetflowObservationDomainId = "netflow.observation_domain_id": U32;
         OrganizationName = "organization.name": Str;
         SourceIp = "source.ip": Str;
-        SourcePort = "source.port": U16;
+        SourcePort = "source.port": U16, distinct;
         DestinationIp = "destination.ip": Str;
         DestinationPort = "destination.port": U16;
         SourceNatIp = "source.nat.ip": Str;
@@ -297,9 +319,9 @@ pub mod flows {
         NetworkTransport = "network.transport": Str;
         NetflowTcpFlags = "netflow.tcp_control_bits": U16;
         /// Octets as received (never scaled by the sampling rate).
-        NetworkBytes = "network.bytes": U64;
+        NetworkBytes = "network.bytes": U64, distinct;
         /// Packets as received (never scaled by the sampling rate).
-        NetworkPackets = "network.packets": U64;
+        NetworkPackets = "network.packets": U64, distinct;
         NetflowIngressInterface = "netflow.ingress_interface": U32;
         NetflowEgressInterface = "netflow.egress_interface": U32;
         SourceAsNumber = "source.as.number": U32;
@@ -330,7 +352,7 @@ pub mod flows {
 
 /// Alerts raised by detection rules.
 pub mod alerts {
-    use super::{FieldDef, FieldType};
+    use super::{has_flag, FieldDef, FieldType};
 
     table! {
         /// When the alert was raised, UTC.
