@@ -154,3 +154,24 @@ fn corpus_rows_are_the_same_on_both_paths() {
         by_record.as_ref().map(|b| &b.records)
     );
 }
+
+/// Found by the ipfix fuzz target: a template with two protocol fields, the first without a
+/// transport name (128), the second with one (1, ICMP). The record path keeps the second's
+/// name; the columnar path must not claim the column with a null first.
+#[test]
+fn two_protocol_fields_decode_the_same_on_both_paths() {
+    let set = |id: u16, body: &[u8]| {
+        let mut s = id.to_be_bytes().to_vec();
+        s.extend(((4 + body.len()) as u16).to_be_bytes());
+        s.extend(body);
+        s
+    };
+    let template = set(2, &[1, 0, 0, 3, 0, 4, 0, 1, 0, 4, 0, 1, 0, 8, 0, 4]);
+    let data = set(256, &[128, 1, 10, 0, 0, 1]);
+    let body = [template, data].concat();
+    let mut m = vec![0, 10];
+    m.extend(((16 + body.len()) as u16).to_be_bytes());
+    m.extend([0x6a, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 7]);
+    m.extend(body);
+    assert_eq!(decode_all(&[m]), 1);
+}

@@ -33,12 +33,15 @@ enum Op {
 }
 
 impl Op {
-    /// The column an address goes to. A second element for the same column (an IPv4 and
-    /// an IPv6 source, say) needs the record path, which prefers the one that is not
-    /// unspecified; for every other column the first value wins on both paths.
-    fn address_column(self) -> Option<Col> {
+    /// The column an element must be alone on. A second address for the same column (an
+    /// IPv4 and an IPv6 source, say) needs the record path, which prefers the one that is
+    /// not unspecified; a second protocol needs it too, because `network.transport` stays
+    /// unset (not null) for a number without a name, and the record path then takes the
+    /// second one's name. For every other column the first value wins on both paths.
+    fn unique_column(self) -> Option<Col> {
         match self {
             Op::Addr(c) => Some(c),
+            Op::Protocol => Some(Col::NetworkIanaNumber),
             _ => None,
         }
     }
@@ -157,7 +160,7 @@ impl Plan {
                     _ => return None,
                 },
             };
-            if let Some(c) = op.address_column() {
+            if let Some(c) = op.unique_column() {
                 if columns.contains(&c) {
                     return None;
                 }
