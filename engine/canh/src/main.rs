@@ -61,6 +61,24 @@ enum Command {
         #[command(subcommand)]
         command: ConfigCommand,
     },
+    /// Sigma rule tools.
+    Rules {
+        #[command(subcommand)]
+        command: RulesCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum RulesCommand {
+    /// Load every rule under the paths (files or folders of *.yml/*.yaml) and report each one
+    /// that cannot run, with file, line and reason. Exit 1 when any is rejected.
+    Check {
+        #[arg(required = true)]
+        paths: Vec<PathBuf>,
+        /// `text` (one line per rejection and a summary) or `json` (one summary object).
+        #[arg(long, default_value = "text", value_parser = ["text", "json"])]
+        format: String,
+    },
 }
 
 #[derive(Subcommand)]
@@ -111,6 +129,9 @@ fn main() -> ExitCode {
         Command::Config {
             command: ConfigCommand::Check { file },
         } => config_check(&file),
+        Command::Rules {
+            command: RulesCommand::Check { paths, format },
+        } => rules_check(&paths, &format),
         Command::Flows {
             command:
                 FlowsCommand::Decode {
@@ -207,6 +228,52 @@ fn config_check(file: &PathBuf) -> anyhow::Result<ExitCode> {
     }
     writeln!(std::io::stdout(), "{}: ok", file.display())?;
     Ok(ExitCode::SUCCESS)
+}
+
+fn rules_check(paths: &[PathBuf], format: &str) -> anyhow::Result<ExitCode> {
+    let loaded = canh_rules::load(paths);
+    let mut rejected = loaded.rejected;
+    let rejected_at_load = rejected.len();
+    let mut usable = 0;
+    for rule in &loaded.rules {
+        let problems = canh_rules::check(rule);
+        if problems.is_empty() {
+            usable += 1;
+        }
+        rejected.extend(problems);
+    }
+    let rejected_rules = loaded.rules.len() - usable + rejected_at_load;
+    let mut out = std::io::BufWriter::new(std::io::stdout().lock());
+    if format == "json" {
+        let errors: Vec<serde_json::Value> = rejected
+            .iter()
+            .map(|r| {
+                serde_json::json!({
+                    "file": r.file.display().to_string(),
+                    "line": r.line,
+                    "reason": r.reason,
+                })
+            })
+            .collect();
+        let summary = serde_json::json!({
+            "loaded": usable,
+            "rejected": rejected_rules,
+            "errors": errors,
+        });
+        serde_json::to_writer(&mut out, &summary)?;
+        writeln!(out)?;
+    } else {
+        for r in &rejected {
+            writeln!(out, "{}:{}: {}", r.file.display(), r.line, r.reason)?;
+        }
+        writeln!(out, "{usable} rule(s) loaded, {rejected_rules} rejected")?;
+    }
+    out.flush()?;
+    Ok(if rejected.is_empty() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
 }
 
 /// Lines per batch in `canh parse`: output appears in order every this many lines.
