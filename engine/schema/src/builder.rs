@@ -471,6 +471,11 @@ macro_rules! bulk_column {
 }
 
 impl Bulk<'_> {
+    /// The rows being filled.
+    pub fn rows(&self) -> usize {
+        self.n
+    }
+
     fn claim(&mut self, i: usize, bytes_per_value: usize) -> Option<&mut Column> {
         let rows = self.b.rows;
         let filled = self.b.filled.get_mut(i)?;
@@ -524,6 +529,11 @@ impl Bulk<'_> {
         if let Some(b) = self.timestamps(col) {
             fill(b, n, values.take(n));
         }
+    }
+
+    /// The same number in every row.
+    pub fn same_uint(&mut self, col: impl ColumnIndex, v: u64) {
+        self.uints(col, std::iter::repeat_n(v, self.n));
     }
 
     /// The same text in every row.

@@ -318,6 +318,26 @@ pub(crate) fn common_columns(
     }
 }
 
+/// [`common_columns`] for the `n` rows of a [`canh_schema::builder::Bulk`].
+pub(crate) fn bulk_common_columns(
+    k: &mut canh_schema::builder::Bulk<'_>,
+    p: &Packet<'_>,
+    observer: &text::Buf,
+    version: u16,
+    domain: Option<u32>,
+) {
+    let n = k.rows();
+    k.times(Col::EventCreated, std::iter::repeat_n(p.received_ns, n));
+    k.same_str(Col::ObserverIp, observer.as_str());
+    k.same_uint(Col::NetflowVersion, u64::from(version));
+    if let Some(d) = domain {
+        k.same_uint(Col::NetflowObservationDomainId, u64::from(d));
+    }
+    if let Some(org) = p.organization {
+        k.same_str(Col::OrganizationName, org);
+    }
+}
+
 /// `network.transport` for an IANA protocol number.
 pub(crate) fn set_protocol(b: &mut TableBuilder, proto: u8) {
     b.set_uint(Col::NetworkIanaNumber, u64::from(proto));

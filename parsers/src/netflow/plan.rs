@@ -199,19 +199,7 @@ impl Plan {
         let number = |r: &[u8], at: usize, len: usize| be_uint(value(r, at, len)).unwrap_or(0);
         b.note_received(p.received_ns);
         let mut k = b.bulk(n);
-        k.times(Col::EventCreated, std::iter::repeat_n(p.received_ns, n));
-        k.same_str(Col::ObserverIp, t.observer.as_str());
-        k.uints(
-            Col::NetflowVersion,
-            std::iter::repeat_n(u64::from(version), n),
-        );
-        k.uints(
-            Col::NetflowObservationDomainId,
-            std::iter::repeat_n(u64::from(domain), n),
-        );
-        if let Some(org) = p.organization {
-            k.same_str(Col::OrganizationName, org);
-        }
+        super::bulk_common_columns(&mut k, p, &t.observer, version, Some(domain));
         let mut buf = Buf::default();
         for &(op, at, len) in &self.ops {
             match op {
@@ -281,10 +269,7 @@ impl Plan {
             }),
         );
         if let Some(&i) = dom.sampling.get(&0) {
-            k.uints(
-                Col::NetflowSamplingInterval,
-                std::iter::repeat_n(u64::from(i), n),
-            );
+            k.same_uint(Col::NetflowSamplingInterval, u64::from(i));
         }
         if self.vendor {
             if let Some(m) = k.maps(Col::VendorFields) {

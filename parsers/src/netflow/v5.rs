@@ -77,12 +77,7 @@ pub(super) fn decode(
     ] {
         k.times(col, records().map(|r| at(u32_at(r, offset))));
     }
-    k.times(Col::EventCreated, std::iter::repeat_n(p.received_ns, count));
-    k.same_str(Col::ObserverIp, observer.as_str());
-    k.uints(Col::NetflowVersion, std::iter::repeat_n(5, count));
-    if let Some(org) = p.organization {
-        k.same_str(Col::OrganizationName, org);
-    }
+    super::bulk_common_columns(&mut k, p, &observer, 5, None);
     for (col, at) in [
         (Col::SourceIp, 0),
         (Col::DestinationIp, 4),
@@ -131,23 +126,11 @@ pub(super) fn decode(
         records().map(|r| u64::from(r[45])),
     );
     // 46..48: pad2
-    k.uints(
-        Col::NetflowEngineType,
-        std::iter::repeat_n(u64::from(engine_type), count),
-    );
-    k.uints(
-        Col::NetflowEngineId,
-        std::iter::repeat_n(u64::from(engine_id), count),
-    );
+    k.same_uint(Col::NetflowEngineType, u64::from(engine_type));
+    k.same_uint(Col::NetflowEngineId, u64::from(engine_id));
     if interval > 0 || algorithm > 0 {
-        k.uints(
-            Col::NetflowSamplingInterval,
-            std::iter::repeat_n(u64::from(interval), count),
-        );
-        k.uints(
-            Col::NetflowSamplingAlgorithm,
-            std::iter::repeat_n(u64::from(algorithm), count),
-        );
+        k.same_uint(Col::NetflowSamplingInterval, u64::from(interval));
+        k.same_uint(Col::NetflowSamplingAlgorithm, u64::from(algorithm));
     }
     drop(k);
     s.flows += count;
