@@ -2,10 +2,7 @@
 //! is compiled, so `canh rules check` rejects it with a reason instead of a rule that never
 //! fires.
 
-use rsigma_parser::{
-    detection_name_matches, ConditionExpr, Detection, DetectionItem, Modifier, SelectorPattern,
-    SigmaValue,
-};
+use rsigma_parser::{detection_name_matches, ConditionExpr, SelectorPattern};
 
 use crate::load::{Rejection, Rule, RuleKind};
 
@@ -43,10 +40,11 @@ fn find_problems(rule: &Rule) -> Vec<Problem> {
         for c in &r.detection.conditions {
             condition(c, &names, &mut problems);
         }
-        let mut named: Vec<_> = r.detection.named.iter().collect();
-        named.sort_by(|a, b| a.0.cmp(b.0));
-        for (name, d) in named {
-            detection(name, d, &mut problems);
+        // Everything about values: what the plain matcher cannot build, no matcher can run.
+        if let Err(e) = crate::plain::compile(r) {
+            // "detection: field: reason": the line is the field's.
+            let near = e.split(": ").nth(1).unwrap_or("detection").to_owned();
+            problems.push((e, near));
         }
     }
     problems
@@ -82,94 +80,6 @@ fn condition(c: &ConditionExpr, names: &[&str], problems: &mut Vec<Problem>) {
         }
         ConditionExpr::Selector { .. } => {}
     }
-}
-
-fn detection(name: &str, d: &Detection, problems: &mut Vec<Problem>) {
-    match d {
-        Detection::AllOf(items) => items.iter().for_each(|i| item(name, i, problems)),
-        Detection::AnyOf(ds) | Detection::And(ds) => {
-            ds.iter().for_each(|d| detection(name, d, problems))
-        }
-        Detection::ArrayMatch { body, .. } => detection(name, body, problems),
-        Detection::Conditional {
-            named,
-            condition: c,
-        } => {
-            let names: Vec<&str> = named.keys().map(String::as_str).collect();
-            condition(c, &names, problems);
-            named.values().for_each(|d| detection(name, d, problems));
-        }
-        Detection::Keywords(_) => {}
-    }
-}
-
-fn item(name: &str, i: &DetectionItem, out: &mut Vec<Problem>) {
-    let field = i.field.name.as_deref().unwrap_or("keywords");
-    let at = || format!("{name}: {field}");
-    let mut problems = Vec::new();
-    let has = |m| i.field.has_modifier(m);
-    let text = |v: &SigmaValue| match v {
-        SigmaValue::String(s) => Some(s.original.clone()),
-        SigmaValue::Integer(n) => Some(n.to_string()),
-        SigmaValue::Float(f) => Some(f.to_string()),
-        _ => None,
-    };
-    for v in &i.values {
-        if has(Modifier::Re) {
-            let Some(pattern) = text(v) else {
-                problems.push(format!("{}: |re needs a pattern, not {v:?}", at()));
-                continue;
-            };
-            let compiled = regex::RegexBuilder::new(&pattern)
-                .case_insensitive(has(Modifier::IgnoreCase))
-                .multi_line(has(Modifier::Multiline))
-                .dot_matches_new_line(has(Modifier::DotAll))
-                .size_limit(1 << 24)
-                .build();
-            if let Err(e) = compiled {
-                let first = e.to_string();
-                let first = first.lines().last().unwrap_or("").trim();
-                let first = first.strip_prefix("error: ").unwrap_or(first);
-                problems.push(format!("{}: regular expression '{pattern}': {first}", at()));
-            }
-        }
-        if has(Modifier::Cidr) {
-            match text(v) {
-                Some(c) if cidr_ok(&c) => {}
-                _ => problems.push(format!(
-                    "{}: '{}' is not a CIDR",
-                    at(),
-                    text(v).unwrap_or_default()
-                )),
-            }
-        }
-        let comparison = [Modifier::Gt, Modifier::Gte, Modifier::Lt, Modifier::Lte]
-            .iter()
-            .any(|&m| has(m));
-        if comparison && !matches!(v, SigmaValue::Integer(_) | SigmaValue::Float(_)) {
-            let numeric = text(v).is_some_and(|t| t.trim().parse::<f64>().is_ok());
-            if !numeric {
-                problems.push(format!("{}: a comparison needs a number, not {v:?}", at()));
-            }
-        }
-        if has(Modifier::Exists) && !matches!(v, SigmaValue::Bool(_)) {
-            problems.push(format!("{}: |exists needs true or false, not {v:?}", at()));
-        }
-    }
-    out.extend(problems.into_iter().map(|p| (p, field.to_owned())));
-}
-
-/// `10.0.0.0/8`, `2001:db8::/32`, or a bare address.
-fn cidr_ok(c: &str) -> bool {
-    let (addr, len) = match c.split_once('/') {
-        Some((a, l)) => (a, Some(l)),
-        None => (c, None),
-    };
-    let Ok(ip) = addr.trim().parse::<std::net::IpAddr>() else {
-        return false;
-    };
-    let max = if ip.is_ipv4() { 32 } else { 128 };
-    len.is_none_or(|l| l.trim().parse::<u8>().is_ok_and(|n| n <= max))
 }
 
 #[cfg(test)]

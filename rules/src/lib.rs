@@ -9,13 +9,17 @@
 //! * [`check`]: what the parser accepts but a matcher could not run — a condition naming a
 //!   detection that does not exist (or a `1 of x*` that matches none), a regular expression
 //!   that does not compile, a CIDR that is not one, a comparison with a value that is not a
-//!   number, `exists` with a value that is not true or false.
+//!   number, `exists` with a value that is not true or false; and everything [`plain`] cannot
+//!   build (placeholders, for now);
+//! * [`plain`]: the plain matcher, a detection rule evaluated on one JSON event at a time as
+//!   the specification says — the reference for the compiled matcher (`canh hunt` uses it).
 //!
-//! Compilation into Hyperscan databases per field, the plain matcher, field mapping,
-//! correlation and alerts come next.
+//! Compilation into Hyperscan databases per field, field mapping, log-source selection,
+//! correlation, IOC lists and alerts come next.
 
 mod check;
 mod load;
+pub mod plain;
 
 pub use check::check;
 pub use load::{load, Loaded, Rejection, Rule, RuleKind};

@@ -66,6 +66,16 @@ enum Command {
         #[command(subcommand)]
         command: RulesCommand,
     },
+    /// Run Sigma detection rules over JSON events (one object per line, ECS names, nested or
+    /// flat dotted keys) and print one JSON line per match: the rule and the event.
+    Hunt {
+        /// Rule files or folders.
+        #[arg(long, required = true)]
+        rules: Vec<PathBuf>,
+        /// JSON lines of events (`-` for stdin).
+        #[arg(long)]
+        input: PathBuf,
+    },
 }
 
 #[derive(Subcommand)]
@@ -132,6 +142,7 @@ fn main() -> ExitCode {
         Command::Rules {
             command: RulesCommand::Check { paths, format },
         } => rules_check(&paths, &format),
+        Command::Hunt { rules, input } => hunt(&rules, &input),
         Command::Flows {
             command:
                 FlowsCommand::Decode {
@@ -273,6 +284,107 @@ fn rules_check(paths: &[PathBuf], format: &str) -> anyhow::Result<ExitCode> {
         ExitCode::SUCCESS
     } else {
         ExitCode::FAILURE
+    })
+}
+
+fn hunt(rule_paths: &[PathBuf], input: &std::path::Path) -> anyhow::Result<ExitCode> {
+    use canh_rules::RuleKind;
+    let loaded = canh_rules::load(rule_paths);
+    let mut err = std::io::stderr().lock();
+    for r in &loaded.rejected {
+        writeln!(
+            err,
+            "{}:{}: {} (rule skipped)",
+            r.file.display(),
+            r.line,
+            r.reason
+        )?;
+    }
+    let mut rules = Vec::new();
+    let mut other = 0;
+    for rule in &loaded.rules {
+        let RuleKind::Detection(r) = &rule.kind else {
+            other += 1;
+            continue;
+        };
+        let problems = canh_rules::check(rule);
+        for p in &problems {
+            writeln!(
+                err,
+                "{}:{}: {} (rule skipped)",
+                p.file.display(),
+                p.line,
+                p.reason
+            )?;
+        }
+        if let (true, Ok(m)) = (problems.is_empty(), canh_rules::plain::compile(r)) {
+            rules.push((rule, r, m));
+        }
+    }
+    if other > 0 {
+        writeln!(
+            err,
+            "{other} correlation or filter rule(s) not evaluated (not supported yet)"
+        )?;
+    }
+    drop(err);
+    let reader: Box<dyn std::io::BufRead> = if input.as_os_str() == "-" {
+        Box::new(std::io::stdin().lock())
+    } else {
+        let f =
+            std::fs::File::open(input).with_context(|| format!("reading {}", input.display()))?;
+        Box::new(std::io::BufReader::new(f))
+    };
+    let mut out = std::io::BufWriter::new(std::io::stdout().lock());
+    let (mut events, mut matches, mut bad) = (0u64, 0u64, 0u64);
+    for (n, line) in reader.lines().enumerate() {
+        let line = line.context("reading events")?;
+        if line.trim().is_empty() {
+            continue;
+        }
+        let event: serde_json::Value = match serde_json::from_str(&line) {
+            Ok(v @ serde_json::Value::Object(_)) => v,
+            _ => {
+                bad += 1;
+                writeln!(
+                    std::io::stderr(),
+                    "{}:{}: not a JSON object",
+                    input.display(),
+                    n + 1
+                )?;
+                continue;
+            }
+        };
+        events += 1;
+        for (rule, r, m) in &rules {
+            if m.matches(&event) {
+                matches += 1;
+                let hit = serde_json::json!({
+                    "rule.id": rule.id(),
+                    "rule.title": r.title,
+                    "rule.level": r.level.map(|l| format!("{l:?}").to_lowercase()),
+                    "event": event,
+                });
+                serde_json::to_writer(&mut out, &hit)?;
+                out.write_all(b"\n")?;
+            }
+        }
+    }
+    out.flush()?;
+    writeln!(
+        std::io::stderr(),
+        "{events} event(s), {} rule(s), {matches} match(es){}",
+        rules.len(),
+        if bad > 0 {
+            format!(", {bad} line(s) not JSON objects")
+        } else {
+            String::new()
+        }
+    )?;
+    Ok(if bad > 0 {
+        ExitCode::FAILURE
+    } else {
+        ExitCode::SUCCESS
     })
 }
 

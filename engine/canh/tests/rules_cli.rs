@@ -89,3 +89,39 @@ fn sigmahq_rules_load() {
     assert_eq!(loaded + rejected, total);
     assert!(loaded * 100 >= total * 99, "{loaded} of {total}");
 }
+
+/// `canh hunt`: rules over JSON events (nested or flat dotted keys), one line per match.
+#[test]
+fn hunt_prints_each_match_with_its_rule() {
+    let dir = fixtures();
+    let out = Command::new(env!("CARGO_BIN_EXE_canh"))
+        .args(["hunt", "--rules"])
+        .arg(dir.join("good.yml"))
+        .arg("--input")
+        .arg(dir.join("events.jsonl"))
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let hits: Vec<serde_json::Value> = String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    // Failures, case-insensitive, not from the lab range; nested and flat events alike.
+    let sources: Vec<String> = hits
+        .iter()
+        .map(|h| {
+            let e = &h["event"];
+            e["source.ip"]
+                .as_str()
+                .or(e["source"]["ip"].as_str())
+                .unwrap()
+                .to_owned()
+        })
+        .collect();
+    assert_eq!(sources, ["203.0.113.9", "198.51.100.7"]);
+    assert_eq!(hits[0]["rule.id"], "2f0f6d3e-6d1c-4c55-9a58-3b7b0c6c9a01");
+    assert_eq!(hits[0]["rule.level"], "low");
+    let err = String::from_utf8(out.stderr).unwrap();
+    assert!(err.contains("4 event(s), 1 rule(s), 2 match(es)"), "{err}");
+}

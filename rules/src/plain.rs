@@ -1,0 +1,752 @@
+//! The plain matcher: a detection rule evaluated on one event at a time, as the Sigma
+//! specification says, with no attempt at speed. It is the reference the compiled (Hyperscan)
+//! matcher is tested against, and the matcher for platforms without Hyperscan.
+//!
+//! Events are JSON objects; a field is looked up by its full dotted name first (`source.ip`
+//! as one key), then as a path through nested objects. A field holding a list matches when
+//! any element does.
+//!
+//! Every string comparison is a regular expression built from the rule's value: wildcards
+//! (`*`, `?`, with `\` escapes) become `.*` and `.`, the rest is literal, anchored at both
+//! ends unless `contains`/`startswith`/`endswith` say otherwise, case-insensitive unless
+//! `cased`. Encodings (`base64`, `base64offset`, `wide`/`utf16le`, `utf16be`, `utf16`,
+//! `windash`) turn one value into the variants it may appear as.
+
+use std::collections::HashMap;
+use std::net::IpAddr;
+
+use regex::{Regex, RegexBuilder};
+use rsigma_parser::{
+    detection_name_matches, ConditionExpr, Detection, DetectionItem, Modifier, Quantifier,
+    SelectorPattern, SigmaRule, SigmaString, SigmaValue, SpecialChar, StringPart,
+};
+use serde_json::Value;
+
+/// A detection rule ready to evaluate.
+#[derive(Debug)]
+pub struct PlainRule {
+    detections: HashMap<String, Det>,
+    conditions: Vec<ConditionExpr>,
+}
+
+#[derive(Debug)]
+enum Det {
+    /// A map: every item matches.
+    AllOf(Vec<Item>),
+    /// A list of maps: any matches.
+    AnyOf(Vec<Det>),
+    /// Every part matches.
+    And(Vec<Det>),
+    /// Values searched for in every string of the event.
+    Keywords { matchers: Vec<Matcher>, all: bool },
+}
+
+#[derive(Debug)]
+struct Item {
+    /// `None`: keywords with modifiers (`'|all'`), searched in every string of the event.
+    field: Option<String>,
+    matchers: Vec<Matcher>,
+    /// `|all`: every value must match (else any).
+    all: bool,
+}
+
+#[derive(Debug)]
+enum Matcher {
+    /// Any of these expressions matches a string value (variants of one rule value).
+    Text(Vec<Regex>),
+    /// A regular expression (`|re`), searched anywhere.
+    Regex(Regex),
+    Number(f64),
+    Bool(bool),
+    /// The field is absent or null.
+    Null,
+    Cidr(IpAddr, u8),
+    Compare(Modifier, f64),
+    Exists(bool),
+    /// Equal to another field of the event (cased?, or different with `neq`).
+    FieldRef(String, bool, bool),
+    /// A part of a time (`|hour`, …) equal to a number.
+    TimePart(Modifier, i64),
+}
+
+/// Builds the plain matcher for a rule, or says why it cannot run.
+pub fn compile(rule: &SigmaRule) -> Result<PlainRule, String> {
+    let mut detections = HashMap::new();
+    for (name, d) in &rule.detection.named {
+        detections.insert(
+            name.clone(),
+            detection(d).map_err(|e| format!("{name}: {e}"))?,
+        );
+    }
+    Ok(PlainRule {
+        detections,
+        conditions: rule.detection.conditions.clone(),
+    })
+}
+
+impl PlainRule {
+    /// Whether the event matches any of the rule's conditions.
+    pub fn matches(&self, event: &Value) -> bool {
+        let mut memo: HashMap<&str, bool> = HashMap::new();
+        self.conditions
+            .iter()
+            .any(|c| self.condition(c, event, &mut memo))
+    }
+
+    fn named<'a>(
+        &'a self,
+        name: &'a str,
+        event: &Value,
+        memo: &mut HashMap<&'a str, bool>,
+    ) -> bool {
+        if let Some(&m) = memo.get(name) {
+            return m;
+        }
+        let m = self.detections.get(name).is_some_and(|d| d.matches(event));
+        memo.insert(name, m);
+        m
+    }
+
+    fn condition<'a>(
+        &'a self,
+        c: &'a ConditionExpr,
+        event: &Value,
+        memo: &mut HashMap<&'a str, bool>,
+    ) -> bool {
+        match c {
+            ConditionExpr::And(v) => v.iter().all(|c| self.condition(c, event, memo)),
+            ConditionExpr::Or(v) => v.iter().any(|c| self.condition(c, event, memo)),
+            ConditionExpr::Not(c) => !self.condition(c, event, memo),
+            ConditionExpr::Identifier(id) => self.named(id, event, memo),
+            ConditionExpr::Selector {
+                quantifier,
+                pattern,
+            } => {
+                let mut names: Vec<&str> = self
+                    .detections
+                    .keys()
+                    .map(String::as_str)
+                    .filter(|n| match pattern {
+                        // `them`: every detection except those named with a leading `_`.
+                        SelectorPattern::Them => !n.starts_with('_'),
+                        SelectorPattern::Pattern(p) => detection_name_matches(p, n),
+                    })
+                    .collect();
+                names.sort_unstable();
+                let hits = names.iter().filter(|n| self.named(n, event, memo)).count();
+                match quantifier {
+                    Quantifier::Any => hits >= 1,
+                    Quantifier::All => hits == names.len(),
+                    Quantifier::Count(n) => hits as u64 >= *n,
+                }
+            }
+        }
+    }
+}
+
+impl Det {
+    fn matches(&self, event: &Value) -> bool {
+        match self {
+            Det::AllOf(items) => items.iter().all(|i| i.matches(event)),
+            Det::AnyOf(ds) => ds.iter().any(|d| d.matches(event)),
+            Det::And(ds) => ds.iter().all(|d| d.matches(event)),
+            Det::Keywords { matchers, all } => {
+                let mut strings = Vec::new();
+                collect_strings(event, &mut strings);
+                let hit = |m: &Matcher| strings.iter().any(|s| m.text(s));
+                if *all {
+                    matchers.iter().all(hit)
+                } else {
+                    matchers.iter().any(hit)
+                }
+            }
+        }
+    }
+}
+
+impl Item {
+    fn matches(&self, event: &Value) -> bool {
+        let Some(field) = &self.field else {
+            let mut strings = Vec::new();
+            collect_strings(event, &mut strings);
+            let hit = |m: &Matcher| strings.iter().any(|s| m.text(s));
+            return if self.all {
+                self.matchers.iter().all(hit)
+            } else {
+                self.matchers.iter().any(hit)
+            };
+        };
+        let value = lookup(event, field);
+        let one = |m: &Matcher| m.matches(value, event);
+        if self.all {
+            self.matchers.iter().all(one)
+        } else {
+            self.matchers.iter().any(one)
+        }
+    }
+}
+
+impl Matcher {
+    fn matches(&self, value: Option<&Value>, event: &Value) -> bool {
+        match self {
+            Matcher::Null => matches!(value, None | Some(Value::Null)),
+            Matcher::Exists(want) => value.is_some_and(|v| !v.is_null()) == *want,
+            Matcher::FieldRef(other, cased, differ) => match (value, lookup(event, other)) {
+                (Some(a), Some(b)) => {
+                    let equal = any_scalar(a, &mut |a| {
+                        any_scalar(b, &mut |b| match (text_of(a), text_of(b)) {
+                            (Some(x), Some(y)) if *cased => x == y,
+                            (Some(x), Some(y)) => x.to_lowercase() == y.to_lowercase(),
+                            _ => false,
+                        })
+                    });
+                    equal != *differ
+                }
+                _ => false,
+            },
+            _ => value.is_some_and(|v| any_scalar(v, &mut |s| self.scalar(s))),
+        }
+    }
+
+    fn scalar(&self, v: &Value) -> bool {
+        match self {
+            Matcher::Text(_) | Matcher::Regex(_) => text_of(v).is_some_and(|t| self.text(&t)),
+            Matcher::Number(n) => match v {
+                Value::Number(x) => x.as_f64() == Some(*n),
+                Value::String(s) => s.trim().parse::<f64>().ok() == Some(*n),
+                _ => false,
+            },
+            Matcher::Bool(b) => match v {
+                Value::Bool(x) => x == b,
+                Value::String(s) => s.eq_ignore_ascii_case(if *b { "true" } else { "false" }),
+                _ => false,
+            },
+            Matcher::Cidr(net, len) => match v {
+                Value::String(s) => s
+                    .trim()
+                    .parse::<IpAddr>()
+                    .is_ok_and(|ip| in_net(ip, *net, *len)),
+                _ => false,
+            },
+            Matcher::Compare(op, n) => number_of(v).is_some_and(|x| match op {
+                Modifier::Gt => x > *n,
+                Modifier::Gte => x >= *n,
+                Modifier::Lt => x < *n,
+                Modifier::Neq => x != *n,
+                _ => x <= *n,
+            }),
+            Matcher::TimePart(part, n) => time_part(v, *part) == Some(*n),
+            Matcher::Null | Matcher::Exists(_) | Matcher::FieldRef(..) => false,
+        }
+    }
+
+    fn text(&self, s: &str) -> bool {
+        match self {
+            Matcher::Text(variants) => variants.iter().any(|r| r.is_match(s)),
+            Matcher::Regex(r) => r.is_match(s),
+            _ => false,
+        }
+    }
+}
+
+/// Calls `f` on a scalar, or on each element of a list; true if any call is.
+fn any_scalar(v: &Value, f: &mut dyn FnMut(&Value) -> bool) -> bool {
+    match v {
+        Value::Array(items) => items.iter().any(|i| any_scalar(i, f)),
+        v => f(v),
+    }
+}
+
+fn text_of(v: &Value) -> Option<String> {
+    match v {
+        Value::String(s) => Some(s.clone()),
+        Value::Number(n) => Some(n.to_string()),
+        Value::Bool(b) => Some(b.to_string()),
+        _ => None,
+    }
+}
+
+fn number_of(v: &Value) -> Option<f64> {
+    match v {
+        Value::Number(n) => n.as_f64(),
+        Value::String(s) => s.trim().parse().ok(),
+        _ => None,
+    }
+}
+
+/// A field by its dotted name: a flat key first, then a path through nested objects.
+pub fn lookup<'a>(event: &'a Value, field: &str) -> Option<&'a Value> {
+    if let Some(v) = event.get(field) {
+        return Some(v);
+    }
+    let mut cur = event;
+    for part in field.split('.') {
+        cur = cur.get(part)?;
+    }
+    Some(cur)
+}
+
+fn collect_strings<'a>(v: &'a Value, out: &mut Vec<&'a str>) {
+    match v {
+        Value::String(s) => out.push(s),
+        Value::Array(items) => items.iter().for_each(|i| collect_strings(i, out)),
+        Value::Object(m) => m.values().for_each(|i| collect_strings(i, out)),
+        _ => {}
+    }
+}
+
+fn in_net(ip: IpAddr, net: IpAddr, len: u8) -> bool {
+    match (ip, net) {
+        (IpAddr::V4(a), IpAddr::V4(n)) => {
+            let mask = u32::MAX.checked_shl(32 - u32::from(len)).unwrap_or(0);
+            u32::from(a) & mask == u32::from(n) & mask
+        }
+        (IpAddr::V6(a), IpAddr::V6(n)) => {
+            let mask = u128::MAX.checked_shl(128 - u32::from(len)).unwrap_or(0);
+            u128::from(a) & mask == u128::from(n) & mask
+        }
+        _ => false,
+    }
+}
+
+fn time_part(v: &Value, part: Modifier) -> Option<i64> {
+    let t: jiff::Timestamp = match v {
+        Value::String(s) => s.trim().parse().ok()?,
+        Value::Number(n) => jiff::Timestamp::from_second(n.as_i64()?).ok()?,
+        _ => return None,
+    };
+    let d = t.to_zoned(jiff::tz::TimeZone::UTC);
+    Some(match part {
+        Modifier::Minute => i64::from(d.minute()),
+        Modifier::Hour => i64::from(d.hour()),
+        Modifier::Day => i64::from(d.day()),
+        Modifier::Week => i64::from(d.date().iso_week_date().week()),
+        Modifier::Month => i64::from(d.month()),
+        _ => i64::from(d.year()),
+    })
+}
+
+fn detection(d: &Detection) -> Result<Det, String> {
+    Ok(match d {
+        Detection::AllOf(items) => Det::AllOf(items.iter().map(item).collect::<Result<_, _>>()?),
+        Detection::AnyOf(ds) => Det::AnyOf(ds.iter().map(detection).collect::<Result<_, _>>()?),
+        Detection::And(ds) => Det::And(ds.iter().map(detection).collect::<Result<_, _>>()?),
+        // Keywords are searched for inside the event's text: contained, not equal.
+        Detection::Keywords(values) => Det::Keywords {
+            matchers: values
+                .iter()
+                .map(|v| value(v, &[Modifier::Contains]))
+                .collect::<Result<_, _>>()?,
+            all: false,
+        },
+        Detection::ArrayMatch { .. } | Detection::Conditional { .. } => {
+            return Err("array and conditional blocks are an rsigma extension, not Sigma".into())
+        }
+    })
+}
+
+fn item(i: &DetectionItem) -> Result<Item, String> {
+    let mut modifiers = i.field.modifiers.clone();
+    let field = i.field.name.clone();
+    let label = field.as_deref().unwrap_or("keywords");
+    if field.is_none()
+        && !modifiers.iter().any(|m| {
+            matches!(
+                m,
+                Modifier::Contains | Modifier::StartsWith | Modifier::EndsWith | Modifier::Re
+            )
+        })
+    {
+        // Keywords (`'|all'` and the like) are searched for inside the event's text.
+        modifiers.push(Modifier::Contains);
+    }
+    if modifiers.contains(&Modifier::Expand) {
+        return Err(format!(
+            "{label}: |expand placeholders need IOC lists (not supported yet)"
+        ));
+    }
+    let matchers = if i.values.is_empty() {
+        vec![Matcher::Null]
+    } else {
+        i.values
+            .iter()
+            .map(|v| value(v, &modifiers).map_err(|e| format!("{label}: {e}")))
+            .collect::<Result<_, _>>()?
+    };
+    Ok(Item {
+        field,
+        matchers,
+        all: modifiers.contains(&Modifier::All),
+    })
+}
+
+fn value(v: &SigmaValue, modifiers: &[Modifier]) -> Result<Matcher, String> {
+    let has = |m: Modifier| modifiers.contains(&m);
+    if has(Modifier::Exists) {
+        return match v {
+            SigmaValue::Bool(b) => Ok(Matcher::Exists(*b)),
+            SigmaValue::String(s) if s.original.eq_ignore_ascii_case("true") => {
+                Ok(Matcher::Exists(true))
+            }
+            SigmaValue::String(s) if s.original.eq_ignore_ascii_case("false") => {
+                Ok(Matcher::Exists(false))
+            }
+            _ => Err(format!("|exists needs true or false, not {v:?}")),
+        };
+    }
+    if has(Modifier::FieldRef) {
+        let other = match v {
+            SigmaValue::String(s) => s.original.clone(),
+            _ => return Err(format!("|fieldref needs a field name, not {v:?}")),
+        };
+        return Ok(Matcher::FieldRef(
+            other,
+            has(Modifier::Cased),
+            has(Modifier::Neq),
+        ));
+    }
+    if let Some(&op) = modifiers.iter().find(|m| {
+        matches!(
+            m,
+            Modifier::Gt | Modifier::Gte | Modifier::Lt | Modifier::Lte | Modifier::Neq
+        )
+    }) {
+        let n = match v {
+            SigmaValue::Integer(n) => *n as f64,
+            SigmaValue::Float(f) => *f,
+            SigmaValue::String(s) => s
+                .original
+                .trim()
+                .parse()
+                .map_err(|_| format!("a comparison needs a number, not '{}'", s.original))?,
+            _ => return Err(format!("a comparison needs a number, not {v:?}")),
+        };
+        return Ok(Matcher::Compare(op, n));
+    }
+    if let Some(&part) = modifiers.iter().find(|m| {
+        matches!(
+            m,
+            Modifier::Minute
+                | Modifier::Hour
+                | Modifier::Day
+                | Modifier::Week
+                | Modifier::Month
+                | Modifier::Year
+        )
+    }) {
+        return match v {
+            SigmaValue::Integer(n) => Ok(Matcher::TimePart(part, *n)),
+            _ => Err(format!("a time part needs a whole number, not {v:?}")),
+        };
+    }
+    let s = match v {
+        SigmaValue::Null => return Ok(Matcher::Null),
+        SigmaValue::Bool(b) if modifiers.is_empty() => return Ok(Matcher::Bool(*b)),
+        SigmaValue::Integer(n) if modifiers.is_empty() => return Ok(Matcher::Number(*n as f64)),
+        SigmaValue::Float(f) if modifiers.is_empty() => return Ok(Matcher::Number(*f)),
+        SigmaValue::String(s) => s.clone(),
+        SigmaValue::Integer(n) => SigmaString::new(&n.to_string()),
+        SigmaValue::Float(f) => SigmaString::new(&f.to_string()),
+        SigmaValue::Bool(b) => SigmaString::new(&b.to_string()),
+    };
+    let cased = has(Modifier::Cased);
+    if has(Modifier::Re) {
+        let r = RegexBuilder::new(&s.original)
+            .case_insensitive(has(Modifier::IgnoreCase))
+            .multi_line(has(Modifier::Multiline))
+            .dot_matches_new_line(has(Modifier::DotAll))
+            .size_limit(1 << 24)
+            .build()
+            .map_err(|e| {
+                // The regex crate's message ends with the reason, after a diagram.
+                let e = e.to_string();
+                let reason = e.lines().last().unwrap_or("").trim();
+                let reason = reason.strip_prefix("error: ").unwrap_or(reason);
+                format!("regular expression '{}': {reason}", s.original)
+            })?;
+        return Ok(Matcher::Regex(r));
+    }
+    if has(Modifier::Cidr) {
+        let (addr, len) = s.original.split_once('/').unwrap_or((&s.original, ""));
+        let net: IpAddr = addr
+            .trim()
+            .parse()
+            .map_err(|_| format!("'{}' is not a CIDR", s.original))?;
+        let max = if net.is_ipv4() { 32 } else { 128 };
+        let len = if len.is_empty() {
+            max
+        } else {
+            len.trim()
+                .parse::<u8>()
+                .ok()
+                .filter(|l| *l <= max)
+                .ok_or_else(|| format!("'{}' is not a CIDR", s.original))?
+        };
+        return Ok(Matcher::Cidr(net, len));
+    }
+    // Text: the variants the value may appear as, then the pattern around each.
+    let mut variants: Vec<Vec<StringPart>> = vec![s.parts.clone()];
+    if has(Modifier::WindAsh) {
+        variants = variants.iter().flat_map(|p| windash(p)).collect();
+    }
+    let encodings = [
+        Modifier::Wide,
+        Modifier::Utf16be,
+        Modifier::Utf16,
+        Modifier::Base64,
+        Modifier::Base64Offset,
+    ];
+    if encodings.iter().any(|&m| has(m)) {
+        let mut encoded = Vec::new();
+        for parts in &variants {
+            let plain = plain_text(parts).ok_or("wildcards cannot be encoded")?;
+            let bytes = if has(Modifier::Wide) {
+                plain.encode_utf16().flat_map(u16::to_le_bytes).collect()
+            } else if has(Modifier::Utf16be) {
+                plain.encode_utf16().flat_map(u16::to_be_bytes).collect()
+            } else if has(Modifier::Utf16) {
+                let mut b = vec![0xff, 0xfe];
+                b.extend(plain.encode_utf16().flat_map(u16::to_le_bytes));
+                b
+            } else {
+                plain.into_bytes()
+            };
+            if has(Modifier::Base64Offset) {
+                encoded.extend(base64_offsets(&bytes));
+            } else if has(Modifier::Base64) {
+                encoded.push(base64(&bytes));
+            } else {
+                // UTF-16 without base64: the text as it would be decoded back.
+                encoded.push(String::from_utf8_lossy(&bytes).into_owned());
+            }
+        }
+        variants = encoded
+            .into_iter()
+            .map(|e| vec![StringPart::Plain(e)])
+            .collect();
+    }
+    let (lead, trail) = (
+        has(Modifier::Contains) || has(Modifier::EndsWith),
+        has(Modifier::Contains) || has(Modifier::StartsWith),
+    );
+    let regexes = variants
+        .iter()
+        .map(|parts| {
+            let mut p = String::from("^");
+            if lead {
+                p.push_str(".*");
+            }
+            for part in parts {
+                match part {
+                    StringPart::Plain(t) => p.push_str(&regex::escape(t)),
+                    StringPart::Special(SpecialChar::WildcardMulti) => p.push_str(".*"),
+                    StringPart::Special(SpecialChar::WildcardSingle) => p.push('.'),
+                }
+            }
+            if trail {
+                p.push_str(".*");
+            }
+            p.push('$');
+            RegexBuilder::new(&p)
+                .case_insensitive(!cased)
+                .dot_matches_new_line(true)
+                .size_limit(1 << 24)
+                .build()
+                .map_err(|e| e.to_string())
+        })
+        .collect::<Result<_, _>>()?;
+    Ok(Matcher::Text(regexes))
+}
+
+fn plain_text(parts: &[StringPart]) -> Option<String> {
+    parts
+        .iter()
+        .map(|p| match p {
+            StringPart::Plain(t) => Some(t.as_str()),
+            StringPart::Special(_) => None,
+        })
+        .collect()
+}
+
+/// `windash`: a `-` or `/` at the start of a word may be any of the dashes Windows accepts.
+fn windash(parts: &[StringPart]) -> Vec<Vec<StringPart>> {
+    const DASHES: [char; 5] = ['-', '/', '–', '—', '―'];
+    let mut out: Vec<Vec<StringPart>> = vec![Vec::new()];
+    let mut prev_space = true;
+    for part in parts {
+        match part {
+            StringPart::Plain(t) => {
+                let mut texts = vec![String::new()];
+                for c in t.chars() {
+                    if (c == '-' || c == '/') && prev_space && texts.len() < 625 {
+                        texts = texts
+                            .iter()
+                            .flat_map(|s| DASHES.iter().map(move |d| format!("{s}{d}")))
+                            .collect();
+                    } else {
+                        texts.iter_mut().for_each(|s| s.push(c));
+                    }
+                    prev_space = c.is_whitespace();
+                }
+                out = out
+                    .iter()
+                    .flat_map(|o| {
+                        texts.iter().map(move |t| {
+                            let mut o = o.clone();
+                            o.push(StringPart::Plain(t.clone()));
+                            o
+                        })
+                    })
+                    .collect();
+            }
+            special => {
+                prev_space = false;
+                out.iter_mut().for_each(|o| o.push(special.clone()));
+            }
+        }
+    }
+    out
+}
+
+fn base64(bytes: &[u8]) -> String {
+    const A: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut out = String::with_capacity(bytes.len().div_ceil(3) * 4);
+    for chunk in bytes.chunks(3) {
+        let b = [
+            chunk[0],
+            *chunk.get(1).unwrap_or(&0),
+            *chunk.get(2).unwrap_or(&0),
+        ];
+        let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
+        for i in 0..4 {
+            if i <= chunk.len() {
+                out.push(char::from(A[(n >> (18 - 6 * i) & 63) as usize]));
+            } else {
+                out.push('=');
+            }
+        }
+    }
+    out
+}
+
+/// `base64offset`: the value's base64 at each of the three alignments it can have inside a
+/// longer encoded text, without the characters that depend on its neighbours (pySigma's
+/// algorithm).
+fn base64_offsets(bytes: &[u8]) -> Vec<String> {
+    (0..3)
+        .map(|i| {
+            let mut shifted = vec![b' '; i];
+            shifted.extend_from_slice(bytes);
+            let e = base64(&shifted);
+            let start = [0, 2, 3][i];
+            let cut = [0, 3, 2][(bytes.len() + i) % 3];
+            e.get(start..e.len() - cut).unwrap_or_default().to_owned()
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn rule(detection: &str) -> PlainRule {
+        let yaml = format!("title: t\nlogsource: {{product: linux}}\ndetection:\n{detection}");
+        let c = rsigma_parser::parse_sigma_yaml(&yaml).expect("yaml");
+        assert!(c.errors.is_empty(), "{:?}", c.errors);
+        compile(&c.rules[0]).expect("compiles")
+    }
+
+    #[test]
+    fn base64_and_offsets_match_pysigma() {
+        assert_eq!(base64(b"ping"), "cGluZw==");
+        assert_eq!(base64(b"http://"), "aHR0cDovLw==");
+        // pySigma: 'http://'|base64offset → aHR0cDovL, h0dHA6Ly, odHRwOi8v
+        assert_eq!(
+            base64_offsets(b"http://"),
+            ["aHR0cDovL", "h0dHA6Ly", "odHRwOi8v"]
+        );
+    }
+
+    #[test]
+    fn values_and_modifiers() {
+        let r = rule("  sel:\n    process.name: 'n*c?t'\n  condition: sel\n");
+        assert!(r.matches(&json!({"process.name": "NetCat"})));
+        assert!(r.matches(&json!({"process": {"name": "nXcat"}})));
+        assert!(!r.matches(&json!({"process.name": "netcat2"})));
+        let r = rule(
+            "  sel:\n    cmd|contains|all:\n      - ' -e '\n      - '/bin/sh'\n  condition: sel\n",
+        );
+        assert!(r.matches(&json!({"cmd": "nc -e /bin/sh 10.0.0.1"})));
+        assert!(!r.matches(&json!({"cmd": "nc -e /bin/bash"})));
+        let r = rule("  sel:\n    user.name|cased: Root\n  condition: sel\n");
+        assert!(
+            r.matches(&json!({"user.name": "Root"})) && !r.matches(&json!({"user.name": "root"}))
+        );
+        let r = rule("  sel:\n    source.ip|cidr:\n      - 10.0.0.0/8\n      - '2001:db8::/32'\n  condition: sel\n");
+        assert!(r.matches(&json!({"source.ip": "10.9.8.7"})));
+        assert!(r.matches(&json!({"source.ip": "2001:db8::1"})));
+        assert!(!r.matches(&json!({"source.ip": "192.0.2.1"})));
+        let r = rule("  sel:\n    destination.port|gte: 1024\n  condition: sel\n");
+        assert!(
+            r.matches(&json!({"destination.port": 8080}))
+                && !r.matches(&json!({"destination.port": "22"}))
+        );
+        let r = rule("  sel:\n    url|re: '^/admin/[a-z]+\\.php$'\n  condition: sel\n");
+        assert!(
+            r.matches(&json!({"url": "/admin/login.php"}))
+                && !r.matches(&json!({"url": "/ADMIN/login.php"}))
+        );
+        let r = rule("  sel:\n    url|re|i: '^/admin/'\n  condition: sel\n");
+        assert!(r.matches(&json!({"url": "/ADMIN/x"})));
+        let r = rule("  sel:\n    user.name: null\n  condition: sel\n");
+        assert!(r.matches(&json!({"a": 1})) && !r.matches(&json!({"user.name": "x"})));
+        let r = rule("  sel:\n    user.name|exists: true\n  condition: sel\n");
+        assert!(r.matches(&json!({"user.name": "x"})) && !r.matches(&json!({"user": {}})));
+        let r = rule("  sel:\n    source.ip|fieldref: destination.ip\n  condition: sel\n");
+        assert!(r.matches(&json!({"source.ip": "10.0.0.1", "destination.ip": "10.0.0.1"})));
+        assert!(!r.matches(&json!({"source.ip": "10.0.0.1", "destination.ip": "10.0.0.2"})));
+        let r = rule("  sel:\n    source.ip|fieldref|neq: destination.ip\n  condition: sel\n");
+        assert!(r.matches(&json!({"source.ip": "10.0.0.1", "destination.ip": "10.0.0.2"})));
+        let r = rule("  sel:\n    destination.port|neq: 443\n  condition: sel\n");
+        assert!(
+            r.matches(&json!({"destination.port": 80}))
+                && !r.matches(&json!({"destination.port": 443}))
+        );
+        let r = rule("  sel:\n    cmd|base64offset|contains: 'http://'\n  condition: sel\n");
+        assert!(r.matches(&json!({"cmd": "powershell -enc xaHR0cDovL2V2aWwK"})));
+        let r = rule("  sel:\n    cmd|windash|contains: ' -exec '\n  condition: sel\n");
+        assert!(
+            r.matches(&json!({"cmd": "tool /exec x"}))
+                && r.matches(&json!({"cmd": "tool —exec x"}))
+        );
+        let r = rule("  sel:\n    '@timestamp|hour': 3\n  condition: sel\n");
+        assert!(r.matches(&json!({"@timestamp": "2026-11-23T03:10:00Z"})));
+        let r = rule("  sel:\n    tags: admin\n  condition: sel\n");
+        assert!(r.matches(&json!({"tags": ["x", "Admin"]})));
+        let r = rule("  sel:\n    path: 'C:\\\\Temp\\*'\n  condition: sel\n");
+        assert!(
+            r.matches(&json!({"path": "C:\\Temp*"})) && !r.matches(&json!({"path": "C:\\Temp1"}))
+        );
+    }
+
+    #[test]
+    fn conditions_and_keywords() {
+        let r = rule(
+            "  sel_a:\n    a: 1\n  sel_b:\n    b: 2\n  filter:\n    c: 3\n  condition: 1 of sel_* and not filter\n",
+        );
+        assert!(r.matches(&json!({"b": 2})));
+        assert!(!r.matches(&json!({"b": 2, "c": 3})));
+        assert!(!r.matches(&json!({"x": 1})));
+        let r = rule("  sel_a:\n    a: 1\n  sel_b:\n    b: 2\n  condition: all of them\n");
+        assert!(r.matches(&json!({"a": 1, "b": "2"})) && !r.matches(&json!({"a": 1})));
+        let r = rule("  keywords:\n    - 'Failed password'\n    - 'authentication failure'\n  condition: keywords\n");
+        assert!(r.matches(&json!({"message": "sshd[1]: Failed password for root"})));
+        assert!(!r.matches(&json!({"message": "Accepted password for root"})));
+        let r = rule("  keywords:\n    '|all':\n      - 'dd '\n      - 'if=/dev/zero'\n  condition: keywords\n");
+        assert!(r.matches(&json!({"message": "dd if=/dev/zero of=x"})));
+        assert!(!r.matches(&json!({"message": "dd if=/dev/urandom of=x"})));
+        let r = rule("  keywords:\n    - '*Failed password*'\n  condition: keywords\n");
+        assert!(r.matches(&json!({"message": "sshd[1]: Failed password for root"})));
+    }
+}
