@@ -12,7 +12,8 @@
 //!   number, `exists` with a value that is not true or false; and everything [`plain`] cannot
 //!   build (placeholders, for now);
 //! * [`plain`]: the plain matcher, a detection rule evaluated on one JSON event at a time as
-//!   the specification says — the reference for the compiled matcher (`canh hunt` uses it).
+//!   the specification says — the reference for the compiled matcher (`canh hunt` uses it);
+//! * [`tests`]: rule tests (`x.tests.jsonl` beside `x.yml`: events to match and not to).
 //!
 //! Compilation into Hyperscan databases per field, field mapping, log-source selection,
 //! correlation, IOC lists and alerts come next.
@@ -20,6 +21,7 @@
 mod check;
 mod load;
 pub mod plain;
+pub mod tests;
 
 pub use check::check;
 pub use load::{load, Loaded, Rejection, Rule, RuleKind};

@@ -89,6 +89,13 @@ enum RulesCommand {
         #[arg(long, default_value = "text", value_parser = ["text", "json"])]
         format: String,
     },
+    /// Run rule tests: for each rule file `x.yml` under the paths, the events in
+    /// `x.tests.jsonl` (`{"match": true|false, "event": {…}}` per line) must match or not.
+    /// Exit 1 when a test fails or a rule with tests cannot run.
+    Test {
+        #[arg(required = true)]
+        paths: Vec<PathBuf>,
+    },
 }
 
 #[derive(Subcommand)]
@@ -142,6 +149,9 @@ fn main() -> ExitCode {
         Command::Rules {
             command: RulesCommand::Check { paths, format },
         } => rules_check(&paths, &format),
+        Command::Rules {
+            command: RulesCommand::Test { paths },
+        } => rules_test(&paths),
         Command::Hunt { rules, input } => hunt(&rules, &input),
         Command::Flows {
             command:
@@ -284,6 +294,91 @@ fn rules_check(paths: &[PathBuf], format: &str) -> anyhow::Result<ExitCode> {
         ExitCode::SUCCESS
     } else {
         ExitCode::FAILURE
+    })
+}
+
+fn rules_test(paths: &[PathBuf]) -> anyhow::Result<ExitCode> {
+    use canh_rules::RuleKind;
+    let loaded = canh_rules::load(paths);
+    let mut out = std::io::BufWriter::new(std::io::stdout().lock());
+    let mut failures = 0usize;
+    for r in &loaded.rejected {
+        writeln!(
+            out,
+            "{}:{}: {} (cannot run)",
+            r.file.display(),
+            r.line,
+            r.reason
+        )?;
+        failures += usize::from(canh_rules::tests::tests_file(&r.file).exists());
+    }
+    // Rules by file, in load order.
+    let mut files: Vec<&std::path::Path> = loaded.rules.iter().map(|r| r.file.as_path()).collect();
+    files.dedup();
+    let (mut passed, mut untested) = (0usize, 0usize);
+    for file in files {
+        let tests = canh_rules::tests::tests_file(file);
+        let mut compiled = Vec::new();
+        for rule in loaded.rules.iter().filter(|r| r.file == file) {
+            let RuleKind::Detection(r) = &rule.kind else {
+                continue;
+            };
+            let problems = canh_rules::check(rule);
+            match canh_rules::plain::compile(r) {
+                Ok(m) if problems.is_empty() => compiled.push((rule, m)),
+                _ => {
+                    for p in &problems {
+                        writeln!(
+                            out,
+                            "{}:{}: {} (cannot run)",
+                            p.file.display(),
+                            p.line,
+                            p.reason
+                        )?;
+                    }
+                    failures += usize::from(tests.exists());
+                }
+            }
+        }
+        if !tests.exists() {
+            untested += compiled.len();
+            continue;
+        }
+        let pairs: Vec<_> = compiled.iter().map(|(r, m)| (*r, m)).collect();
+        match canh_rules::tests::run(&pairs, &tests) {
+            Ok(outcomes) => {
+                for o in outcomes {
+                    if o.expected == o.got {
+                        passed += 1;
+                    } else {
+                        failures += 1;
+                        writeln!(
+                            out,
+                            "{}:{}: '{}' should {}match this event{}",
+                            o.file.display(),
+                            o.line,
+                            o.rule,
+                            if o.expected { "" } else { "not " },
+                            o.note.map(|n| format!(" ({n})")).unwrap_or_default()
+                        )?;
+                    }
+                }
+            }
+            Err(e) => {
+                failures += 1;
+                writeln!(out, "{e}")?;
+            }
+        }
+    }
+    writeln!(
+        out,
+        "{passed} test(s) passed, {failures} failed; {untested} rule(s) without tests"
+    )?;
+    out.flush()?;
+    Ok(if failures > 0 {
+        ExitCode::FAILURE
+    } else {
+        ExitCode::SUCCESS
     })
 }
 

@@ -125,3 +125,41 @@ fn hunt_prints_each_match_with_its_rule() {
     let err = String::from_utf8(out.stderr).unwrap();
     assert!(err.contains("4 event(s), 1 rule(s), 2 match(es)"), "{err}");
 }
+
+/// `canh rules test`: `x.tests.jsonl` beside `x.yml`; a wrong expectation fails with its line.
+#[test]
+fn rule_tests_pass_and_fail_with_their_line() {
+    let run = |path: &std::path::Path| {
+        let out = Command::new(env!("CARGO_BIN_EXE_canh"))
+            .args(["rules", "test"])
+            .arg(path)
+            .output()
+            .unwrap();
+        (out.status.code(), String::from_utf8(out.stdout).unwrap())
+    };
+    let (code, text) = run(&fixtures().join("good.yml"));
+    assert_eq!(
+        (code, text.as_str()),
+        (
+            Some(0),
+            "4 test(s) passed, 0 failed; 0 rule(s) without tests\n"
+        )
+    );
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::copy(fixtures().join("good.yml"), dir.path().join("r.yml")).unwrap();
+    std::fs::write(
+        dir.path().join("r.tests.jsonl"),
+        "{\"match\": true, \"event\": {\"event.action\": \"ssh_login\", \"event.outcome\": \"success\"}, \"note\": \"wrong\"}\n",
+    )
+    .unwrap();
+    let (code, text) = run(dir.path());
+    assert_eq!(code, Some(1));
+    assert!(
+        text.contains("r.tests.jsonl:1: 'SSH login failure' should match this event (wrong)"),
+        "{text}"
+    );
+    assert!(
+        text.ends_with("0 test(s) passed, 1 failed; 0 rule(s) without tests\n"),
+        "{text}"
+    );
+}
