@@ -5,22 +5,51 @@
 use rsigma_parser::{detection_name_matches, ConditionExpr, SelectorPattern};
 
 use crate::load::{Rejection, Rule, RuleKind};
+use crate::plain::PlainRule;
 
 /// One problem: the reason, and text on the line it is about.
 type Problem = (String, String);
 
-/// The problems of one rule (empty when it can run), each on the line of the rule's file it
-/// is about (the condition, the field).
-pub fn check(rule: &Rule) -> Vec<Rejection> {
-    let text = std::fs::read_to_string(&rule.file).unwrap_or_default();
-    find_problems(rule)
-        .into_iter()
-        .map(|(reason, near)| Rejection {
-            file: rule.file.clone(),
-            line: locate(&text, rule.line, &near),
-            reason,
-        })
-        .collect()
+/// What a loaded rule can do.
+#[derive(Debug)]
+pub enum Checked {
+    /// A detection rule, ready to evaluate.
+    Detection(Box<PlainRule>),
+    /// A correlation or filter rule: loaded, not evaluated yet.
+    NotEvaluated,
+}
+
+/// Builds what a rule needs to run, or gives every problem, each on the line of the rule's
+/// file it is about (the condition, the field).
+pub fn check(rule: &Rule) -> Result<Checked, Vec<Rejection>> {
+    let RuleKind::Detection(r) = &rule.kind else {
+        return Ok(Checked::NotEvaluated);
+    };
+    let mut problems = Vec::new();
+    let names: Vec<&str> = r.detection.named.keys().map(String::as_str).collect();
+    for c in &r.detection.conditions {
+        condition(c, &names, &mut problems);
+    }
+    // Everything about values: what the plain matcher cannot build, no matcher can run.
+    let compiled = crate::plain::compile(r).map_err(|e| {
+        // "detection: field: reason": the line is the field's.
+        let near = e.split(": ").nth(1).unwrap_or("detection").to_owned();
+        problems.push((e, near));
+    });
+    match compiled {
+        Ok(m) if problems.is_empty() => Ok(Checked::Detection(Box::new(m))),
+        _ => {
+            let text = std::fs::read_to_string(&rule.file).unwrap_or_default();
+            Err(problems
+                .into_iter()
+                .map(|(reason, near)| Rejection {
+                    file: rule.file.clone(),
+                    line: locate(&text, rule.line, &near),
+                    reason,
+                })
+                .collect())
+        }
+    }
 }
 
 /// The first line at or after `from` (and before the next document) that holds `near`.
@@ -31,23 +60,6 @@ fn locate(text: &str, from: u32, near: &str) -> u32 {
         .take_while(|(i, l)| *i + 1 == from as usize || l.trim_end() != "---")
         .find(|(_, l)| l.contains(near))
         .map_or(from, |(i, _)| i as u32 + 1)
-}
-
-fn find_problems(rule: &Rule) -> Vec<Problem> {
-    let mut problems = Vec::new();
-    if let RuleKind::Detection(r) = &rule.kind {
-        let names: Vec<&str> = r.detection.named.keys().map(String::as_str).collect();
-        for c in &r.detection.conditions {
-            condition(c, &names, &mut problems);
-        }
-        // Everything about values: what the plain matcher cannot build, no matcher can run.
-        if let Err(e) = crate::plain::compile(r) {
-            // "detection: field: reason": the line is the field's.
-            let near = e.split(": ").nth(1).unwrap_or("detection").to_owned();
-            problems.push((e, near));
-        }
-    }
-    problems
 }
 
 fn condition(c: &ConditionExpr, names: &[&str], problems: &mut Vec<Problem>) {
@@ -93,10 +105,10 @@ mod tests {
         std::fs::write(&f, yaml).expect("write");
         let loaded = crate::load(&[f]);
         assert!(loaded.rejected.is_empty(), "{:?}", loaded.rejected);
-        check(&loaded.rules[0])
-            .into_iter()
-            .map(|r| r.reason)
-            .collect()
+        match check(&loaded.rules[0]) {
+            Ok(_) => Vec::new(),
+            Err(rejections) => rejections.into_iter().map(|r| r.reason).collect(),
+        }
     }
 
     #[test]

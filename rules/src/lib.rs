@@ -23,5 +23,5 @@ mod load;
 pub mod plain;
 pub mod tests;
 
-pub use check::check;
+pub use check::{check, Checked};
 pub use load::{load, Loaded, Rejection, Rule, RuleKind};

@@ -30,6 +30,16 @@ impl Rule {
         }
     }
 
+    /// The Sigma level in lower case (`high`), where the rule has one.
+    pub fn level(&self) -> Option<String> {
+        let level = match &self.kind {
+            RuleKind::Detection(r) => r.level,
+            RuleKind::Correlation(r) => r.level,
+            RuleKind::Filter(_) => None,
+        };
+        level.map(|l| format!("{l:?}").to_lowercase())
+    }
+
     pub fn id(&self) -> Option<&str> {
         match &self.kind {
             RuleKind::Detection(r) => r.id.as_deref(),

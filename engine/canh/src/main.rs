@@ -251,19 +251,32 @@ fn config_check(file: &PathBuf) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
+/// Writes rejected rules as `file:line: reason`, then `suffix`.
+fn write_rejections(
+    w: &mut impl Write,
+    rejections: &[canh_rules::Rejection],
+    suffix: &str,
+) -> std::io::Result<()> {
+    for r in rejections {
+        writeln!(w, "{}:{}: {}{suffix}", r.file.display(), r.line, r.reason)?;
+    }
+    Ok(())
+}
+
 fn rules_check(paths: &[PathBuf], format: &str) -> anyhow::Result<ExitCode> {
     let loaded = canh_rules::load(paths);
+    let mut rejected_rules = loaded.rejected.len();
     let mut rejected = loaded.rejected;
-    let rejected_at_load = rejected.len();
     let mut usable = 0;
     for rule in &loaded.rules {
-        let problems = canh_rules::check(rule);
-        if problems.is_empty() {
-            usable += 1;
+        match canh_rules::check(rule) {
+            Ok(_) => usable += 1,
+            Err(problems) => {
+                rejected_rules += 1;
+                rejected.extend(problems);
+            }
         }
-        rejected.extend(problems);
     }
-    let rejected_rules = loaded.rules.len() - usable + rejected_at_load;
     let mut out = std::io::BufWriter::new(std::io::stdout().lock());
     if format == "json" {
         let errors: Vec<serde_json::Value> = rejected
@@ -284,9 +297,7 @@ fn rules_check(paths: &[PathBuf], format: &str) -> anyhow::Result<ExitCode> {
         serde_json::to_writer(&mut out, &summary)?;
         writeln!(out)?;
     } else {
-        for r in &rejected {
-            writeln!(out, "{}:{}: {}", r.file.display(), r.line, r.reason)?;
-        }
+        write_rejections(&mut out, &rejected, "")?;
         writeln!(out, "{usable} rule(s) loaded, {rejected_rules} rejected")?;
     }
     out.flush()?;
@@ -298,44 +309,28 @@ fn rules_check(paths: &[PathBuf], format: &str) -> anyhow::Result<ExitCode> {
 }
 
 fn rules_test(paths: &[PathBuf]) -> anyhow::Result<ExitCode> {
-    use canh_rules::RuleKind;
+    use canh_rules::tests::tests_file;
     let loaded = canh_rules::load(paths);
     let mut out = std::io::BufWriter::new(std::io::stdout().lock());
-    let mut failures = 0usize;
-    for r in &loaded.rejected {
-        writeln!(
-            out,
-            "{}:{}: {} (cannot run)",
-            r.file.display(),
-            r.line,
-            r.reason
-        )?;
-        failures += usize::from(canh_rules::tests::tests_file(&r.file).exists());
-    }
-    // Rules by file, in load order.
+    write_rejections(&mut out, &loaded.rejected, " (cannot run)")?;
+    // A rule that cannot run fails its file's tests.
+    let mut failures = loaded
+        .rejected
+        .iter()
+        .filter(|r| tests_file(&r.file).exists())
+        .count();
     let mut files: Vec<&std::path::Path> = loaded.rules.iter().map(|r| r.file.as_path()).collect();
     files.dedup();
     let (mut passed, mut untested) = (0usize, 0usize);
     for file in files {
-        let tests = canh_rules::tests::tests_file(file);
+        let tests = tests_file(file);
         let mut compiled = Vec::new();
         for rule in loaded.rules.iter().filter(|r| r.file == file) {
-            let RuleKind::Detection(r) = &rule.kind else {
-                continue;
-            };
-            let problems = canh_rules::check(rule);
-            match canh_rules::plain::compile(r) {
-                Ok(m) if problems.is_empty() => compiled.push((rule, m)),
-                _ => {
-                    for p in &problems {
-                        writeln!(
-                            out,
-                            "{}:{}: {} (cannot run)",
-                            p.file.display(),
-                            p.line,
-                            p.reason
-                        )?;
-                    }
+            match canh_rules::check(rule) {
+                Ok(canh_rules::Checked::Detection(m)) => compiled.push((rule, m)),
+                Ok(canh_rules::Checked::NotEvaluated) => {}
+                Err(problems) => {
+                    write_rejections(&mut out, &problems, " (cannot run)")?;
                     failures += usize::from(tests.exists());
                 }
             }
@@ -344,7 +339,7 @@ fn rules_test(paths: &[PathBuf]) -> anyhow::Result<ExitCode> {
             untested += compiled.len();
             continue;
         }
-        let pairs: Vec<_> = compiled.iter().map(|(r, m)| (*r, m)).collect();
+        let pairs: Vec<_> = compiled.iter().map(|(r, m)| (*r, m.as_ref())).collect();
         match canh_rules::tests::run(&pairs, &tests) {
             Ok(outcomes) => {
                 for o in outcomes {
@@ -383,37 +378,16 @@ fn rules_test(paths: &[PathBuf]) -> anyhow::Result<ExitCode> {
 }
 
 fn hunt(rule_paths: &[PathBuf], input: &std::path::Path) -> anyhow::Result<ExitCode> {
-    use canh_rules::RuleKind;
     let loaded = canh_rules::load(rule_paths);
     let mut err = std::io::stderr().lock();
-    for r in &loaded.rejected {
-        writeln!(
-            err,
-            "{}:{}: {} (rule skipped)",
-            r.file.display(),
-            r.line,
-            r.reason
-        )?;
-    }
+    write_rejections(&mut err, &loaded.rejected, " (rule skipped)")?;
     let mut rules = Vec::new();
     let mut other = 0;
     for rule in &loaded.rules {
-        let RuleKind::Detection(r) = &rule.kind else {
-            other += 1;
-            continue;
-        };
-        let problems = canh_rules::check(rule);
-        for p in &problems {
-            writeln!(
-                err,
-                "{}:{}: {} (rule skipped)",
-                p.file.display(),
-                p.line,
-                p.reason
-            )?;
-        }
-        if let (true, Ok(m)) = (problems.is_empty(), canh_rules::plain::compile(r)) {
-            rules.push((rule, r, m));
+        match canh_rules::check(rule) {
+            Ok(canh_rules::Checked::Detection(m)) => rules.push((rule, m)),
+            Ok(canh_rules::Checked::NotEvaluated) => other += 1,
+            Err(problems) => write_rejections(&mut err, &problems, " (rule skipped)")?,
         }
     }
     if other > 0 {
@@ -451,13 +425,13 @@ fn hunt(rule_paths: &[PathBuf], input: &std::path::Path) -> anyhow::Result<ExitC
             }
         };
         events += 1;
-        for (rule, r, m) in &rules {
+        for (rule, m) in &rules {
             if m.matches(&event) {
                 matches += 1;
                 let hit = serde_json::json!({
                     "rule.id": rule.id(),
-                    "rule.title": r.title,
-                    "rule.level": r.level.map(|l| format!("{l:?}").to_lowercase()),
+                    "rule.title": rule.title(),
+                    "rule.level": rule.level(),
                     "event": event,
                 });
                 serde_json::to_writer(&mut out, &hit)?;
