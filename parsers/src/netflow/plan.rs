@@ -133,24 +133,22 @@ impl Plan {
                 226 | 282 if address => Op::Addr(Col::DestinationNatIp),
                 210 => Op::Skip,
                 // One start and one end time; several, and the record path decides.
-                22 | 150 | 152 | 154 | 156 if start.is_none() => {
-                    start = match f.id {
-                        22 if number => time(Clock::Uptime),
-                        150 if number => time(Clock::Unix(1_000_000_000)),
-                        152 if number => time(Clock::Unix(1_000_000)),
-                        154 | 156 if len == 8 => time(Clock::Ntp { micro: f.id == 154 }),
+                id @ (21 | 22 | 150..=157) => {
+                    let is_start = matches!(id, 22 | 150 | 152 | 154 | 156);
+                    let clock = match id {
+                        21 | 22 if number => Clock::Uptime,
+                        150 | 151 if number => Clock::Unix(1_000_000_000),
+                        152 | 153 if number => Clock::Unix(1_000_000),
+                        154..=157 if len == 8 => Clock::Ntp {
+                            micro: matches!(id, 154 | 155),
+                        },
                         _ => return None,
                     };
-                    Op::Skip
-                }
-                21 | 151 | 153 | 155 | 157 if end.is_none() => {
-                    end = match f.id {
-                        21 if number => time(Clock::Uptime),
-                        151 if number => time(Clock::Unix(1_000_000_000)),
-                        153 if number => time(Clock::Unix(1_000_000)),
-                        155 | 157 if len == 8 => time(Clock::Ntp { micro: f.id == 155 }),
-                        _ => return None,
-                    };
+                    let slot = if is_start { &mut start } else { &mut end };
+                    if slot.is_some() {
+                        return None;
+                    }
+                    *slot = time(clock);
                     Op::Skip
                 }
                 id => match ie::name(id) {
