@@ -5,7 +5,8 @@
 //! dispatching on the element of every field of every record.
 //!
 //! A template outside that shape has no plan and goes through [`super::ie::flow`] record by
-//! record; both paths write the same rows (the corpus and unit tests compare them).
+//! record; both paths write the same rows (the fuzz targets, the property tests and a corpus
+//! test decode every input both ways and compare).
 
 use canh_schema::fields::flows::Col;
 use canh_schema::TableBuilder;
