@@ -19,6 +19,8 @@
 //! correlation, IOC lists and alerts come next.
 
 mod check;
+pub mod compiled;
+pub mod events;
 mod load;
 pub mod plain;
 pub mod tests;

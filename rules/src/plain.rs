@@ -8,10 +8,11 @@
 //!
 //! Every string comparison is a regular expression built from the rule's value: wildcards
 //! (`*`, `?`, with `\` escapes) become `.*` and `.`, the rest is literal, anchored at both
-//! ends unless `contains`/`startswith`/`endswith` say otherwise, case-insensitive unless
+//! ends unless `contains`/`startswith`/`endswith` say otherwise, ASCII case-insensitive unless
 //! `cased`. Encodings (`base64`, `base64offset`, `wide`/`utf16le`, `utf16be`, `utf16`,
 //! `windash`) turn one value into the variants it may appear as.
 
+use std::borrow::Cow;
 use std::collections::HashMap;
 use std::net::IpAddr;
 
@@ -22,39 +23,58 @@ use rsigma_parser::{
 };
 use serde_json::Value;
 
+/// One event as a matcher reads it.
+pub trait Row {
+    /// The value of a field (`None` when absent).
+    fn field(&self, name: &str) -> Option<Cow<'_, Value>>;
+    /// Whether `f` is true for any of the strings keywords are searched in.
+    fn any_keyword_text(&self, f: &mut dyn FnMut(&str) -> bool) -> bool;
+}
+
+/// A JSON event: fields by flat dotted name or nested path; keywords in every string.
+impl Row for Value {
+    fn field(&self, name: &str) -> Option<Cow<'_, Value>> {
+        lookup(self, name).map(Cow::Borrowed)
+    }
+
+    fn any_keyword_text(&self, f: &mut dyn FnMut(&str) -> bool) -> bool {
+        let mut strings = Vec::new();
+        collect_strings(self, &mut strings);
+        strings.into_iter().any(f)
+    }
+}
+
 /// A detection rule ready to evaluate.
 #[derive(Debug)]
 pub struct PlainRule {
-    detections: HashMap<String, Det>,
-    conditions: Vec<ConditionExpr>,
+    pub(crate) detections: HashMap<String, Det>,
+    pub(crate) conditions: Vec<ConditionExpr>,
 }
 
 #[derive(Debug)]
-enum Det {
+pub(crate) enum Det {
     /// A map: every item matches.
     AllOf(Vec<Item>),
     /// A list of maps: any matches.
     AnyOf(Vec<Det>),
     /// Every part matches.
     And(Vec<Det>),
-    /// Values searched for in every string of the event.
-    Keywords { matchers: Vec<Matcher>, all: bool },
 }
 
 #[derive(Debug)]
-struct Item {
-    /// `None`: keywords with modifiers (`'|all'`), searched in every string of the event.
-    field: Option<String>,
-    matchers: Vec<Matcher>,
+pub(crate) struct Item {
+    /// `None`: keywords, searched in every string of the event.
+    pub field: Option<String>,
+    pub matchers: Vec<Matcher>,
     /// `|all`: every value must match (else any).
-    all: bool,
+    pub all: bool,
 }
 
 #[derive(Debug)]
-enum Matcher {
-    /// Any of these expressions matches a string value (variants of one rule value).
-    Text(Vec<Regex>),
-    /// A regular expression (`|re`), searched anywhere.
+pub(crate) enum Matcher {
+    /// Any of these patterns matches a string value (variants of one rule value).
+    Text(Vec<TextPattern>),
+    /// A regular expression (`|re`), searched anywhere; its flags are part of its text.
     Regex(Regex),
     Number(f64),
     Bool(bool),
@@ -67,6 +87,23 @@ enum Matcher {
     FieldRef(String, bool, bool),
     /// A part of a time (`|hour`, …) equal to a number.
     TimePart(Modifier, i64),
+}
+
+/// One form a rule's text value may take in an event: the reference regular expression and
+/// the same pattern as a Hyperscan expression over one line of a scan buffer.
+///
+/// Case-insensitive means ASCII case-insensitive, here and in Hyperscan (whose `CASELESS`
+/// folds ASCII only), so that both matchers give the same answer on any text.
+#[derive(Debug)]
+pub(crate) struct TextPattern {
+    pub regex: Regex,
+    /// The pattern for Hyperscan in multi-line mode (`^`/`$` at line ends, `.` not crossing
+    /// lines), bytes escaped; `None` when the value matches any text at all (`*`).
+    pub hs: Option<String>,
+    pub caseless: bool,
+    /// A Hyperscan hit is a match without confirming it with `regex` (no `?` wildcard, whose
+    /// one character may be one to four bytes).
+    pub exact: bool,
 }
 
 /// Builds the plain matcher for a rule, or says why it cannot run.
@@ -86,17 +123,57 @@ pub fn compile(rule: &SigmaRule) -> Result<PlainRule, String> {
 
 impl PlainRule {
     /// Whether the event matches any of the rule's conditions.
-    pub fn matches(&self, event: &Value) -> bool {
+    pub fn matches(&self, event: &dyn Row) -> bool {
         let mut memo: HashMap<&str, bool> = HashMap::new();
         self.conditions
             .iter()
             .any(|c| self.condition(c, event, &mut memo))
     }
 
+    /// Renames the fields the rule reads (field mapping); `None` leaves a name as it is.
+    pub(crate) fn rename_fields(&mut self, f: &dyn Fn(&str) -> Option<String>) {
+        fn det(d: &mut Det, f: &dyn Fn(&str) -> Option<String>) {
+            match d {
+                Det::AllOf(items) => {
+                    for i in items {
+                        if let Some(new) = i.field.as_deref().and_then(f) {
+                            i.field = Some(new);
+                        }
+                        for m in &mut i.matchers {
+                            if let Matcher::FieldRef(other, ..) = m {
+                                if let Some(new) = f(other) {
+                                    *other = new;
+                                }
+                            }
+                        }
+                    }
+                }
+                Det::AnyOf(ds) | Det::And(ds) => ds.iter_mut().for_each(|d| det(d, f)),
+            }
+        }
+        self.detections.values_mut().for_each(|d| det(d, f));
+    }
+
+    /// Names of the detections a selector (`1 of sel_*`, `them`) covers, sorted.
+    pub(crate) fn selected<'a>(&'a self, pattern: &SelectorPattern) -> Vec<&'a str> {
+        let mut names: Vec<&str> = self
+            .detections
+            .keys()
+            .map(String::as_str)
+            .filter(|n| match pattern {
+                // `them`: every detection except those named with a leading `_`.
+                SelectorPattern::Them => !n.starts_with('_'),
+                SelectorPattern::Pattern(p) => detection_name_matches(p, n),
+            })
+            .collect();
+        names.sort_unstable();
+        names
+    }
+
     fn named<'a>(
         &'a self,
         name: &'a str,
-        event: &Value,
+        event: &dyn Row,
         memo: &mut HashMap<&'a str, bool>,
     ) -> bool {
         if let Some(&m) = memo.get(name) {
@@ -110,7 +187,7 @@ impl PlainRule {
     fn condition<'a>(
         &'a self,
         c: &'a ConditionExpr,
-        event: &Value,
+        event: &dyn Row,
         memo: &mut HashMap<&'a str, bool>,
     ) -> bool {
         match c {
@@ -122,17 +199,7 @@ impl PlainRule {
                 quantifier,
                 pattern,
             } => {
-                let mut names: Vec<&str> = self
-                    .detections
-                    .keys()
-                    .map(String::as_str)
-                    .filter(|n| match pattern {
-                        // `them`: every detection except those named with a leading `_`.
-                        SelectorPattern::Them => !n.starts_with('_'),
-                        SelectorPattern::Pattern(p) => detection_name_matches(p, n),
-                    })
-                    .collect();
-                names.sort_unstable();
+                let names = self.selected(pattern);
                 let hits = names.iter().filter(|n| self.named(n, event, memo)).count();
                 match quantifier {
                     Quantifier::Any => hits >= 1,
@@ -145,39 +212,21 @@ impl PlainRule {
 }
 
 impl Det {
-    fn matches(&self, event: &Value) -> bool {
+    fn matches(&self, event: &dyn Row) -> bool {
         match self {
             Det::AllOf(items) => items.iter().all(|i| i.matches(event)),
             Det::AnyOf(ds) => ds.iter().any(|d| d.matches(event)),
             Det::And(ds) => ds.iter().all(|d| d.matches(event)),
-            Det::Keywords { matchers, all } => {
-                let mut strings = Vec::new();
-                collect_strings(event, &mut strings);
-                let hit = |m: &Matcher| strings.iter().any(|s| m.text(s));
-                if *all {
-                    matchers.iter().all(hit)
-                } else {
-                    matchers.iter().any(hit)
-                }
-            }
         }
     }
 }
 
 impl Item {
-    fn matches(&self, event: &Value) -> bool {
-        let Some(field) = &self.field else {
-            let mut strings = Vec::new();
-            collect_strings(event, &mut strings);
-            let hit = |m: &Matcher| strings.iter().any(|s| m.text(s));
-            return if self.all {
-                self.matchers.iter().all(hit)
-            } else {
-                self.matchers.iter().any(hit)
-            };
+    fn matches(&self, event: &dyn Row) -> bool {
+        let one = |m: &Matcher| match &self.field {
+            None => event.any_keyword_text(&mut |s| m.text(s)),
+            Some(field) => m.matches(event.field(field).as_deref(), event),
         };
-        let value = lookup(event, field);
-        let one = |m: &Matcher| m.matches(value, event);
         if self.all {
             self.matchers.iter().all(one)
         } else {
@@ -187,16 +236,17 @@ impl Item {
 }
 
 impl Matcher {
-    fn matches(&self, value: Option<&Value>, event: &Value) -> bool {
+    /// Whether the matcher holds for a field's value (`None`: absent) in an event.
+    pub(crate) fn matches(&self, value: Option<&Value>, event: &dyn Row) -> bool {
         match self {
             Matcher::Null => matches!(value, None | Some(Value::Null)),
             Matcher::Exists(want) => value.is_some_and(|v| !v.is_null()) == *want,
-            Matcher::FieldRef(other, cased, differ) => match (value, lookup(event, other)) {
+            Matcher::FieldRef(other, cased, differ) => match (value, event.field(other)) {
                 (Some(a), Some(b)) => {
                     let equal = any_scalar(a, &mut |a| {
-                        any_scalar(b, &mut |b| match (text_of(a), text_of(b)) {
+                        any_scalar(&b, &mut |b| match (text_of(a), text_of(b)) {
                             (Some(x), Some(y)) if *cased => x == y,
-                            (Some(x), Some(y)) => x.to_lowercase() == y.to_lowercase(),
+                            (Some(x), Some(y)) => x.eq_ignore_ascii_case(&y),
                             _ => false,
                         })
                     });
@@ -228,36 +278,42 @@ impl Matcher {
                     .is_ok_and(|ip| in_net(ip, *net, *len)),
                 _ => false,
             },
-            Matcher::Compare(op, n) => number_of(v).is_some_and(|x| match op {
-                Modifier::Gt => x > *n,
-                Modifier::Gte => x >= *n,
-                Modifier::Lt => x < *n,
-                Modifier::Neq => x != *n,
-                _ => x <= *n,
-            }),
+            Matcher::Compare(op, n) => number_of(v).is_some_and(|x| compare(*op, x, *n)),
             Matcher::TimePart(part, n) => time_part(v, *part) == Some(*n),
             Matcher::Null | Matcher::Exists(_) | Matcher::FieldRef(..) => false,
         }
     }
 
-    fn text(&self, s: &str) -> bool {
+    /// Whether a text value matches (false for matchers that are not about text).
+    pub(crate) fn text(&self, s: &str) -> bool {
         match self {
-            Matcher::Text(variants) => variants.iter().any(|r| r.is_match(s)),
+            Matcher::Text(variants) => variants.iter().any(|p| p.regex.is_match(s)),
             Matcher::Regex(r) => r.is_match(s),
             _ => false,
         }
     }
 }
 
+/// `x op n` for the comparison modifiers.
+pub(crate) fn compare(op: Modifier, x: f64, n: f64) -> bool {
+    match op {
+        Modifier::Gt => x > n,
+        Modifier::Gte => x >= n,
+        Modifier::Lt => x < n,
+        Modifier::Neq => x != n,
+        _ => x <= n,
+    }
+}
+
 /// Calls `f` on a scalar, or on each element of a list; true if any call is.
-fn any_scalar(v: &Value, f: &mut dyn FnMut(&Value) -> bool) -> bool {
+pub(crate) fn any_scalar(v: &Value, f: &mut dyn FnMut(&Value) -> bool) -> bool {
     match v {
         Value::Array(items) => items.iter().any(|i| any_scalar(i, f)),
         v => f(v),
     }
 }
 
-fn text_of(v: &Value) -> Option<String> {
+pub(crate) fn text_of(v: &Value) -> Option<String> {
     match v {
         Value::String(s) => Some(s.clone()),
         Value::Number(n) => Some(n.to_string()),
@@ -266,7 +322,7 @@ fn text_of(v: &Value) -> Option<String> {
     }
 }
 
-fn number_of(v: &Value) -> Option<f64> {
+pub(crate) fn number_of(v: &Value) -> Option<f64> {
     match v {
         Value::Number(n) => n.as_f64(),
         Value::String(s) => s.trim().parse().ok(),
@@ -286,7 +342,7 @@ pub fn lookup<'a>(event: &'a Value, field: &str) -> Option<&'a Value> {
     Some(cur)
 }
 
-fn collect_strings<'a>(v: &'a Value, out: &mut Vec<&'a str>) {
+pub(crate) fn collect_strings<'a>(v: &'a Value, out: &mut Vec<&'a str>) {
     match v {
         Value::String(s) => out.push(s),
         Value::Array(items) => items.iter().for_each(|i| collect_strings(i, out)),
@@ -295,7 +351,7 @@ fn collect_strings<'a>(v: &'a Value, out: &mut Vec<&'a str>) {
     }
 }
 
-fn in_net(ip: IpAddr, net: IpAddr, len: u8) -> bool {
+pub(crate) fn in_net(ip: IpAddr, net: IpAddr, len: u8) -> bool {
     match (ip, net) {
         (IpAddr::V4(a), IpAddr::V4(n)) => {
             let mask = u32::MAX.checked_shl(32 - u32::from(len)).unwrap_or(0);
@@ -309,7 +365,7 @@ fn in_net(ip: IpAddr, net: IpAddr, len: u8) -> bool {
     }
 }
 
-fn time_part(v: &Value, part: Modifier) -> Option<i64> {
+pub(crate) fn time_part(v: &Value, part: Modifier) -> Option<i64> {
     let t: jiff::Timestamp = match v {
         Value::String(s) => s.trim().parse().ok()?,
         Value::Number(n) => jiff::Timestamp::from_second(n.as_i64()?).ok()?,
@@ -332,13 +388,14 @@ fn detection(d: &Detection) -> Result<Det, String> {
         Detection::AnyOf(ds) => Det::AnyOf(ds.iter().map(detection).collect::<Result<_, _>>()?),
         Detection::And(ds) => Det::And(ds.iter().map(detection).collect::<Result<_, _>>()?),
         // Keywords are searched for inside the event's text: contained, not equal.
-        Detection::Keywords(values) => Det::Keywords {
+        Detection::Keywords(values) => Det::AllOf(vec![Item {
+            field: None,
             matchers: values
                 .iter()
                 .map(|v| value(v, &[Modifier::Contains]))
                 .collect::<Result<_, _>>()?,
             all: false,
-        },
+        }]),
         Detection::ArrayMatch { .. } | Detection::Conditional { .. } => {
             return Err("array and conditional blocks are an rsigma extension, not Sigma".into())
         }
@@ -451,10 +508,22 @@ fn value(v: &SigmaValue, modifiers: &[Modifier]) -> Result<Matcher, String> {
     };
     let cased = has(Modifier::Cased);
     if has(Modifier::Re) {
-        let r = RegexBuilder::new(&s.original)
-            .case_insensitive(has(Modifier::IgnoreCase))
-            .multi_line(has(Modifier::Multiline))
-            .dot_matches_new_line(has(Modifier::DotAll))
+        // The flags are written into the pattern so that its text says all it does.
+        let flags: String = [
+            (Modifier::IgnoreCase, 'i'),
+            (Modifier::Multiline, 'm'),
+            (Modifier::DotAll, 's'),
+        ]
+        .iter()
+        .filter(|(m, _)| has(*m))
+        .map(|(_, c)| *c)
+        .collect();
+        let pattern = if flags.is_empty() {
+            s.original.clone()
+        } else {
+            format!("(?{flags}){}", s.original)
+        };
+        let r = RegexBuilder::new(&pattern)
             .size_limit(1 << 24)
             .build()
             .map_err(|e| {
@@ -529,33 +598,79 @@ fn value(v: &SigmaValue, modifiers: &[Modifier]) -> Result<Matcher, String> {
         has(Modifier::Contains) || has(Modifier::EndsWith),
         has(Modifier::Contains) || has(Modifier::StartsWith),
     );
-    let regexes = variants
+    let patterns = variants
         .iter()
-        .map(|parts| {
-            let mut p = String::from("^");
-            if lead {
-                p.push_str(".*");
-            }
-            for part in parts {
-                match part {
-                    StringPart::Plain(t) => p.push_str(&regex::escape(t)),
-                    StringPart::Special(SpecialChar::WildcardMulti) => p.push_str(".*"),
-                    StringPart::Special(SpecialChar::WildcardSingle) => p.push('.'),
+        .map(|parts| text_pattern(parts, lead, trail, !cased))
+        .collect::<Result<_, _>>()?;
+    Ok(Matcher::Text(patterns))
+}
+
+/// The pattern for one variant of a text value: `lead`/`trail` say whether anything may come
+/// before or after it (`contains`, `endswith`, `startswith`).
+fn text_pattern(
+    parts: &[StringPart],
+    mut lead: bool,
+    mut trail: bool,
+    caseless: bool,
+) -> Result<TextPattern, String> {
+    // A `*` at either end is the same as an open end.
+    let mut parts = parts;
+    while let [StringPart::Special(SpecialChar::WildcardMulti), rest @ ..] = parts {
+        (lead, parts) = (true, rest);
+    }
+    while let [rest @ .., StringPart::Special(SpecialChar::WildcardMulti)] = parts {
+        (trail, parts) = (true, rest);
+    }
+    let (mut re, mut hs) = (String::from("(?s)"), String::new());
+    if !lead {
+        re.push('^');
+        hs.push('^');
+    }
+    let mut exact = true;
+    for part in parts {
+        match part {
+            StringPart::Plain(t) => {
+                for c in t.chars() {
+                    if caseless && c.is_ascii_alphabetic() {
+                        re.extend(['[', c.to_ascii_lowercase(), c.to_ascii_uppercase(), ']']);
+                    } else {
+                        re.push_str(&regex::escape(c.encode_utf8(&mut [0; 4])));
+                    }
+                }
+                for &b in t.as_bytes() {
+                    if b.is_ascii_alphanumeric() {
+                        hs.push(char::from(b));
+                    } else {
+                        hs.push_str(&format!("\\x{b:02x}"));
+                    }
                 }
             }
-            if trail {
-                p.push_str(".*");
+            StringPart::Special(SpecialChar::WildcardMulti) => {
+                re.push_str(".*");
+                hs.push_str(".*");
             }
-            p.push('$');
-            RegexBuilder::new(&p)
-                .case_insensitive(!cased)
-                .dot_matches_new_line(true)
-                .size_limit(1 << 24)
-                .build()
-                .map_err(|e| e.to_string())
-        })
-        .collect::<Result<_, _>>()?;
-    Ok(Matcher::Text(regexes))
+            StringPart::Special(SpecialChar::WildcardSingle) => {
+                re.push('.');
+                // One character is one to four bytes of UTF-8: a superset, confirmed after.
+                hs.push_str(".{1,4}");
+                exact = false;
+            }
+        }
+    }
+    if !trail {
+        re.push('$');
+        hs.push('$');
+    }
+    let regex = RegexBuilder::new(&re)
+        .size_limit(1 << 24)
+        .build()
+        .map_err(|e| e.to_string())?;
+    Ok(TextPattern {
+        regex,
+        hs: (!(lead && trail && parts.is_empty())).then_some(hs),
+        caseless,
+        exact,
+    })
 }
 
 fn plain_text(parts: &[StringPart]) -> Option<String> {
@@ -650,11 +765,29 @@ mod tests {
     use super::*;
     use serde_json::json;
 
-    fn rule(detection: &str) -> PlainRule {
+    /// A rule in both matchers: every answer is checked to be the same in each.
+    struct Both(PlainRule, crate::compiled::Compiled);
+
+    impl Both {
+        fn matches(&self, event: &Value) -> bool {
+            let plain = self.0.matches(event);
+            let events = [event.clone()];
+            let mut out = Vec::new();
+            let c = &self.1;
+            c.matches(&crate::events::JsonEvents(&events), &mut c.scratch(), &mut out);
+            assert_eq!(plain, !out.is_empty(), "plain and compiled differ on {event}");
+            plain
+        }
+    }
+
+    fn rule(detection: &str) -> Both {
         let yaml = format!("title: t\nlogsource: {{product: linux}}\ndetection:\n{detection}");
         let c = rsigma_parser::parse_sigma_yaml(&yaml).expect("yaml");
         assert!(c.errors.is_empty(), "{:?}", c.errors);
-        compile(&c.rules[0]).expect("compiles")
+        let plain = compile(&c.rules[0]).expect("compiles");
+        let compiled =
+            crate::compiled::Compiled::new(vec![compile(&c.rules[0]).expect("compiles")]);
+        Both(plain, compiled)
     }
 
     #[test]
@@ -728,6 +861,66 @@ mod tests {
         assert!(
             r.matches(&json!({"path": "C:\\Temp*"})) && !r.matches(&json!({"path": "C:\\Temp1"}))
         );
+    }
+
+    #[test]
+    fn texts_the_scan_must_not_miss() {
+        // A value with a line break is not in the scan buffer as it is.
+        let r = rule("  sel:\n    message|contains: 'b c'\n  condition: sel\n");
+        assert!(r.matches(&json!({"message": "a\nb c\nd"})));
+        assert!(!r.matches(&json!({"message": "a\nb\nc"})));
+        let r = rule("  sel:\n    message: 'a*d'\n  condition: sel\n");
+        assert!(r.matches(&json!({"message": "a\nb c\nd"})));
+        // `?` is one character, which may be several bytes.
+        let r = rule("  sel:\n    user.name: 'jos?'\n  condition: sel\n");
+        assert!(r.matches(&json!({"user.name": "josé"})));
+        assert!(!r.matches(&json!({"user.name": "josép"})));
+        // ASCII case folding only; other letters as they are.
+        let r = rule("  sel:\n    user.name: 'ÉLISE'\n  condition: sel\n");
+        assert!(r.matches(&json!({"user.name": "Élise"})));
+        assert!(!r.matches(&json!({"user.name": "élise"})));
+        // Any value at all, the empty value, lists, numbers as text and as numbers.
+        let r = rule("  sel:\n    user.name: '*'\n  condition: sel\n");
+        assert!(r.matches(&json!({"user.name": ""})) && !r.matches(&json!({"x": 1})));
+        let r = rule("  sel:\n    user.name: ''\n  condition: sel\n");
+        assert!(r.matches(&json!({"user.name": ""})) && !r.matches(&json!({"user.name": "a"})));
+        let r = rule("  sel:\n    tags|endswith: 'min'\n  condition: sel\n");
+        assert!(r.matches(&json!({"tags": ["x", "admin"], "b": 1})));
+        let r = rule("  sel:\n    destination.port: 22\n  condition: sel\n");
+        assert!(r.matches(&json!({"destination.port": 22})));
+        assert!(r.matches(&json!({"destination.port": " 22"})));
+        assert!(!r.matches(&json!({"destination.port": 222})));
+        let r = rule("  sel:\n    destination.port|startswith: '22'\n  condition: sel\n");
+        assert!(r.matches(&json!({"destination.port": 222})));
+        let r = rule("  sel:\n    network.bytes|gt: 1000\n  condition: sel\n");
+        assert!(r.matches(&json!({"network.bytes": "1001"})));
+        assert!(!r.matches(&json!({"network.bytes": 1000})));
+        let r = rule("  sel:\n    source.ip|cidr: '2001:db8::/32'\n  condition: sel\n");
+        assert!(r.matches(&json!({"source.ip": ["10.0.0.1", "2001:db8:1::5"]})));
+        assert!(!r.matches(&json!({"source.ip": "2001:db9::1"})));
+        // Regular expressions: anchors are the value's, not the line's.
+        let r = rule("  sel:\n    message|re: '^a.c$'\n  condition: sel\n");
+        assert!(r.matches(&json!({"message": "abc"})));
+        assert!(!r.matches(&json!({"message": "xabc"})));
+        assert!(!r.matches(&json!({"message": "a\nc"})));
+        let r = rule("  sel:\n    message|re|s: '^a.c$'\n  condition: sel\n");
+        assert!(r.matches(&json!({"message": "a\nc"})));
+        let r = rule("  sel:\n    message|re: '\\w+é'\n  condition: sel\n");
+        assert!(r.matches(&json!({"message": "ééé"})));
+    }
+
+    #[test]
+    fn rules_without_a_positive_pattern_run_everywhere() {
+        let r = rule("  filter:\n    user.name: root\n  condition: not filter\n");
+        assert!(r.matches(&json!({"user.name": "alice"})));
+        assert!(r.matches(&json!({"a": 1})));
+        assert!(!r.matches(&json!({"user.name": "ROOT"})));
+        let r = rule("  sel:\n    user.name: null\n  condition: sel\n");
+        assert!(r.matches(&json!({"a": 1})) && !r.matches(&json!({"user.name": "x"})));
+        let r = rule("  sel:\n    a|neq: 3\n  condition: sel\n");
+        assert!(r.matches(&json!({"a": 4})) && !r.matches(&json!({"a": 3})));
+        let r = rule("  sel_a:\n    a: 1\n  sel_b:\n    b: 2\n  condition: 0 of sel_*\n");
+        assert!(r.matches(&json!({"c": 1})));
     }
 
     #[test]

@@ -1,4 +1,5 @@
-//! The plain matcher against an independent evaluator (rsigma-eval) on every rule × event:
+//! The compiled matcher against the plain matcher, and the plain matcher against an
+//! independent evaluator (rsigma-eval), on every rule × event:
 //! the SigmaHQ network, linux, web and DNS rules (../shared/corpora/sigma, skipped where
 //! absent), and events built from those rules' own values — each value as it is, with its
 //! wildcards filled, and changed so that it should not match — so that most rules see events
@@ -8,6 +9,8 @@
 
 use std::path::PathBuf;
 
+use canh_rules::compiled::Compiled;
+use canh_rules::events::JsonEvents;
 use rsigma_parser::{Detection, SigmaValue, StringPart};
 use serde_json::{Map, Value};
 
@@ -62,7 +65,7 @@ const REFERENCE_FAULTS: &[(&str, &str)] = &[(
 )];
 
 #[test]
-fn plain_matcher_agrees_with_rsigma_eval() {
+fn compiled_plain_and_rsigma_eval_agree() {
     let Some(root) = corpus() else {
         eprintln!("skipping: SigmaHQ corpus not found");
         return;
@@ -109,12 +112,38 @@ fn plain_matcher_agrees_with_rsigma_eval() {
         }
         events.push(Value::Object(all));
     }
+    // The compiled matcher, all rules at once, over the events in batches.
+    let compiled = Compiled::new(
+        rules
+            .iter()
+            .map(|(_, r, _, _)| canh_rules::plain::compile(r).unwrap())
+            .collect(),
+    );
+    eprintln!("compiled: {:?}", compiled.stats());
+    let mut by_compiled = vec![false; events.len() * rules.len()];
+    let mut scratch = compiled.scratch();
+    let mut out = Vec::new();
+    for (b, batch) in events.chunks(1000).enumerate() {
+        out.clear();
+        compiled.matches(&JsonEvents(batch), &mut scratch, &mut out);
+        for h in &out {
+            by_compiled[(b * 1000 + h.row as usize) * rules.len() + h.rule as usize] = true;
+        }
+    }
     let (mut agree, mut hits, mut known) = (0u64, 0u64, 0u64);
     let mut disagreements = Vec::new();
-    for e in &events {
+    for (i, e) in events.iter().enumerate() {
         let je = rsigma_eval::event::JsonEvent::borrow(e);
-        for (path, r, plain, engine) in &rules {
+        for (j, (path, r, plain, engine)) in rules.iter().enumerate() {
             let ours = plain.matches(e);
+            if ours != by_compiled[i * rules.len() + j] {
+                disagreements.push(format!(
+                    "{} ({}): plain {ours}, compiled {} on {e}",
+                    path.display(),
+                    r.title,
+                    !ours
+                ));
+            }
             let theirs = !engine.evaluate(&je).is_empty();
             let documented = REFERENCE_FAULTS
                 .iter()

@@ -1,0 +1,864 @@
+//! The compiled matcher: many rules over a batch of events at once.
+//!
+//! Every rule is taken apart into *atoms* — one matcher on one field (`user.name` ends with
+//! `$`, `destination.port` ≥ 1024) — shared between rules that use the same one. For each
+//! field, every atom that can be *indexed* is looked for over the whole column in one pass:
+//!
+//! * text patterns (values with wildcards, `contains`/`startswith`/`endswith`, encodings, `re`)
+//!   go into one Hyperscan database per field, scanned once over the column's values laid end
+//!   to end one per line; a pattern Hyperscan cannot take (or every pattern, built without the
+//!   `hyperscan` feature) is run with the `regex` crate on each value instead; `re` patterns go
+//!   to Hyperscan in prefilter mode and every hit is confirmed with the `regex` crate, as is
+//!   any hit of a pattern that is not exact in Hyperscan (`?`);
+//! * numbers: one hash set of the exact values per field, and the comparisons;
+//! * CIDR ranges: one hash table per prefix length.
+//!
+//! The rest (`null`, `exists`, `fieldref`, `neq`, booleans, time parts) is evaluated lazily,
+//! only on the rows where a rule is evaluated. A rule is evaluated on a row only when one of
+//! its *trigger* atoms hit there: atoms such that the rule cannot match without one of them
+//! (the cheapest of the parts of an `and`, all of the parts of an `or`). A rule with no such
+//! atoms (only negations, only lazy matchers) is evaluated on every row.
+//!
+//! Each atom keeps the plain matcher's own matcher, and whatever a scan does not settle is
+//! settled by it, so the two matchers answer the same by construction wherever the scans find
+//! every candidate; the differential tests check that they do.
+
+use std::collections::HashMap;
+use std::net::IpAddr;
+
+use regex::Regex;
+use rsigma_parser::{ConditionExpr, Modifier, Quantifier};
+
+use crate::events::{Events, RowOf};
+use crate::plain::{compare, Det, Item, Matcher, PlainRule};
+
+/// Many detection rules compiled together.
+#[derive(Debug)]
+pub struct Compiled {
+    rules: Vec<CRule>,
+    atoms: Vec<Atom>,
+    fields: Vec<FieldIndex>,
+    /// For each atom, the rules to evaluate where it hits.
+    triggers: Vec<Vec<u32>>,
+    /// Rules evaluated on every row.
+    everywhere: Vec<u32>,
+}
+
+/// What [`Compiled::stats`] reports.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Stats {
+    pub rules: usize,
+    pub atoms: usize,
+    pub fields: usize,
+    /// Text patterns in Hyperscan databases.
+    pub hyperscan_patterns: usize,
+    /// Text patterns run with the `regex` crate on every value.
+    pub regex_patterns: usize,
+    /// Rules evaluated on every row.
+    pub everywhere: usize,
+}
+
+#[derive(Debug)]
+struct Atom {
+    field: Option<String>,
+    matcher: Matcher,
+    indexed: bool,
+}
+
+#[derive(Debug)]
+struct CRule {
+    dets: Vec<CDet>,
+    conditions: Vec<Cond>,
+}
+
+#[derive(Debug)]
+enum CDet {
+    AllOf(Vec<CItem>),
+    AnyOf(Vec<CDet>),
+    And(Vec<CDet>),
+}
+
+#[derive(Debug)]
+struct CItem {
+    atoms: Vec<u32>,
+    all: bool,
+}
+
+#[derive(Debug)]
+enum Cond {
+    And(Vec<Cond>),
+    Or(Vec<Cond>),
+    Not(Box<Cond>),
+    Det(usize),
+    /// At least `need` of these detections.
+    AtLeast(Vec<usize>, usize),
+}
+
+/// Everything indexed on one field.
+#[derive(Debug, Default)]
+struct FieldIndex {
+    field: Option<String>,
+    /// Hyperscan pattern id → (atom, whether a hit needs confirming).
+    #[cfg(feature = "hyperscan")]
+    hs: Option<Hs>,
+    patterns: Vec<(u32, bool)>,
+    /// Patterns run with the `regex` crate on every value: (atom, pattern).
+    regexes: Vec<(u32, Regex)>,
+    /// Atoms that match any text at all (`*`).
+    any_text: Vec<u32>,
+    /// Every text atom, for values Hyperscan does not scan (those holding a line break).
+    text_atoms: Vec<u32>,
+    /// Exact numbers (as f64 bits) → atoms.
+    numbers: HashMap<u64, Vec<u32>>,
+    compares: Vec<(Modifier, f64, u32)>,
+    /// (IPv6?, prefix length) → masked address → atoms.
+    cidrs: HashMap<(bool, u8), HashMap<u128, Vec<u32>>>,
+}
+
+/// A Hyperscan database (which has no `Debug` of its own).
+#[cfg(feature = "hyperscan")]
+struct Hs(hyperscan::BlockDatabase);
+
+#[cfg(feature = "hyperscan")]
+impl std::fmt::Debug for Hs {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Hyperscan database")
+    }
+}
+
+impl FieldIndex {
+    fn has_text(&self) -> bool {
+        !self.patterns.is_empty() || !self.regexes.is_empty() || !self.any_text.is_empty()
+    }
+
+    fn has_numbers(&self) -> bool {
+        !self.numbers.is_empty() || !self.compares.is_empty()
+    }
+}
+
+/// Per-thread working memory for [`Compiled::matches`].
+#[derive(Default)]
+pub struct Scratch {
+    #[cfg(feature = "hyperscan")]
+    hs: Option<hyperscan::Scratch>,
+    buf: Vec<u8>,
+    /// Start offset of each line of `buf`, and its row.
+    starts: Vec<u32>,
+    line_rows: Vec<u32>,
+    /// (line, text) of values not in `buf` because they hold a line break.
+    slow: Vec<(u32, String)>,
+    /// (row << 32 | atom) of every indexed atom that holds.
+    hits: Vec<u64>,
+    gen: u32,
+    atom_stamp: Vec<u32>,
+    lazy_stamp: Vec<u32>,
+    lazy_value: Vec<bool>,
+    rule_stamp: Vec<u32>,
+    candidates: Vec<u32>,
+}
+
+impl std::fmt::Debug for Scratch {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Scratch").finish_non_exhaustive()
+    }
+}
+
+/// One rule that matched one row.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Hit {
+    pub row: u32,
+    /// The rule's position in the list given to [`Compiled::new`].
+    pub rule: u32,
+}
+
+impl Compiled {
+    /// Compiles rules (from [`crate::plain::compile`], fields already mapped).
+    pub fn new(rules: Vec<PlainRule>) -> Compiled {
+        let mut b = Builder::default();
+        let mut crules = Vec::with_capacity(rules.len());
+        for rule in rules {
+            crules.push(b.rule(rule));
+        }
+        let mut triggers = vec![Vec::new(); b.atoms.len()];
+        let mut everywhere = Vec::new();
+        for (i, r) in crules.iter().enumerate() {
+            match r.trigger(&b.atoms) {
+                Some((atoms, _)) => {
+                    for a in atoms {
+                        triggers[a as usize].push(i as u32);
+                    }
+                }
+                None => everywhere.push(i as u32),
+            }
+        }
+        for t in &mut triggers {
+            t.sort_unstable();
+            t.dedup();
+        }
+        let fields = b.index();
+        Compiled {
+            rules: crules,
+            atoms: b.atoms,
+            fields,
+            triggers,
+            everywhere,
+        }
+    }
+
+    pub fn stats(&self) -> Stats {
+        Stats {
+            rules: self.rules.len(),
+            atoms: self.atoms.len(),
+            fields: self.fields.len(),
+            hyperscan_patterns: self.fields.iter().map(|f| f.patterns.len()).sum(),
+            regex_patterns: self.fields.iter().map(|f| f.regexes.len()).sum(),
+            everywhere: self.everywhere.len(),
+        }
+    }
+
+    /// Working memory for one thread.
+    pub fn scratch(&self) -> Scratch {
+        let mut s = Scratch::default();
+        #[cfg(feature = "hyperscan")]
+        for f in &self.fields {
+            if let Some(Hs(db)) = &f.hs {
+                match &mut s.hs {
+                    None => s.hs = db.alloc_scratch().ok(),
+                    Some(scratch) => {
+                        // A scratch too small for a database makes its scan fail; the scan
+                        // then falls back to the regular expressions (see `scan_text`).
+                        let _ = db.realloc_scratch(scratch);
+                    }
+                }
+            }
+        }
+        s
+    }
+
+    /// Appends to `out` every (row, rule) that matches, rows in ascending order.
+    pub fn matches(&self, events: &dyn Events, s: &mut Scratch, out: &mut Vec<Hit>) {
+        s.hits.clear();
+        for f in &self.fields {
+            if f.has_text() {
+                self.scan_text(f, events, s);
+            }
+            if let Some(name) = f.field.as_deref() {
+                if f.has_numbers() {
+                    scan_numbers(f, name, events, &mut s.hits);
+                }
+                if !f.cidrs.is_empty() {
+                    scan_cidrs(f, name, events, &mut s.hits);
+                }
+            }
+        }
+        s.hits.sort_unstable();
+        s.hits.dedup();
+        s.atom_stamp.resize(self.atoms.len(), 0);
+        s.lazy_stamp.resize(self.atoms.len(), 0);
+        s.lazy_value.resize(self.atoms.len(), false);
+        s.rule_stamp.resize(self.rules.len(), 0);
+        let hits = std::mem::take(&mut s.hits);
+        let mut at = 0;
+        for row in 0..events.rows() {
+            let start = at;
+            while at < hits.len() && (hits[at] >> 32) as usize == row {
+                at += 1;
+            }
+            if at == start && self.everywhere.is_empty() {
+                continue;
+            }
+            s.gen = s.gen.wrapping_add(1);
+            if s.gen == 0 {
+                s.atom_stamp.fill(0);
+                s.lazy_stamp.fill(0);
+                s.rule_stamp.fill(0);
+                s.gen = 1;
+            }
+            let gen = s.gen;
+            s.candidates.clear();
+            for &h in &hits[start..at] {
+                let atom = h as u32 as usize;
+                s.atom_stamp[atom] = gen;
+                for &r in &self.triggers[atom] {
+                    if s.rule_stamp[r as usize] != gen {
+                        s.rule_stamp[r as usize] = gen;
+                        s.candidates.push(r);
+                    }
+                }
+            }
+            s.candidates.extend_from_slice(&self.everywhere);
+            s.candidates.sort_unstable();
+            let row_of = RowOf { events, row };
+            let candidates = std::mem::take(&mut s.candidates);
+            for &r in &candidates {
+                let mut ev = Eval {
+                    atoms: &self.atoms,
+                    row: row_of,
+                    s,
+                };
+                if self.rules[r as usize].matches(&mut ev) {
+                    out.push(Hit {
+                        row: row as u32,
+                        rule: r,
+                    });
+                }
+            }
+            s.candidates = candidates;
+        }
+        s.hits = hits;
+    }
+
+    /// Every text atom of a field that holds, over all rows.
+    fn scan_text(&self, f: &FieldIndex, events: &dyn Events, s: &mut Scratch) {
+        s.buf.clear();
+        s.starts.clear();
+        s.line_rows.clear();
+        s.slow.clear();
+        let (buf, starts, line_rows, slow, hits) = (
+            &mut s.buf,
+            &mut s.starts,
+            &mut s.line_rows,
+            &mut s.slow,
+            &mut s.hits,
+        );
+        let any_text = &f.any_text;
+        events.each_text(f.field.as_deref(), &mut |row, text| {
+            let line = starts.len() as u32;
+            starts.push(buf.len() as u32);
+            line_rows.push(row as u32);
+            for &a in any_text {
+                hits.push((row as u64) << 32 | u64::from(a));
+            }
+            if memchr::memchr(b'\n', text.as_bytes()).is_some() {
+                slow.push((line, text.to_owned()));
+            } else {
+                buf.extend_from_slice(text.as_bytes());
+            }
+            buf.push(b'\n');
+        });
+        if starts.is_empty() {
+            return;
+        }
+        let mut scanned = false;
+        #[cfg(feature = "hyperscan")]
+        if let (Some(Hs(db)), Some(scratch)) = (&f.hs, &s.hs) {
+            let (buf, starts, line_rows, slow, hits) =
+                (&s.buf, &s.starts, &s.line_rows, &s.slow, &mut s.hits);
+            let line_of = |end: u64| starts.partition_point(|&s| u64::from(s) <= end) - 1;
+            scanned = db
+                .scan(buf, scratch, |id, _from, to, _flags| {
+                    let line = line_of(to);
+                    let (atom, confirm) = f.patterns[id as usize];
+                    if slow.binary_search_by_key(&(line as u32), |s| s.0).is_ok() {
+                        return hyperscan::Matching::Continue;
+                    }
+                    if confirm {
+                        let end = starts.get(line + 1).map_or(buf.len(), |&e| e as usize) - 1;
+                        let text = std::str::from_utf8(&buf[starts[line] as usize..end]);
+                        if !text.is_ok_and(|t| self.atoms[atom as usize].matcher.text(t)) {
+                            return hyperscan::Matching::Continue;
+                        }
+                    }
+                    hits.push(u64::from(line_rows[line]) << 32 | u64::from(atom));
+                    hyperscan::Matching::Continue
+                })
+                .is_ok();
+        }
+        // Patterns Hyperscan does not hold (or all of them, when the scan could not run).
+        let (buf, starts, line_rows) = (&s.buf, &s.starts, &s.line_rows);
+        let mut regexes: Vec<(u32, &Regex)> = f.regexes.iter().map(|(a, r)| (*a, r)).collect();
+        if !scanned && !f.patterns.is_empty() {
+            regexes.extend(
+                f.text_atoms
+                    .iter()
+                    .flat_map(|&a| self.text_regexes(a).map(move |r| (a, r))),
+            );
+        }
+        if !regexes.is_empty() {
+            for (line, &start) in starts.iter().enumerate() {
+                let end = starts.get(line + 1).map_or(buf.len(), |&e| e as usize) - 1;
+                let Ok(text) = std::str::from_utf8(&buf[start as usize..end]) else {
+                    continue;
+                };
+                if s.slow.binary_search_by_key(&(line as u32), |s| s.0).is_ok() {
+                    continue;
+                }
+                for &(atom, re) in &regexes {
+                    if re.is_match(text) {
+                        s.hits
+                            .push(u64::from(line_rows[line]) << 32 | u64::from(atom));
+                    }
+                }
+            }
+        }
+        // Values with a line break, which the scan buffer holds as empty lines.
+        for (line, text) in &s.slow {
+            for &a in &f.text_atoms {
+                if self.atoms[a as usize].matcher.text(text) {
+                    s.hits
+                        .push(u64::from(s.line_rows[*line as usize]) << 32 | u64::from(a));
+                }
+            }
+        }
+    }
+
+    fn text_regexes(&self, atom: u32) -> impl Iterator<Item = &Regex> {
+        let (text, re): (&[_], Option<&Regex>) = match &self.atoms[atom as usize].matcher {
+            Matcher::Text(p) => (p, None),
+            Matcher::Regex(r) => (&[], Some(r)),
+            _ => (&[], None),
+        };
+        text.iter()
+            .filter(|p| p.hs.is_some())
+            .map(|p| &p.regex)
+            .chain(re)
+    }
+}
+
+fn scan_numbers(f: &FieldIndex, name: &str, events: &dyn Events, hits: &mut Vec<u64>) {
+    events.each_number(name, &mut |row, x| {
+        let row = (row as u64) << 32;
+        if let Some(atoms) = f.numbers.get(&number_key(x)) {
+            hits.extend(atoms.iter().map(|&a| row | u64::from(a)));
+        }
+        for &(op, n, a) in &f.compares {
+            if compare(op, x, n) {
+                hits.push(row | u64::from(a));
+            }
+        }
+    });
+}
+
+fn scan_cidrs(f: &FieldIndex, name: &str, events: &dyn Events, hits: &mut Vec<u64>) {
+    events.each_text(Some(name), &mut |row, text| {
+        let Ok(ip) = text.trim().parse::<IpAddr>() else {
+            return;
+        };
+        let (v6, bits) = match ip {
+            IpAddr::V4(a) => (false, u128::from(u32::from(a))),
+            IpAddr::V6(a) => (true, u128::from(a)),
+        };
+        let width = if v6 { 128 } else { 32 };
+        for ((is6, len), table) in &f.cidrs {
+            if *is6 != v6 {
+                continue;
+            }
+            if let Some(atoms) = table.get(&mask(bits, *len, width)) {
+                hits.extend(atoms.iter().map(|&a| (row as u64) << 32 | u64::from(a)));
+            }
+        }
+    });
+}
+
+fn mask(bits: u128, len: u8, width: u8) -> u128 {
+    let keep = u32::from(len);
+    let drop = u32::from(width) - keep;
+    if keep == 0 {
+        0
+    } else {
+        (bits >> drop) << drop
+    }
+}
+
+fn number_key(x: f64) -> u64 {
+    (x + 0.0).to_bits()
+}
+
+/// Evaluating one rule's condition on one row.
+struct Eval<'a, 'b> {
+    atoms: &'a [Atom],
+    row: RowOf<'b>,
+    s: &'a mut Scratch,
+}
+
+impl Eval<'_, '_> {
+    fn atom(&mut self, a: u32) -> bool {
+        let i = a as usize;
+        let atom = &self.atoms[i];
+        if atom.indexed {
+            return self.s.atom_stamp[i] == self.s.gen;
+        }
+        if self.s.lazy_stamp[i] == self.s.gen {
+            return self.s.lazy_value[i];
+        }
+        let v = match &atom.field {
+            None => {
+                use crate::plain::Row;
+                self.row
+                    .any_keyword_text(&mut |t| atom.matcher.text(t))
+            }
+            Some(f) => {
+                use crate::plain::Row;
+                let value = self.row.field(f);
+                atom.matcher.matches(value.as_deref(), &self.row)
+            }
+        };
+        self.s.lazy_stamp[i] = self.s.gen;
+        self.s.lazy_value[i] = v;
+        v
+    }
+}
+
+impl CRule {
+    fn matches(&self, ev: &mut Eval<'_, '_>) -> bool {
+        self.conditions.iter().any(|c| self.cond(c, ev))
+    }
+
+    fn cond(&self, c: &Cond, ev: &mut Eval<'_, '_>) -> bool {
+        match c {
+            Cond::And(v) => v.iter().all(|c| self.cond(c, ev)),
+            Cond::Or(v) => v.iter().any(|c| self.cond(c, ev)),
+            Cond::Not(c) => !self.cond(c, ev),
+            Cond::Det(d) => self.dets[*d].matches(ev),
+            Cond::AtLeast(ds, need) => {
+                let mut hits = 0;
+                for d in ds {
+                    if self.dets[*d].matches(ev) {
+                        hits += 1;
+                        if hits >= *need {
+                            return true;
+                        }
+                    }
+                }
+                hits >= *need
+            }
+        }
+    }
+
+    /// Atoms of which at least one holds wherever the rule matches, and their cost; `None`
+    /// when there are none (the rule must be evaluated everywhere).
+    fn trigger(&self, atoms: &[Atom]) -> Option<(Vec<u32>, u32)> {
+        self.conditions
+            .iter()
+            .map(|c| self.cond_trigger(c, atoms))
+            .try_fold((Vec::new(), 0), |acc, t| union(acc, t?))
+    }
+
+    fn cond_trigger(&self, c: &Cond, atoms: &[Atom]) -> Option<(Vec<u32>, u32)> {
+        match c {
+            Cond::And(v) => cheapest(v.iter().map(|c| self.cond_trigger(c, atoms))),
+            Cond::Or(v) => v
+                .iter()
+                .map(|c| self.cond_trigger(c, atoms))
+                .try_fold((Vec::new(), 0), |acc, t| union(acc, t?)),
+            Cond::Not(_) => None,
+            Cond::Det(d) => self.dets[*d].trigger(atoms),
+            Cond::AtLeast(ds, need) if *need == 0 => None,
+            Cond::AtLeast(ds, need) if *need >= ds.len() => {
+                cheapest(ds.iter().map(|d| self.dets[*d].trigger(atoms)))
+            }
+            Cond::AtLeast(ds, _) => ds
+                .iter()
+                .map(|d| self.dets[*d].trigger(atoms))
+                .try_fold((Vec::new(), 0), |acc, t| union(acc, t?)),
+        }
+    }
+}
+
+fn union(mut a: (Vec<u32>, u32), b: (Vec<u32>, u32)) -> Option<(Vec<u32>, u32)> {
+    a.0.extend(b.0);
+    Some((a.0, a.1 + b.1))
+}
+
+fn cheapest(ts: impl Iterator<Item = Option<(Vec<u32>, u32)>>) -> Option<(Vec<u32>, u32)> {
+    ts.flatten().min_by_key(|t| t.1)
+}
+
+impl CDet {
+    fn matches(&self, ev: &mut Eval<'_, '_>) -> bool {
+        match self {
+            CDet::AllOf(items) => items.iter().all(|i| {
+                if i.all {
+                    i.atoms.iter().all(|&a| ev.atom(a))
+                } else {
+                    i.atoms.iter().any(|&a| ev.atom(a))
+                }
+            }),
+            CDet::AnyOf(ds) => ds.iter().any(|d| d.matches(ev)),
+            CDet::And(ds) => ds.iter().all(|d| d.matches(ev)),
+        }
+    }
+
+    fn trigger(&self, atoms: &[Atom]) -> Option<(Vec<u32>, u32)> {
+        match self {
+            CDet::AllOf(items) => cheapest(items.iter().map(|i| {
+                let one = |&a: &u32| {
+                    let atom = &atoms[a as usize];
+                    atom.indexed.then(|| (vec![a], cost(&atom.matcher)))
+                };
+                if i.all {
+                    cheapest(i.atoms.iter().map(one))
+                } else {
+                    i.atoms
+                        .iter()
+                        .map(one)
+                        .try_fold((Vec::new(), 0), |acc, t| union(acc, t?))
+                }
+            })),
+            CDet::AnyOf(ds) => ds
+                .iter()
+                .map(|d| d.trigger(atoms))
+                .try_fold((Vec::new(), 0), |acc, t| union(acc, t?)),
+            CDet::And(ds) => cheapest(ds.iter().map(|d| d.trigger(atoms))),
+        }
+    }
+}
+
+/// How much evaluating a rule wherever this atom hits is likely to cost: patterns that can
+/// match anything and ranges hit more rows than exact values.
+fn cost(m: &Matcher) -> u32 {
+    match m {
+        Matcher::Text(p) if p.iter().any(|p| p.hs.is_none()) => 64,
+        Matcher::Text(_) | Matcher::Number(_) => 1,
+        Matcher::Regex(_) => 2,
+        Matcher::Cidr(..) => 4,
+        _ => 16,
+    }
+}
+
+/// Collects atoms (deduplicated) while rules are compiled.
+#[derive(Default)]
+struct Builder {
+    atoms: Vec<Atom>,
+    by_key: HashMap<String, u32>,
+}
+
+impl Builder {
+    fn rule(&mut self, rule: PlainRule) -> CRule {
+        let mut names: Vec<String> = rule.detections.keys().cloned().collect();
+        names.sort_unstable();
+        let index: HashMap<&str, usize> = names
+            .iter()
+            .enumerate()
+            .map(|(i, n)| (n.as_str(), i))
+            .collect();
+        let conditions = rule
+            .conditions
+            .iter()
+            .map(|c| condition(c, &rule, &index))
+            .collect();
+        let mut detections = rule.detections;
+        let dets = names
+            .iter()
+            .map(|n| {
+                let d = detections.remove(n).unwrap_or(Det::AllOf(Vec::new()));
+                self.det(d)
+            })
+            .collect();
+        CRule { dets, conditions }
+    }
+
+    fn det(&mut self, d: Det) -> CDet {
+        match d {
+            Det::AllOf(items) => CDet::AllOf(items.into_iter().map(|i| self.item(i)).collect()),
+            Det::AnyOf(ds) => CDet::AnyOf(ds.into_iter().map(|d| self.det(d)).collect()),
+            Det::And(ds) => CDet::And(ds.into_iter().map(|d| self.det(d)).collect()),
+        }
+    }
+
+    fn item(&mut self, i: Item) -> CItem {
+        let Item {
+            field,
+            matchers,
+            all,
+        } = i;
+        let atoms = matchers
+            .into_iter()
+            .map(|m| self.atom(field.clone(), m))
+            .collect();
+        CItem { atoms, all }
+    }
+
+    fn atom(&mut self, field: Option<String>, matcher: Matcher) -> u32 {
+        // The matcher's debug text holds everything it compares with (patterns with their
+        // flags, numbers, networks), so equal keys are equal atoms.
+        let key = format!("{field:?}\u{0}{matcher:?}");
+        if let Some(&a) = self.by_key.get(&key) {
+            return a;
+        }
+        let indexed = match (&field, &matcher) {
+            (_, Matcher::Text(_) | Matcher::Regex(_)) => true,
+            (Some(_), Matcher::Number(n)) => !n.is_nan(),
+            (Some(_), Matcher::Cidr(..)) => true,
+            (Some(_), Matcher::Compare(op, _)) => *op != Modifier::Neq,
+            _ => false,
+        };
+        let a = self.atoms.len() as u32;
+        self.atoms.push(Atom {
+            field,
+            matcher,
+            indexed,
+        });
+        self.by_key.insert(key, a);
+        a
+    }
+
+    /// The per-field indexes of every indexed atom.
+    fn index(&self) -> Vec<FieldIndex> {
+        let mut fields: Vec<FieldIndex> = Vec::new();
+        let mut by_name: HashMap<Option<&str>, usize> = HashMap::new();
+        for (a, atom) in self.atoms.iter().enumerate() {
+            if !atom.indexed {
+                continue;
+            }
+            let a = a as u32;
+            let i = *by_name.entry(atom.field.as_deref()).or_insert_with(|| {
+                fields.push(FieldIndex {
+                    field: atom.field.clone(),
+                    ..FieldIndex::default()
+                });
+                fields.len() - 1
+            });
+            let f = &mut fields[i];
+            match &atom.matcher {
+                Matcher::Text(patterns) => {
+                    f.text_atoms.push(a);
+                    if patterns.iter().any(|p| p.hs.is_none()) {
+                        f.any_text.push(a);
+                    }
+                }
+                Matcher::Regex(_) => f.text_atoms.push(a),
+                Matcher::Number(n) => f.numbers.entry(number_key(*n)).or_default().push(a),
+                Matcher::Compare(op, n) => f.compares.push((*op, *n, a)),
+                Matcher::Cidr(net, len) => {
+                    let (v6, bits, width) = match net {
+                        IpAddr::V4(n) => (false, u128::from(u32::from(*n)), 32),
+                        IpAddr::V6(n) => (true, u128::from(*n), 128),
+                    };
+                    f.cidrs
+                        .entry((v6, *len))
+                        .or_default()
+                        .entry(mask(bits, *len, width))
+                        .or_default()
+                        .push(a);
+                }
+                _ => {}
+            }
+        }
+        for f in &mut fields {
+            self.build_text(f);
+        }
+        fields
+    }
+
+    /// Puts a field's text patterns into Hyperscan, or (what it rejects, or everything without
+    /// the `hyperscan` feature) into the list run with the `regex` crate.
+    fn build_text(&self, f: &mut FieldIndex) {
+        // Each pattern: (atom, confirm hits?, Hyperscan text, the regex, caseless?).
+        let mut texts: Vec<(u32, bool, &str, &Regex, bool)> = Vec::new();
+        for &a in &f.text_atoms {
+            match &self.atoms[a as usize].matcher {
+                Matcher::Text(ps) => {
+                    for p in ps {
+                        if let Some(hs) = &p.hs {
+                            texts.push((a, !p.exact, hs, &p.regex, p.caseless));
+                        }
+                    }
+                }
+                Matcher::Regex(r) => texts.push((a, true, r.as_str(), r, false)),
+                _ => {}
+            }
+        }
+        #[cfg(feature = "hyperscan")]
+        {
+            let mut take: Vec<bool> = vec![true; texts.len()];
+            loop {
+                let chosen: Vec<usize> = (0..texts.len()).filter(|&i| take[i]).collect();
+                if chosen.is_empty() {
+                    break;
+                }
+                match hyperscan_db(&chosen, &texts, &self.atoms) {
+                    Ok(db) => {
+                        f.hs = Some(Hs(db));
+                        f.patterns = chosen.iter().map(|&i| (texts[i].0, texts[i].1)).collect();
+                        break;
+                    }
+                    Err(Some(bad)) => take[chosen[bad]] = false,
+                    Err(None) => {
+                        take.fill(false);
+                    }
+                }
+            }
+            for (i, t) in texts.iter().enumerate() {
+                if !take[i] {
+                    f.regexes.push((t.0, t.3.clone()));
+                }
+            }
+        }
+        #[cfg(not(feature = "hyperscan"))]
+        for t in &texts {
+            f.regexes.push((t.0, t.3.clone()));
+        }
+    }
+}
+
+/// One Hyperscan database of the chosen patterns, or the index (in `chosen`) of a pattern it
+/// rejected (`None`: a failure no one pattern explains).
+#[cfg(feature = "hyperscan")]
+fn hyperscan_db(
+    chosen: &[usize],
+    texts: &[(u32, bool, &str, &Regex, bool)],
+    atoms: &[Atom],
+) -> Result<hyperscan::BlockDatabase, Option<usize>> {
+    use hyperscan::prelude::*;
+    let patterns: Patterns = chosen
+        .iter()
+        .enumerate()
+        .map(|(id, &i)| {
+            let (a, _, text, re, caseless) = texts[i];
+            let is_re = matches!(atoms[a as usize].matcher, Matcher::Regex(_));
+            let mut flags = CompileFlags::MULTILINE;
+            if is_re {
+                flags |= CompileFlags::PREFILTER | CompileFlags::UTF8 | CompileFlags::UCP;
+            } else if caseless {
+                flags |= CompileFlags::CASELESS;
+            }
+            if re.is_match("") {
+                flags |= CompileFlags::ALLOWEMPTY;
+            }
+            Pattern {
+                expression: text.to_owned(),
+                flags,
+                id: Some(id),
+                ext: Default::default(),
+                som: None,
+            }
+        })
+        .collect();
+    patterns.build::<hyperscan::BlockMode>().map_err(|e| match e {
+        hyperscan::Error::Hyperscan(hyperscan::HsError::CompileError(c)) => {
+            c.expression()
+        }
+        _ => None,
+    })
+}
+
+fn condition(c: &ConditionExpr, rule: &PlainRule, index: &HashMap<&str, usize>) -> Cond {
+    let all = |v: &[ConditionExpr]| v.iter().map(|c| condition(c, rule, index)).collect();
+    match c {
+        ConditionExpr::And(v) => Cond::And(all(v)),
+        ConditionExpr::Or(v) => Cond::Or(all(v)),
+        ConditionExpr::Not(c) => Cond::Not(Box::new(condition(c, rule, index))),
+        // A name the rule does not define never matches (`check` rejects such rules).
+        ConditionExpr::Identifier(id) => match index.get(id.as_str()) {
+            Some(&d) => Cond::Det(d),
+            None => Cond::Or(Vec::new()),
+        },
+        ConditionExpr::Selector {
+            quantifier,
+            pattern,
+        } => {
+            let ds: Vec<usize> = rule
+                .selected(pattern)
+                .into_iter()
+                .filter_map(|n| index.get(n).copied())
+                .collect();
+            let need = match quantifier {
+                Quantifier::Any => 1,
+                Quantifier::All => ds.len(),
+                Quantifier::Count(n) => usize::try_from(*n).unwrap_or(usize::MAX),
+            };
+            Cond::AtLeast(ds, need)
+        }
+    }
+}
