@@ -8,7 +8,8 @@ if [ "$(id -u)" != 0 ] && command -v sudo >/dev/null; then SUDO="sudo"; fi
 
 # Debian packages: a C toolchain for -sys crates, logger (bsdutils) for the end-to-end tests,
 # python3 + pip for pyarrow, curl for health checks, softflowd (a real NetFlow/IPFIX exporter)
-# with tshark and dumpcap (an independent decoder of what it exports) for the flow tests.
+# with tshark and dumpcap (an independent decoder of what it exports) for the flow tests,
+# Hyperscan for the rule matcher.
 need=()
 command -v cc >/dev/null || need+=(build-essential)
 command -v logger >/dev/null || need+=(bsdutils)
@@ -18,6 +19,8 @@ command -v curl >/dev/null || need+=(curl)
 command -v pkg-config >/dev/null || need+=(pkg-config)
 command -v softflowd >/dev/null || need+=(softflowd)
 command -v tshark >/dev/null || need+=(tshark)
+# Hyperscan for the compiled rule matcher (the hyperscan crate links libhs via pkg-config).
+pkg-config --exists libhs 2>/dev/null || need+=(libhyperscan-dev)
 if [ ${#need[@]} -gt 0 ]; then
   echo "deps: installing Debian packages: ${need[*]}" >&2
   $SUDO apt-get update -qq

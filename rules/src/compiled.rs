@@ -484,8 +484,7 @@ impl Eval<'_, '_> {
         let v = match &atom.field {
             None => {
                 use crate::plain::Row;
-                self.row
-                    .any_keyword_text(&mut |t| atom.matcher.text(t))
+                self.row.any_keyword_text(&mut |t| atom.matcher.text(t))
             }
             Some(f) => {
                 use crate::plain::Row;
@@ -825,12 +824,12 @@ fn hyperscan_db(
             }
         })
         .collect();
-    patterns.build::<hyperscan::BlockMode>().map_err(|e| match e {
-        hyperscan::Error::Hyperscan(hyperscan::HsError::CompileError(c)) => {
-            c.expression()
-        }
-        _ => None,
-    })
+    patterns
+        .build::<hyperscan::BlockMode>()
+        .map_err(|e| match e {
+            hyperscan::Error::Hyperscan(hyperscan::HsError::CompileError(c)) => c.expression(),
+            _ => None,
+        })
 }
 
 fn condition(c: &ConditionExpr, rule: &PlainRule, index: &HashMap<&str, usize>) -> Cond {

@@ -18,10 +18,12 @@
 //! Compilation into Hyperscan databases per field, field mapping, log-source selection,
 //! correlation, IOC lists and alerts come next.
 
+pub mod batch;
 mod check;
 pub mod compiled;
 pub mod events;
 mod load;
+pub mod mapping;
 pub mod plain;
 pub mod tests;
 

@@ -51,7 +51,7 @@ pub struct PlainRule {
     pub(crate) conditions: Vec<ConditionExpr>,
 }
 
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub(crate) enum Det {
     /// A map: every item matches.
     AllOf(Vec<Item>),
@@ -61,7 +61,7 @@ pub(crate) enum Det {
     And(Vec<Det>),
 }
 
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub(crate) struct Item {
     /// `None`: keywords, searched in every string of the event.
     pub field: Option<String>,
@@ -70,7 +70,7 @@ pub(crate) struct Item {
     pub all: bool,
 }
 
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub(crate) enum Matcher {
     /// Any of these patterns matches a string value (variants of one rule value).
     Text(Vec<TextPattern>),
@@ -94,7 +94,7 @@ pub(crate) enum Matcher {
 ///
 /// Case-insensitive means ASCII case-insensitive, here and in Hyperscan (whose `CASELESS`
 /// folds ASCII only), so that both matchers give the same answer on any text.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub(crate) struct TextPattern {
     pub regex: Regex,
     /// The pattern for Hyperscan in multi-line mode (`^`/`$` at line ends, `.` not crossing
@@ -160,6 +160,8 @@ impl PlainRule {
             .detections
             .keys()
             .map(String::as_str)
+            // What the field mapping adds is not the rule's to select.
+            .filter(|n| !n.starts_with(crate::mapping::RESERVED))
             .filter(|n| match pattern {
                 // `them`: every detection except those named with a leading `_`.
                 SelectorPattern::Them => !n.starts_with('_'),
@@ -774,8 +776,16 @@ mod tests {
             let events = [event.clone()];
             let mut out = Vec::new();
             let c = &self.1;
-            c.matches(&crate::events::JsonEvents(&events), &mut c.scratch(), &mut out);
-            assert_eq!(plain, !out.is_empty(), "plain and compiled differ on {event}");
+            c.matches(
+                &crate::events::JsonEvents(&events),
+                &mut c.scratch(),
+                &mut out,
+            );
+            assert_eq!(
+                plain,
+                !out.is_empty(),
+                "plain and compiled differ on {event}"
+            );
             plain
         }
     }

@@ -1,0 +1,310 @@
+//! A batch of the normalised model ([`canh_schema::Batch`]) as [`Events`]: fields by ECS name
+//! (`source.ip`) or column name (`source_ip`), any other name looked up among the row's
+//! vendor fields; keywords searched in the configured text columns.
+
+use std::borrow::Cow;
+use std::fmt::Write as _;
+
+use arrow::array::{Array, ArrayRef, AsArray, MapArray, StringArray, TimestampNanosecondArray};
+use arrow::datatypes::{DataType, UInt16Type, UInt32Type, UInt64Type, UInt8Type};
+use arrow::record_batch::RecordBatch;
+use canh_schema::fields::column_name;
+use serde_json::Value;
+
+use crate::events::Events;
+
+/// Rows of a record batch of one of Canh's tables.
+#[derive(Debug, Clone, Copy)]
+pub struct BatchEvents<'a> {
+    records: &'a RecordBatch,
+    vendor: Option<&'a MapArray>,
+    /// The columns keywords are searched in.
+    keywords: &'a [&'a str],
+}
+
+/// Where a field's values are.
+enum Source<'a> {
+    Column(&'a ArrayRef),
+    Vendor(&'a MapArray, &'a str),
+    Absent,
+}
+
+impl<'a> BatchEvents<'a> {
+    pub fn new(records: &'a RecordBatch, keywords: &'a [&'a str]) -> BatchEvents<'a> {
+        let vendor = records
+            .column_by_name("vendor_fields")
+            .and_then(|c| c.as_map_opt());
+        BatchEvents {
+            records,
+            vendor,
+            keywords,
+        }
+    }
+
+    fn source<'n>(&self, name: &'n str) -> Source<'a>
+    where
+        'n: 'a,
+    {
+        if let Some(c) = self.records.column_by_name(&column_name(name)) {
+            return Source::Column(c);
+        }
+        match self.vendor {
+            Some(m) => Source::Vendor(m, name),
+            None => Source::Absent,
+        }
+    }
+}
+
+/// The value of a vendor field in a row.
+fn vendor_value<'m>(m: &'m MapArray, row: usize, key: &str) -> Option<&'m str> {
+    if m.is_null(row) {
+        return None;
+    }
+    let keys = m.keys().as_string::<i32>();
+    let values = m.values().as_string::<i32>();
+    let offsets = m.value_offsets();
+    let (start, end) = (offsets[row] as usize, offsets[row + 1] as usize);
+    (start..end)
+        .find(|&i| keys.value(i) == key)
+        .filter(|&i| values.is_valid(i))
+        .map(|i| values.value(i))
+}
+
+fn each_str(a: &StringArray, f: &mut dyn FnMut(usize, &str)) {
+    if a.null_count() == 0 {
+        for row in 0..a.len() {
+            f(row, a.value(row));
+        }
+    } else {
+        for row in 0..a.len() {
+            if a.is_valid(row) {
+                f(row, a.value(row));
+            }
+        }
+    }
+}
+
+/// Calls `f` with each non-null value of an unsigned integer column, as u64.
+fn each_uint(c: &ArrayRef, f: &mut dyn FnMut(usize, u64)) -> bool {
+    macro_rules! each {
+        ($t:ty) => {{
+            let a = c.as_primitive::<$t>();
+            for row in 0..a.len() {
+                if a.is_valid(row) {
+                    f(row, u64::from(a.value(row)));
+                }
+            }
+            true
+        }};
+    }
+    match c.data_type() {
+        DataType::UInt8 => each!(UInt8Type),
+        DataType::UInt16 => each!(UInt16Type),
+        DataType::UInt32 => each!(UInt32Type),
+        DataType::UInt64 => each!(UInt64Type),
+        _ => false,
+    }
+}
+
+fn timestamp_text(ns: i64) -> Option<String> {
+    jiff::Timestamp::from_nanosecond(i128::from(ns))
+        .ok()
+        .map(|t| t.to_string())
+}
+
+impl Events for BatchEvents<'_> {
+    fn rows(&self) -> usize {
+        self.records.num_rows()
+    }
+
+    fn each_text(&self, field: Option<&str>, f: &mut dyn FnMut(usize, &str)) {
+        let Some(field) = field else {
+            // Keywords: every row's texts in row order, so the columns are merged row by row.
+            let cols: Vec<&StringArray> = self
+                .keywords
+                .iter()
+                .filter_map(|k| self.records.column_by_name(&column_name(k)))
+                .filter_map(|c| c.as_string_opt::<i32>())
+                .collect();
+            if let [one] = cols.as_slice() {
+                return each_str(one, f);
+            }
+            for row in 0..self.rows() {
+                for c in &cols {
+                    if c.is_valid(row) {
+                        f(row, c.value(row));
+                    }
+                }
+            }
+            return;
+        };
+        match self.source(field) {
+            Source::Absent => {}
+            Source::Vendor(m, key) => {
+                for row in 0..m.len() {
+                    if let Some(v) = vendor_value(m, row, key) {
+                        f(row, v);
+                    }
+                }
+            }
+            Source::Column(c) => {
+                let mut text = String::new();
+                if let Some(a) = c.as_string_opt::<i32>() {
+                    each_str(a, f);
+                } else if each_uint(c, &mut |row, x| {
+                    text.clear();
+                    let _ = write!(text, "{x}");
+                    f(row, &text);
+                }) {
+                } else if let Some(a) = c.as_any().downcast_ref::<TimestampNanosecondArray>() {
+                    for row in 0..a.len() {
+                        if let Some(t) = a.is_valid(row).then(|| timestamp_text(a.value(row))) {
+                            f(row, t.as_deref().unwrap_or_default());
+                        }
+                    }
+                } else if let Some(l) = c.as_list_opt::<i32>() {
+                    let values = l.values().as_string::<i32>();
+                    let offsets = l.value_offsets();
+                    for row in 0..l.len() {
+                        if l.is_valid(row) {
+                            for i in offsets[row] as usize..offsets[row + 1] as usize {
+                                if values.is_valid(i) {
+                                    f(row, values.value(i));
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    fn each_number(&self, field: &str, f: &mut dyn FnMut(usize, f64)) {
+        match self.source(field) {
+            Source::Column(c) if each_uint(c, &mut |row, x| f(row, x as f64)) => {}
+            Source::Column(c) if matches!(c.data_type(), DataType::Timestamp(..)) => {}
+            _ => self.each_text(Some(field), &mut |row, t| {
+                if let Ok(x) = t.trim().parse::<f64>() {
+                    f(row, x);
+                }
+            }),
+        }
+    }
+
+    fn field(&self, row: usize, name: &str) -> Option<Cow<'_, Value>> {
+        let value = match self.source(name) {
+            Source::Absent => return None,
+            Source::Vendor(m, key) => Value::String(vendor_value(m, row, key)?.to_owned()),
+            Source::Column(c) => {
+                if c.is_null(row) {
+                    return None;
+                }
+                if let Some(a) = c.as_string_opt::<i32>() {
+                    Value::String(a.value(row).to_owned())
+                } else if let Some(a) = c.as_any().downcast_ref::<TimestampNanosecondArray>() {
+                    Value::String(timestamp_text(a.value(row))?)
+                } else if let Some(l) = c.as_list_opt::<i32>() {
+                    let values = l.value(row);
+                    let values = values.as_string::<i32>();
+                    Value::Array(
+                        values
+                            .iter()
+                            .flatten()
+                            .map(|s| Value::String(s.to_owned()))
+                            .collect(),
+                    )
+                } else {
+                    let mut n = None;
+                    each_uint(&c.slice(row, 1), &mut |_, x| n = Some(x));
+                    Value::from(n?)
+                }
+            }
+        };
+        Some(Cow::Owned(value))
+    }
+
+    fn any_keyword_text(&self, row: usize, f: &mut dyn FnMut(&str) -> bool) -> bool {
+        self.keywords.iter().any(|k| {
+            self.records
+                .column_by_name(&column_name(k))
+                .and_then(|c| c.as_string_opt::<i32>())
+                .is_some_and(|c| c.is_valid(row) && f(c.value(row)))
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::compiled::Compiled;
+    use canh_schema::fields::events::Col;
+    use canh_schema::{Table, TableBuilder};
+
+    #[test]
+    fn rules_read_columns_lists_numbers_and_vendor_fields() {
+        let mut b = TableBuilder::new(Table::Events, 8);
+        for (user, port, cat, vendor) in [
+            ("root", 22, "authentication", "srcintf=port1"),
+            ("alice", 443, "network", "srcintf=wan1"),
+        ] {
+            b.set_str(Col::UserName, user);
+            b.set_uint(Col::DestinationPort, port);
+            b.push_list(Col::EventCategory, cat);
+            let (k, v) = vendor.split_once('=').unwrap_or_default();
+            b.insert_map(Col::VendorFields, k, Some(v));
+            b.set_str(Col::EventOriginal, &format!("<13>host sshd: user {user}"));
+            b.set_ts(Col::Timestamp, 1_700_000_000_000_000_000);
+            b.set_ts(Col::EventCreated, 1_700_000_000_000_000_000);
+            b.set_str(Col::ParseStatus, "ok");
+            b.end_row();
+        }
+        let batch = b.finish().expect("batch").expect("rows");
+        let records = &batch.records;
+        let rule = |detection: &str| {
+            let yaml = format!("title: t\nlogsource: {{product: x}}\ndetection:\n{detection}");
+            let c = rsigma_parser::parse_sigma_yaml(&yaml).expect("yaml");
+            let plain = crate::plain::compile(&c.rules[0]).expect("compiles");
+            let compiled = Compiled::new(vec![plain]);
+            let mut out = Vec::new();
+            let keywords = ["event.original"];
+            compiled.matches(
+                &BatchEvents::new(records, &keywords),
+                &mut compiled.scratch(),
+                &mut out,
+            );
+            out.iter().map(|h| h.row).collect::<Vec<_>>()
+        };
+        assert_eq!(rule("  sel:\n    user.name: ROOT\n  condition: sel\n"), [0]);
+        assert_eq!(
+            rule("  sel:\n    destination.port: 443\n  condition: sel\n"),
+            [1]
+        );
+        assert_eq!(
+            rule("  sel:\n    destination_port|lt: 100\n  condition: sel\n"),
+            [0]
+        );
+        assert_eq!(
+            rule("  sel:\n    destination.port|startswith: '4'\n  condition: sel\n"),
+            [1]
+        );
+        assert_eq!(
+            rule("  sel:\n    event.category: network\n  condition: sel\n"),
+            [1]
+        );
+        assert_eq!(rule("  sel:\n    srcintf: 'wan*'\n  condition: sel\n"), [1]);
+        assert_eq!(
+            rule("  keywords:\n    - 'user alice'\n  condition: keywords\n"),
+            [1]
+        );
+        assert_eq!(
+            rule(
+                "  sel:\n    '@timestamp|year': 2023\n    srcintf|exists: true\n  condition: sel\n"
+            ),
+            [0, 1]
+        );
+        assert_eq!(
+            rule("  sel:\n    user.name|fieldref: srcintf\n  condition: not sel\n"),
+            [0, 1]
+        );
+    }
+}

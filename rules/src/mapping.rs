@@ -1,0 +1,274 @@
+//! Field mapping and log-source selection, in the spirit of pySigma processing pipelines: from
+//! the names rules use (the Sigma taxonomy, ECS) to Canh's columns, and from a rule's
+//! `logsource` to the events it sees. The format is described in `rules/mapping.toml`, which
+//! is also the default built into canh.
+
+use std::collections::{BTreeMap, HashMap};
+
+use rsigma_parser::{ConditionExpr, SigmaRule};
+use serde::Deserialize;
+
+use crate::plain::{Det, PlainRule};
+
+/// Names of detections the mapping adds to a rule start with this; a rule's own selectors
+/// (`1 of *`, `them`) do not see them.
+pub(crate) const RESERVED: &str = "_canh_";
+
+/// The mapping built into canh (`rules/mapping.toml`).
+pub const DEFAULT: &str = include_str!("../mapping.toml");
+
+/// The table a rule runs over.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Target {
+    Events,
+    Flows,
+}
+
+/// A field mapping, ready to apply to rules.
+#[derive(Debug)]
+pub struct Mapping {
+    fields: HashMap<String, String>,
+    entries: Vec<Entry>,
+}
+
+#[derive(Debug)]
+struct Entry {
+    /// (key, value) pairs of the rule's logsource this entry is for.
+    keys: Vec<(&'static str, String)>,
+    /// The events the rule sees, as a detection.
+    events: Option<Det>,
+    fields: HashMap<String, String>,
+    table: Option<Target>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileToml {
+    #[serde(default)]
+    fields: BTreeMap<String, String>,
+    #[serde(default)]
+    logsource: Vec<EntryToml>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct EntryToml {
+    category: Option<String>,
+    product: Option<String>,
+    service: Option<String>,
+    events: Option<toml::Table>,
+    #[serde(default)]
+    fields: BTreeMap<String, String>,
+    table: Option<String>,
+}
+
+impl Mapping {
+    /// The mapping built into canh.
+    pub fn builtin() -> Mapping {
+        #[allow(clippy::expect_used)] // Tested: `the_builtin_mapping_parses`.
+        Mapping::parse(DEFAULT).expect("the built-in mapping is valid")
+    }
+
+    /// No renames and no selection: rules read events as they are (rule tests, plain hunts).
+    pub fn identity() -> Mapping {
+        Mapping {
+            fields: HashMap::new(),
+            entries: Vec::new(),
+        }
+    }
+
+    /// Reads a mapping file's text; every problem at once, each with where it is.
+    pub fn parse(text: &str) -> Result<Mapping, Vec<String>> {
+        let file: FileToml = toml::from_str(text).map_err(|e| vec![e.to_string()])?;
+        let mut problems = Vec::new();
+        let mut entries = Vec::new();
+        for (i, e) in file.logsource.into_iter().enumerate() {
+            let at = format!("logsource[{i}]");
+            let keys: Vec<(&'static str, String)> = [
+                ("category", e.category),
+                ("product", e.product),
+                ("service", e.service),
+            ]
+            .into_iter()
+            .filter_map(|(k, v)| Some((k, v?.to_ascii_lowercase())))
+            .collect();
+            if keys.is_empty() {
+                problems.push(format!(
+                    "{at}: give at least one of category, product, service"
+                ));
+            }
+            let table = match e.table.as_deref() {
+                None => None,
+                Some("events") => Some(Target::Events),
+                Some("flows") => Some(Target::Flows),
+                Some(t) => {
+                    problems.push(format!("{at}.table: '{t}' is not events or flows"));
+                    None
+                }
+            };
+            let events = match e.events.map(|t| selection(&t)) {
+                None => None,
+                Some(Ok(d)) => Some(d),
+                Some(Err(why)) => {
+                    problems.push(format!("{at}.events: {why}"));
+                    None
+                }
+            };
+            entries.push(Entry {
+                keys,
+                events,
+                fields: e.fields.into_iter().collect(),
+                table,
+            });
+        }
+        if problems.is_empty() {
+            Ok(Mapping {
+                fields: file.fields.into_iter().collect(),
+                entries,
+            })
+        } else {
+            Err(problems)
+        }
+    }
+
+    /// Maps a compiled rule: its fields renamed, the selections of the log sources it is for
+    /// added to every condition, and the table it runs over.
+    pub fn apply(&self, rule: &SigmaRule, mut plain: PlainRule) -> (PlainRule, Target) {
+        let ls = &rule.logsource;
+        let has = |k: &str, v: &str| {
+            let mine = match k {
+                "category" => ls.category.as_deref(),
+                "product" => ls.product.as_deref(),
+                _ => ls.service.as_deref(),
+            };
+            mine.is_some_and(|m| m.eq_ignore_ascii_case(v))
+        };
+        let mut applying: Vec<&Entry> = self
+            .entries
+            .iter()
+            .filter(|e| e.keys.iter().all(|(k, v)| has(k, v)))
+            .collect();
+        // More specific entries rename last, so their names win.
+        applying.sort_by_key(|e| e.keys.len());
+        let mut renames: HashMap<&str, &str> = self
+            .fields
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.as_str()))
+            .collect();
+        let mut table = Target::Events;
+        for e in &applying {
+            renames.extend(e.fields.iter().map(|(k, v)| (k.as_str(), v.as_str())));
+            if let Some(t) = e.table {
+                table = t;
+            }
+        }
+        plain.rename_fields(&|name| renames.get(name).map(|n| (*n).to_owned()));
+        let mut names = Vec::new();
+        for (i, e) in applying.iter().enumerate() {
+            if let Some(d) = &e.events {
+                let name = format!("{RESERVED}logsource_{i}");
+                plain.detections.insert(name.clone(), d.clone());
+                names.push(ConditionExpr::Identifier(name));
+            }
+        }
+        if !names.is_empty() {
+            for c in &mut plain.conditions {
+                let mut all = vec![std::mem::replace(c, ConditionExpr::Or(Vec::new()))];
+                all.extend(names.iter().cloned());
+                *c = ConditionExpr::And(all);
+            }
+        }
+        (plain, table)
+    }
+}
+
+/// A selection written in TOML (`{ "field|modifier" = value or [values] }`) as a detection,
+/// through the same parser and compiler as rules (YAML is a superset of JSON).
+fn selection(t: &toml::Table) -> Result<Det, String> {
+    let json = serde_json::to_string(t).map_err(|e| e.to_string())?;
+    let yaml =
+        format!("title: selection\nlogsource: {{}}\ndetection:\n  sel: {json}\n  condition: sel\n");
+    let c = rsigma_parser::parse_sigma_yaml(&yaml).map_err(|e| e.to_string())?;
+    if let Some(e) = c.errors.first() {
+        return Err(e.to_string());
+    }
+    let rule = c.rules.first().ok_or("not a selection")?;
+    let mut plain = crate::plain::compile(rule)?;
+    plain
+        .detections
+        .remove("sel")
+        .ok_or_else(|| "not a selection".into())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn mapped(mapping: &Mapping, yaml: &str) -> (PlainRule, Target) {
+        let c = rsigma_parser::parse_sigma_yaml(yaml).expect("yaml");
+        let plain = crate::plain::compile(&c.rules[0]).expect("compiles");
+        mapping.apply(&c.rules[0], plain)
+    }
+
+    #[test]
+    fn the_builtin_mapping_parses() {
+        let m = Mapping::builtin();
+        assert!(m.entries.len() > 10);
+    }
+
+    #[test]
+    fn names_are_renamed_and_log_sources_select_events() {
+        let m = Mapping::builtin();
+        let (r, table) = mapped(
+            &m,
+            "title: t\nlogsource: {category: firewall}\ndetection:\n  sel:\n    dst_port: 22\n    action: deny\n  condition: sel\n",
+        );
+        assert_eq!(table, Target::Events);
+        let fw =
+            json!({"observer.type": "firewall", "destination.port": 22, "event.action": "deny"});
+        assert!(r.matches(&fw));
+        let mut other = fw.clone();
+        other["observer.type"] = json!("host");
+        assert!(
+            !r.matches(&other),
+            "a firewall rule sees firewall events only"
+        );
+        // linux + sshd: both entries' selections.
+        let (r, _) = mapped(
+            &m,
+            "title: t\nlogsource: {product: linux, service: sshd}\ndetection:\n  keywords:\n    - 'Failed password'\n  condition: keywords\n",
+        );
+        let ev = json!({"observer.vendor": "Linux", "log.syslog.appname": "sshd", "message": "Failed password for x"});
+        assert!(r.matches(&ev));
+        let mut sudo = ev.clone();
+        sudo["log.syslog.appname"] = json!("sudo");
+        assert!(!r.matches(&sudo));
+        // `them` does not count what the mapping added.
+        let (r, _) = mapped(
+            &m,
+            "title: t\nlogsource: {product: linux}\ndetection:\n  sel:\n    user.name: root\n  condition: all of them\n",
+        );
+        assert!(r.matches(&json!({"observer.vendor": "Linux", "user.name": "root"})));
+        let (_, table) = mapped(
+            &m,
+            "title: t\nlogsource: {category: flow}\ndetection:\n  sel:\n    destination.port: 22\n  condition: sel\n",
+        );
+        assert_eq!(table, Target::Flows);
+    }
+
+    #[test]
+    fn bad_mappings_are_reported_with_where() {
+        let e = Mapping::parse(
+            "[[logsource]]\ntable = \"nope\"\n[[logsource]]\ncategory = \"x\"\nevents = { \"a|cidr\" = \"no\" }\n",
+        )
+        .expect_err("bad");
+        assert_eq!(e.len(), 3, "{e:?}");
+        assert!(e[0].starts_with("logsource[0]: give at least one"), "{e:?}");
+        assert!(e[1].starts_with("logsource[0].table"), "{e:?}");
+        assert!(
+            e[2].starts_with("logsource[1].events: sel: a: 'no' is not a CIDR"),
+            "{e:?}"
+        );
+    }
+}
