@@ -216,6 +216,14 @@ impl Compiled {
         }
     }
 
+    /// The fields the matcher scans over a whole batch (not keywords).
+    pub fn fields(&self) -> Vec<&str> {
+        self.fields
+            .iter()
+            .filter_map(|f| f.field.as_deref())
+            .collect()
+    }
+
     /// Working memory for one thread.
     pub fn scratch(&self) -> Scratch {
         let mut s = Scratch::default();

@@ -25,7 +25,10 @@ pub mod events;
 mod load;
 pub mod mapping;
 pub mod plain;
+mod set;
 pub mod tests;
 
 pub use check::{check, Checked};
 pub use load::{load, Loaded, Rejection, Rule, RuleKind};
+pub use mapping::{Mapping, Target};
+pub use set::{RuleSet, SetScratch};

@@ -45,7 +45,7 @@ impl Row for Value {
 }
 
 /// A detection rule ready to evaluate.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct PlainRule {
     pub(crate) detections: HashMap<String, Det>,
     pub(crate) conditions: Vec<ConditionExpr>,
@@ -776,11 +776,8 @@ mod tests {
             let events = [event.clone()];
             let mut out = Vec::new();
             let c = &self.1;
-            c.matches(
-                &crate::events::JsonEvents(&events),
-                &mut c.scratch(),
-                &mut out,
-            );
+            let json = crate::events::JsonEvents::new(&events, &c.fields());
+            c.matches(&json, &mut c.scratch(), &mut out);
             assert_eq!(
                 plain,
                 !out.is_empty(),
@@ -894,6 +891,14 @@ mod tests {
         assert!(r.matches(&json!({"user.name": ""})) && !r.matches(&json!({"x": 1})));
         let r = rule("  sel:\n    user.name: ''\n  condition: sel\n");
         assert!(r.matches(&json!({"user.name": ""})) && !r.matches(&json!({"user.name": "a"})));
+        // A flat dotted key before a nested path; keys with dots are not paths.
+        let r = rule("  sel:\n    a.b: x\n  condition: sel\n");
+        assert!(r.matches(&json!({"a": {"b": "y"}, "a.b": "x"})));
+        assert!(!r.matches(&json!({"a.b": "y", "a": {"b": "x"}})));
+        assert!(r.matches(&json!({"a": {"b": "x"}})));
+        let r = rule("  sel:\n    a.b.c: x\n  condition: sel\n");
+        assert!(!r.matches(&json!({"a.b": {"c": "x"}})));
+        assert!(r.matches(&json!({"a": {"b": {"c": "x"}}})));
         let r = rule("  sel:\n    tags|endswith: 'min'\n  condition: sel\n");
         assert!(r.matches(&json!({"tags": ["x", "admin"], "b": 1})));
         let r = rule("  sel:\n    destination.port: 22\n  condition: sel\n");

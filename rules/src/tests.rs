@@ -8,6 +8,8 @@ use std::path::{Path, PathBuf};
 
 use serde_json::Value;
 
+use crate::compiled::Compiled;
+use crate::events::JsonEvents;
 use crate::load::Rule;
 use crate::plain::PlainRule;
 
@@ -27,10 +29,15 @@ pub fn tests_file(rule_file: &Path) -> PathBuf {
     rule_file.with_extension("tests.jsonl")
 }
 
-/// Runs the tests of one rule file against its compiled rules. Lines that are not tests are
-/// errors with their line.
+/// Runs the tests of one rule file against its rules (mapped as they run), in the plain and
+/// the compiled matcher; where the two disagree, the test fails and says so. Lines that are
+/// not tests are errors with their line.
 pub fn run(rules: &[(&Rule, &PlainRule)], file: &Path) -> Result<Vec<Outcome>, String> {
     let text = std::fs::read_to_string(file).map_err(|e| format!("{}: {e}", file.display()))?;
+    let compiled: Vec<Compiled> = rules
+        .iter()
+        .map(|(_, p)| Compiled::new(vec![(*p).clone()]))
+        .collect();
     let mut out = Vec::new();
     for (i, line) in text.lines().enumerate() {
         if line.trim().is_empty() {
@@ -48,18 +55,39 @@ pub fn run(rules: &[(&Rule, &PlainRule)], file: &Path) -> Result<Vec<Outcome>, S
         }
         let only = t["rule"].as_str();
         let mut ran = false;
-        for (rule, plain) in rules {
+        for ((rule, plain), compiled) in rules.iter().zip(&compiled) {
             if only.is_some_and(|o| Some(o) != rule.id() && o != rule.title()) {
                 continue;
             }
             ran = true;
+            let got = plain.matches(event);
+            let events = std::slice::from_ref(event);
+            let mut hits = Vec::new();
+            compiled.matches(
+                &JsonEvents::new(events, &compiled.fields()),
+                &mut compiled.scratch(),
+                &mut hits,
+            );
+            let note = t["note"].as_str().map(str::to_owned);
+            let (got, note) = if got == hits.is_empty() {
+                let why = format!(
+                    "the plain matcher says {got}, the compiled matcher {}",
+                    !got
+                );
+                (
+                    !expected,
+                    Some(note.map_or(why.clone(), |n| format!("{n}; {why}"))),
+                )
+            } else {
+                (got, note)
+            };
             out.push(Outcome {
                 file: file.to_owned(),
                 line: i + 1,
                 rule: rule.title().to_owned(),
                 expected,
-                got: plain.matches(event),
-                note: t["note"].as_str().map(str::to_owned),
+                got,
+                note,
             });
         }
         if !ran {

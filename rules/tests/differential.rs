@@ -122,10 +122,11 @@ fn compiled_plain_and_rsigma_eval_agree() {
     eprintln!("compiled: {:?}", compiled.stats());
     let mut by_compiled = vec![false; events.len() * rules.len()];
     let mut scratch = compiled.scratch();
+    let fields = compiled.fields();
     let mut out = Vec::new();
     for (b, batch) in events.chunks(1000).enumerate() {
         out.clear();
-        compiled.matches(&JsonEvents(batch), &mut scratch, &mut out);
+        compiled.matches(&JsonEvents::new(batch, &fields), &mut scratch, &mut out);
         for h in &out {
             by_compiled[(b * 1000 + h.row as usize) * rules.len() + h.rule as usize] = true;
         }

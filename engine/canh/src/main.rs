@@ -75,6 +75,10 @@ enum Command {
         /// JSON lines of events (`-` for stdin).
         #[arg(long)]
         input: PathBuf,
+        /// Field mapping: `builtin` (rule names to ECS, log sources to the events they
+        /// select), `none` (events are read with the rules' own names), or a mapping file.
+        #[arg(long, default_value = "builtin")]
+        mapping: String,
     },
 }
 
@@ -95,6 +99,9 @@ enum RulesCommand {
     Test {
         #[arg(required = true)]
         paths: Vec<PathBuf>,
+        /// Field mapping, as in `canh hunt`: `builtin`, `none` or a mapping file.
+        #[arg(long, default_value = "builtin")]
+        mapping: String,
     },
 }
 
@@ -150,9 +157,13 @@ fn main() -> ExitCode {
             command: RulesCommand::Check { paths, format },
         } => rules_check(&paths, &format),
         Command::Rules {
-            command: RulesCommand::Test { paths },
-        } => rules_test(&paths),
-        Command::Hunt { rules, input } => hunt(&rules, &input),
+            command: RulesCommand::Test { paths, mapping },
+        } => rules_test(&paths, &mapping),
+        Command::Hunt {
+            rules,
+            input,
+            mapping,
+        } => hunt(&rules, &input, &mapping),
         Command::Flows {
             command:
                 FlowsCommand::Decode {
@@ -308,8 +319,9 @@ fn rules_check(paths: &[PathBuf], format: &str) -> anyhow::Result<ExitCode> {
     })
 }
 
-fn rules_test(paths: &[PathBuf]) -> anyhow::Result<ExitCode> {
+fn rules_test(paths: &[PathBuf], map: &str) -> anyhow::Result<ExitCode> {
     use canh_rules::tests::tests_file;
+    let mapping = mapping(map)?;
     let loaded = canh_rules::load(paths);
     let mut out = std::io::BufWriter::new(std::io::stdout().lock());
     write_rejections(&mut out, &loaded.rejected, " (cannot run)")?;
@@ -327,7 +339,11 @@ fn rules_test(paths: &[PathBuf]) -> anyhow::Result<ExitCode> {
         let mut compiled = Vec::new();
         for rule in loaded.rules.iter().filter(|r| r.file == file) {
             match canh_rules::check(rule) {
-                Ok(canh_rules::Checked::Detection(m)) => compiled.push((rule, m)),
+                Ok(canh_rules::Checked::Detection(m)) => {
+                    if let canh_rules::RuleKind::Detection(sigma) = &rule.kind {
+                        compiled.push((rule, mapping.apply(sigma, *m).0));
+                    }
+                }
                 Ok(canh_rules::Checked::NotEvaluated) => {}
                 Err(problems) => {
                     write_rejections(&mut out, &problems, " (cannot run)")?;
@@ -339,7 +355,7 @@ fn rules_test(paths: &[PathBuf]) -> anyhow::Result<ExitCode> {
             untested += compiled.len();
             continue;
         }
-        let pairs: Vec<_> = compiled.iter().map(|(r, m)| (*r, m.as_ref())).collect();
+        let pairs: Vec<_> = compiled.iter().map(|(r, m)| (*r, m)).collect();
         match canh_rules::tests::run(&pairs, &tests) {
             Ok(outcomes) => {
                 for o in outcomes {
@@ -377,23 +393,34 @@ fn rules_test(paths: &[PathBuf]) -> anyhow::Result<ExitCode> {
     })
 }
 
-fn hunt(rule_paths: &[PathBuf], input: &std::path::Path) -> anyhow::Result<ExitCode> {
+/// The field mapping named on the command line.
+fn mapping(name: &str) -> anyhow::Result<canh_rules::Mapping> {
+    Ok(match name {
+        "builtin" => canh_rules::Mapping::builtin(),
+        "none" => canh_rules::Mapping::identity(),
+        path => {
+            let text = std::fs::read_to_string(path).with_context(|| format!("reading {path}"))?;
+            canh_rules::Mapping::parse(&text)
+                .map_err(|problems| anyhow::anyhow!("{path}:\n  {}", problems.join("\n  ")))?
+        }
+    })
+}
+
+/// Events per batch in `canh hunt`.
+const HUNT_BATCH: usize = 4096;
+
+fn hunt(rule_paths: &[PathBuf], input: &std::path::Path, map: &str) -> anyhow::Result<ExitCode> {
+    let mapping = mapping(map)?;
     let loaded = canh_rules::load(rule_paths);
     let mut err = std::io::stderr().lock();
     write_rejections(&mut err, &loaded.rejected, " (rule skipped)")?;
-    let mut rules = Vec::new();
-    let mut other = 0;
-    for rule in &loaded.rules {
-        match canh_rules::check(rule) {
-            Ok(canh_rules::Checked::Detection(m)) => rules.push((rule, m)),
-            Ok(canh_rules::Checked::NotEvaluated) => other += 1,
-            Err(problems) => write_rejections(&mut err, &problems, " (rule skipped)")?,
-        }
-    }
-    if other > 0 {
+    let (set, problems) = canh_rules::RuleSet::build(&loaded.rules, &mapping);
+    write_rejections(&mut err, &problems, " (rule skipped)")?;
+    if set.not_evaluated > 0 {
         writeln!(
             err,
-            "{other} correlation or filter rule(s) not evaluated (not supported yet)"
+            "{} correlation or filter rule(s) not evaluated (not supported yet)",
+            set.not_evaluated
         )?;
     }
     drop(err);
@@ -402,17 +429,49 @@ fn hunt(rule_paths: &[PathBuf], input: &std::path::Path) -> anyhow::Result<ExitC
     } else {
         let f =
             std::fs::File::open(input).with_context(|| format!("reading {}", input.display()))?;
-        Box::new(std::io::BufReader::new(f))
+        Box::new(std::io::BufReader::with_capacity(1 << 20, f))
     };
     let mut out = std::io::BufWriter::new(std::io::stdout().lock());
     let (mut events, mut matches, mut bad) = (0u64, 0u64, 0u64);
+    let fields: Vec<&str> = set
+        .compiled(canh_rules::Target::Events)
+        .map(|c| c.fields())
+        .unwrap_or_default();
+    let mut scratch = set.scratch();
+    let mut batch: Vec<serde_json::Value> = Vec::with_capacity(HUNT_BATCH);
+    let mut hits = Vec::new();
+    let mut run = |batch: &mut Vec<serde_json::Value>, out: &mut dyn Write| -> anyhow::Result<()> {
+        hits.clear();
+        let json = canh_rules::events::JsonEvents::new(batch, &fields);
+        set.matches(canh_rules::Target::Events, &json, &mut scratch, &mut hits);
+        for h in &hits {
+            let rule = set.rules[h.rule as usize];
+            let hit = serde_json::json!({
+                "rule.id": rule.id(),
+                "rule.title": rule.title(),
+                "rule.level": rule.level(),
+                "event": batch[h.row as usize],
+            });
+            serde_json::to_writer(&mut *out, &hit)?;
+            out.write_all(b"\n")?;
+        }
+        matches += hits.len() as u64;
+        batch.clear();
+        Ok(())
+    };
     for (n, line) in reader.lines().enumerate() {
         let line = line.context("reading events")?;
         if line.trim().is_empty() {
             continue;
         }
-        let event: serde_json::Value = match serde_json::from_str(&line) {
-            Ok(v @ serde_json::Value::Object(_)) => v,
+        match serde_json::from_str(&line) {
+            Ok(v @ serde_json::Value::Object(_)) => {
+                events += 1;
+                batch.push(v);
+                if batch.len() == HUNT_BATCH {
+                    run(&mut batch, &mut out)?;
+                }
+            }
             _ => {
                 bad += 1;
                 writeln!(
@@ -421,29 +480,15 @@ fn hunt(rule_paths: &[PathBuf], input: &std::path::Path) -> anyhow::Result<ExitC
                     input.display(),
                     n + 1
                 )?;
-                continue;
-            }
-        };
-        events += 1;
-        for (rule, m) in &rules {
-            if m.matches(&event) {
-                matches += 1;
-                let hit = serde_json::json!({
-                    "rule.id": rule.id(),
-                    "rule.title": rule.title(),
-                    "rule.level": rule.level(),
-                    "event": event,
-                });
-                serde_json::to_writer(&mut out, &hit)?;
-                out.write_all(b"\n")?;
             }
         }
     }
+    run(&mut batch, &mut out)?;
     out.flush()?;
     writeln!(
         std::io::stderr(),
         "{events} event(s), {} rule(s), {matches} match(es){}",
-        rules.len(),
+        set.rules.len(),
         if bad > 0 {
             format!(", {bad} line(s) not JSON objects")
         } else {

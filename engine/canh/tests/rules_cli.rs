@@ -90,26 +90,26 @@ fn sigmahq_rules_load() {
     assert!(loaded * 100 >= total * 99, "{loaded} of {total}");
 }
 
-/// `canh hunt`: rules over JSON events (nested or flat dotted keys), one line per match.
-#[test]
-fn hunt_prints_each_match_with_its_rule() {
+fn hunt(mapping: &str) -> (Vec<serde_json::Value>, String) {
     let dir = fixtures();
     let out = Command::new(env!("CARGO_BIN_EXE_canh"))
-        .args(["hunt", "--rules"])
+        .args(["hunt", "--mapping", mapping, "--rules"])
         .arg(dir.join("good.yml"))
         .arg("--input")
         .arg(dir.join("events.jsonl"))
         .output()
         .unwrap();
     assert!(out.status.success());
-    let hits: Vec<serde_json::Value> = String::from_utf8(out.stdout)
+    let hits = String::from_utf8(out.stdout)
         .unwrap()
         .lines()
         .map(|l| serde_json::from_str(l).unwrap())
         .collect();
-    // Failures, case-insensitive, not from the lab range; nested and flat events alike.
-    let sources: Vec<String> = hits
-        .iter()
+    (hits, String::from_utf8(out.stderr).unwrap())
+}
+
+fn sources(hits: &[serde_json::Value]) -> Vec<String> {
+    hits.iter()
         .map(|h| {
             let e = &h["event"];
             e["source.ip"]
@@ -118,12 +118,26 @@ fn hunt_prints_each_match_with_its_rule() {
                 .unwrap()
                 .to_owned()
         })
-        .collect();
-    assert_eq!(sources, ["203.0.113.9", "198.51.100.7"]);
+        .collect()
+}
+
+/// `canh hunt`: rules over JSON events (nested or flat dotted keys), one line per match; the
+/// built-in mapping lets a linux/sshd rule see only sshd events of Linux hosts.
+#[test]
+fn hunt_prints_each_match_with_its_rule() {
+    let (hits, err) = hunt("builtin");
+    // Failures, case-insensitive, not from the lab range; nested and flat events alike; not
+    // the firewall's.
+    assert_eq!(sources(&hits), ["203.0.113.9", "198.51.100.7"]);
     assert_eq!(hits[0]["rule.id"], "2f0f6d3e-6d1c-4c55-9a58-3b7b0c6c9a01");
     assert_eq!(hits[0]["rule.level"], "low");
-    let err = String::from_utf8(out.stderr).unwrap();
-    assert!(err.contains("4 event(s), 1 rule(s), 2 match(es)"), "{err}");
+    assert!(err.contains("5 event(s), 1 rule(s), 2 match(es)"), "{err}");
+    // Without the mapping, the log source selects nothing: the firewall's event matches too.
+    let (hits, _) = hunt("none");
+    assert_eq!(
+        sources(&hits),
+        ["203.0.113.9", "198.51.100.7", "198.51.100.8"]
+    );
 }
 
 /// `canh rules test`: `x.tests.jsonl` beside `x.yml`; a wrong expectation fails with its line.
@@ -142,7 +156,7 @@ fn rule_tests_pass_and_fail_with_their_line() {
         (code, text.as_str()),
         (
             Some(0),
-            "4 test(s) passed, 0 failed; 0 rule(s) without tests\n"
+            "5 test(s) passed, 0 failed; 0 rule(s) without tests\n"
         )
     );
     let dir = tempfile::tempdir().unwrap();
