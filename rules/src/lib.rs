@@ -21,6 +21,7 @@
 pub mod batch;
 mod check;
 pub mod compiled;
+pub mod correlation;
 pub mod events;
 mod load;
 pub mod mapping;

@@ -131,9 +131,8 @@ impl Mapping {
         }
     }
 
-    /// Maps a compiled rule: its fields renamed, the selections of the log sources it is for
-    /// added to every condition, and the table it runs over.
-    pub fn apply(&self, rule: &SigmaRule, mut plain: PlainRule) -> (PlainRule, Target) {
+    /// The entries that apply to a rule, least specific first.
+    fn applying(&self, rule: &SigmaRule) -> Vec<&Entry> {
         let ls = &rule.logsource;
         let has = |k: &str, v: &str| {
             let mine = match k {
@@ -150,18 +149,38 @@ impl Mapping {
             .collect();
         // More specific entries rename last, so their names win.
         applying.sort_by_key(|e| e.keys.len());
+        applying
+    }
+
+    fn renames<'a>(&'a self, applying: &[&'a Entry]) -> HashMap<&'a str, &'a str> {
         let mut renames: HashMap<&str, &str> = self
             .fields
             .iter()
             .map(|(k, v)| (k.as_str(), v.as_str()))
             .collect();
-        let mut table = Target::Events;
-        for e in &applying {
+        for e in applying {
             renames.extend(e.fields.iter().map(|(k, v)| (k.as_str(), v.as_str())));
-            if let Some(t) = e.table {
-                table = t;
-            }
         }
+        renames
+    }
+
+    /// The name a field of a rule's events has in Canh (correlation group-by fields).
+    pub fn field(&self, rule: &SigmaRule, name: &str) -> String {
+        let applying = self.applying(rule);
+        let renames = self.renames(&applying);
+        renames.get(name).copied().unwrap_or(name).to_owned()
+    }
+
+    /// Maps a compiled rule: its fields renamed, the selections of the log sources it is for
+    /// added to every condition, and the table it runs over.
+    pub fn apply(&self, rule: &SigmaRule, mut plain: PlainRule) -> (PlainRule, Target) {
+        let applying = self.applying(rule);
+        let renames = self.renames(&applying);
+        let table = applying
+            .iter()
+            .rev()
+            .find_map(|e| e.table)
+            .unwrap_or(Target::Events);
         plain.rename_fields(&|name| renames.get(name).map(|n| (*n).to_owned()));
         let mut names = Vec::new();
         for (i, e) in applying.iter().enumerate() {

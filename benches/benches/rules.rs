@@ -1,0 +1,233 @@
+//! Detection: events per second through the compiled matcher, one core, with 10, 100, 1,000
+//! and 10,000 rules, over the Sigma-taxonomy event mix of `../shared/peers/gen_events.py`
+//! (40% firewall, 25% sshd, 15% Linux process creation, 10% web server, 10% DNS) as Arrow
+//! batches of 8,192 rows — the form events have in the pipeline.
+//!
+//! Rules: the SigmaHQ rules of `../shared/corpora/sigma`, the ~450 network/Linux/web/DNS rules
+//! first, then the rest (Windows and others: their fields such as `Image` and `CommandLine`
+//! are in the Linux process events); past the ~3,700 that load, variants of the same rules
+//! with every text value changed (`…_v2`), so that 10,000 rules keep SigmaHQ's shapes.
+//! Every rule sees every event (no field mapping, no log-source selection), the worst case.
+//!
+//! `cargo bench -p canh-benches --bench rules` (needs ../shared; skips without it).
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::print_stderr)]
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use arrow::array::{ArrayRef, StringBuilder, UInt64Builder};
+use arrow::datatypes::{DataType, Field, Schema};
+use arrow::record_batch::RecordBatch;
+use canh_rules::batch::BatchEvents;
+use canh_rules::{Mapping, RuleKind, RuleSet, Target};
+use criterion::{criterion_group, criterion_main, Criterion, Throughput};
+use rsigma_parser::{Detection, SigmaValue, StringPart};
+use serde_json::Value;
+
+const EVENTS: usize = 65_536;
+const BATCH: usize = 8_192;
+
+fn shared() -> Option<PathBuf> {
+    let d = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared");
+    d.is_dir().then_some(d)
+}
+
+/// The event mix, generated once into the target folder.
+fn events(shared: &Path) -> Vec<Value> {
+    let file = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join(format!("../target/bench-events-{EVENTS}.jsonl"));
+    if !file.exists() {
+        let ok = std::process::Command::new("python3")
+            .arg(shared.join("peers/gen_events.py"))
+            .arg(&file)
+            .arg(EVENTS.to_string())
+            .status()
+            .unwrap()
+            .success();
+        assert!(ok, "gen_events.py failed");
+    }
+    std::fs::read_to_string(&file)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
+}
+
+/// Events as record batches: one column per (flattened) key, integers as UInt64, the rest text.
+fn batches(events: &[Value]) -> Vec<RecordBatch> {
+    let flat: Vec<BTreeMap<String, &Value>> = events
+        .iter()
+        .map(|e| {
+            let mut m = BTreeMap::new();
+            for (k, v) in e.as_object().unwrap() {
+                match v {
+                    Value::Object(inner) => {
+                        for (k2, v2) in inner {
+                            m.insert(format!("{k}.{k2}"), v2);
+                        }
+                    }
+                    v => {
+                        m.insert(k.clone(), v);
+                    }
+                }
+            }
+            m
+        })
+        .collect();
+    let mut keys: BTreeMap<String, bool> = BTreeMap::new();
+    for m in &flat {
+        for (k, v) in m {
+            let int = v.is_u64();
+            keys.entry(k.clone())
+                .and_modify(|i| *i &= int)
+                .or_insert(int);
+        }
+    }
+    flat.chunks(BATCH)
+        .map(|chunk| {
+            let mut fields = Vec::new();
+            let mut columns: Vec<ArrayRef> = Vec::new();
+            for (k, &int) in &keys {
+                let name = canh_schema::fields::column_name(k);
+                if int {
+                    let mut b = UInt64Builder::new();
+                    chunk
+                        .iter()
+                        .for_each(|m| b.append_option(m.get(k).and_then(|v| v.as_u64())));
+                    fields.push(Field::new(name, DataType::UInt64, true));
+                    columns.push(Arc::new(b.finish()));
+                } else {
+                    let mut b = StringBuilder::new();
+                    chunk.iter().for_each(|m| {
+                        b.append_option(m.get(k).map(|v| match v {
+                            Value::String(s) => s.clone(),
+                            v => v.to_string(),
+                        }))
+                    });
+                    fields.push(Field::new(name, DataType::Utf8, true));
+                    columns.push(Arc::new(b.finish()));
+                }
+            }
+            RecordBatch::try_new(Arc::new(Schema::new(fields)), columns).unwrap()
+        })
+        .collect()
+}
+
+/// SigmaHQ rules, the network/Linux/web/DNS ones first, then the others, then variants.
+fn rules(corpus: &Path, want: usize) -> Vec<canh_rules::Rule> {
+    let index = std::fs::read_to_string(corpus.join("INDEX_network_linux_web_dns.jsonl")).unwrap();
+    let first: Vec<PathBuf> = index
+        .lines()
+        .map(|l| {
+            let v: Value = serde_json::from_str(l).unwrap();
+            corpus.join(v["path"].as_str().unwrap())
+        })
+        .collect();
+    let mut loaded = canh_rules::load(&first).rules;
+    let mut rest = canh_rules::load(&[corpus.to_owned()]).rules;
+    rest.retain(|r| !first.contains(&r.file) && canh_rules::check(r).is_ok());
+    rest.sort_by(|a, b| a.file.cmp(&b.file));
+    loaded.retain(|r| canh_rules::check(r).is_ok());
+    loaded.extend(rest);
+    let base = loaded.len();
+    let mut k = 2;
+    while loaded.len() < want {
+        for i in 0..base {
+            if loaded.len() == want {
+                break;
+            }
+            let mut r = loaded[i].clone();
+            if let RuleKind::Detection(s) = &mut r.kind {
+                for d in s.detection.named.values_mut() {
+                    vary(d, k);
+                }
+                loaded.push(r);
+            }
+        }
+        k += 1;
+    }
+    loaded.truncate(want);
+    loaded
+}
+
+fn vary(d: &mut Detection, k: usize) {
+    match d {
+        Detection::AllOf(items) => {
+            for i in items {
+                for v in &mut i.values {
+                    if let SigmaValue::String(s) = v {
+                        s.parts.push(StringPart::Plain(format!("_v{k}")));
+                        s.original.push_str(&format!("_v{k}"));
+                    }
+                }
+            }
+        }
+        Detection::AnyOf(ds) | Detection::And(ds) => ds.iter_mut().for_each(|d| vary(d, k)),
+        Detection::Keywords(vs) => {
+            for v in vs {
+                if let SigmaValue::String(s) = v {
+                    s.parts.push(StringPart::Plain(format!("_v{k}")));
+                    s.original.push_str(&format!("_v{k}"));
+                }
+            }
+        }
+        _ => {}
+    }
+}
+
+fn bench(c: &mut Criterion) {
+    let Some(shared) = shared() else {
+        eprintln!("skipping: ../shared not found");
+        return;
+    };
+    let events = events(&shared);
+    let batches = batches(&events);
+    let all = rules(&shared.join("corpora/sigma"), 10_000);
+    let mut g = c.benchmark_group("rules");
+    g.throughput(Throughput::Elements(EVENTS as u64));
+    g.sample_size(10);
+    for n in [10, 100, 1_000, 10_000] {
+        let started = std::time::Instant::now();
+        let (set, rejected) = RuleSet::build(&all[..n], &Mapping::identity());
+        let built = started.elapsed();
+        assert!(rejected.is_empty(), "{rejected:?}");
+        let compiled = set.compiled(Target::Events).unwrap();
+        let mut scratch = set.scratch();
+        let mut hits = Vec::new();
+        let keywords = ["message"];
+        for b in &batches {
+            set.matches(
+                Target::Events,
+                &BatchEvents::new(b, &keywords),
+                &mut scratch,
+                &mut hits,
+            );
+        }
+        eprintln!(
+            "{n} rules: compiled in {:.2} s, {:?}; {} matches over {EVENTS} events",
+            built.as_secs_f64(),
+            compiled.stats(),
+            hits.len()
+        );
+        g.bench_function(format!("{n}"), |bench| {
+            bench.iter(|| {
+                hits.clear();
+                for b in &batches {
+                    set.matches(
+                        Target::Events,
+                        &BatchEvents::new(b, &keywords),
+                        &mut scratch,
+                        &mut hits,
+                    );
+                }
+                hits.len()
+            })
+        });
+    }
+    g.finish();
+}
+
+criterion_group!(benches, bench);
+criterion_main!(benches);
