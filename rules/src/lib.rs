@@ -18,6 +18,7 @@
 //! Compilation into Hyperscan databases per field, field mapping, log-source selection,
 //! correlation, IOC lists and alerts come next.
 
+pub mod alerts;
 pub mod batch;
 mod check;
 pub mod compiled;
