@@ -4,6 +4,7 @@
 
 use rsigma_parser::{detection_name_matches, ConditionExpr, SelectorPattern};
 
+use crate::iocs::Iocs;
 use crate::load::{Rejection, Rule, RuleKind};
 use crate::plain::PlainRule;
 
@@ -21,7 +22,7 @@ pub enum Checked {
 
 /// Builds what a rule needs to run, or gives every problem, each on the line of the rule's
 /// file it is about (the condition, the field).
-pub fn check(rule: &Rule) -> Result<Checked, Vec<Rejection>> {
+pub fn check(rule: &Rule, iocs: &Iocs) -> Result<Checked, Vec<Rejection>> {
     let RuleKind::Detection(r) = &rule.kind else {
         return Ok(Checked::NotEvaluated);
     };
@@ -31,7 +32,7 @@ pub fn check(rule: &Rule) -> Result<Checked, Vec<Rejection>> {
         condition(c, &names, &mut problems);
     }
     // Everything about values: what the plain matcher cannot build, no matcher can run.
-    let compiled = crate::plain::compile(r).map_err(|e| {
+    let compiled = crate::plain::compile_detections(&r.detection, iocs).map_err(|e| {
         // "detection: field: reason": the line is the field's.
         let near = e.split(": ").nth(1).unwrap_or("detection").to_owned();
         problems.push((e, near));
@@ -105,7 +106,7 @@ mod tests {
         std::fs::write(&f, yaml).expect("write");
         let loaded = crate::load(&[f]);
         assert!(loaded.rejected.is_empty(), "{:?}", loaded.rejected);
-        match check(&loaded.rules[0]) {
+        match check(&loaded.rules[0], &Iocs::default()) {
             Ok(_) => Vec::new(),
             Err(rejections) => rejections.into_iter().map(|r| r.reason).collect(),
         }

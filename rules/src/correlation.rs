@@ -426,6 +426,19 @@ fn reaches(defs: &[Option<Def>], from: usize, target: usize, seen: &mut HashSet<
     })
 }
 
+/// An event's time (`@timestamp`: RFC 3339 text, or seconds since the epoch), in ns.
+pub fn event_time_ns(row: &dyn Row) -> Option<i64> {
+    match row.field("@timestamp").as_deref()? {
+        Value::String(s) => s
+            .trim()
+            .parse::<jiff::Timestamp>()
+            .ok()
+            .and_then(|t| i64::try_from(t.as_nanosecond()).ok()),
+        Value::Number(n) => n.as_f64().map(|s| (s * 1e9) as i64),
+        _ => None,
+    }
+}
+
 /// A field's value as text for grouping (a list: its elements joined by commas; absent: "").
 fn field_text(row: &dyn Row, name: &str) -> String {
     match row.field(name).as_deref() {

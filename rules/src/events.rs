@@ -80,6 +80,16 @@ impl<'a> JsonEvents<'a> {
                         k.contains('.'),
                     );
                 }
+                // Vendor fields come last: a lookup reads them only when nothing else has it.
+                if let Some(Value::Object(vendor)) = m.get("vendor_fields") {
+                    for (k, v) in vendor {
+                        if let Some(col) = columns.get_mut(k.as_str()) {
+                            if col.last().is_none_or(|last| last.0 != row as u32) {
+                                col.push((row as u32, v, u8::MAX));
+                            }
+                        }
+                    }
+                }
             }
         }
         JsonEvents { events, columns }

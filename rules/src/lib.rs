@@ -24,6 +24,7 @@ mod check;
 pub mod compiled;
 pub mod correlation;
 pub mod events;
+pub mod iocs;
 mod load;
 pub mod mapping;
 pub mod plain;
@@ -31,6 +32,7 @@ mod set;
 pub mod tests;
 
 pub use check::{check, Checked};
+pub use iocs::Iocs;
 pub use load::{load, Loaded, Rejection, Rule, RuleKind};
 pub use mapping::{Mapping, Target};
 pub use set::{RuleSet, SetScratch};

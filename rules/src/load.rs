@@ -40,6 +40,15 @@ impl Rule {
         level.map(|l| format!("{l:?}").to_lowercase())
     }
 
+    /// The `name` a correlation refers to the rule by.
+    pub fn name(&self) -> Option<&str> {
+        match &self.kind {
+            RuleKind::Detection(r) => r.name.as_deref(),
+            RuleKind::Correlation(r) => r.name.as_deref(),
+            RuleKind::Filter(r) => r.name.as_deref(),
+        }
+    }
+
     pub fn id(&self) -> Option<&str> {
         match &self.kind {
             RuleKind::Detection(r) => r.id.as_deref(),

@@ -5,7 +5,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 
-use rsigma_parser::{ConditionExpr, SigmaRule};
+use rsigma_parser::{ConditionExpr, LogSource, SigmaRule};
 use serde::Deserialize;
 
 use crate::plain::{Det, PlainRule};
@@ -25,13 +25,13 @@ pub enum Target {
 }
 
 /// A field mapping, ready to apply to rules.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct Mapping {
     fields: HashMap<String, String>,
     entries: Vec<Entry>,
 }
 
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 struct Entry {
     /// (key, value) pairs of the rule's logsource this entry is for.
     keys: Vec<(&'static str, String)>,
@@ -132,8 +132,7 @@ impl Mapping {
     }
 
     /// The entries that apply to a rule, least specific first.
-    fn applying(&self, rule: &SigmaRule) -> Vec<&Entry> {
-        let ls = &rule.logsource;
+    fn applying(&self, ls: &LogSource) -> Vec<&Entry> {
         let has = |k: &str, v: &str| {
             let mine = match k {
                 "category" => ls.category.as_deref(),
@@ -164,23 +163,34 @@ impl Mapping {
         renames
     }
 
+    /// Only the renames of a log source (a filter's fields; the rule it joins selects events).
+    pub fn rename(&self, ls: &LogSource, plain: &mut PlainRule) {
+        let renames = self.renames(&self.applying(ls));
+        plain.rename_fields(&|name| renames.get(name).map(|n| (*n).to_owned()));
+    }
+
     /// The name a field of a rule's events has in Canh (correlation group-by fields).
     pub fn field(&self, rule: &SigmaRule, name: &str) -> String {
-        let applying = self.applying(rule);
+        let applying = self.applying(&rule.logsource);
         let renames = self.renames(&applying);
         renames.get(name).copied().unwrap_or(name).to_owned()
     }
 
     /// Maps a compiled rule: its fields renamed, the selections of the log sources it is for
     /// added to every condition, and the table it runs over.
-    pub fn apply(&self, rule: &SigmaRule, mut plain: PlainRule) -> (PlainRule, Target) {
-        let applying = self.applying(rule);
-        let renames = self.renames(&applying);
+    pub fn apply(&self, rule: &SigmaRule, plain: PlainRule) -> (PlainRule, Target) {
+        self.apply_logsource(&rule.logsource, plain)
+    }
+
+    /// [`Mapping::apply`] for a detection section under a log source.
+    pub fn apply_logsource(&self, ls: &LogSource, mut plain: PlainRule) -> (PlainRule, Target) {
+        let applying = self.applying(ls);
         let table = applying
             .iter()
             .rev()
             .find_map(|e| e.table)
             .unwrap_or(Target::Events);
+        let renames = self.renames(&applying);
         plain.rename_fields(&|name| renames.get(name).map(|n| (*n).to_owned()));
         let mut names = Vec::new();
         for (i, e) in applying.iter().enumerate() {

@@ -18,10 +18,12 @@ use std::net::IpAddr;
 
 use regex::{Regex, RegexBuilder};
 use rsigma_parser::{
-    detection_name_matches, ConditionExpr, Detection, DetectionItem, Modifier, Quantifier,
-    SelectorPattern, SigmaRule, SigmaString, SigmaValue, SpecialChar, StringPart,
+    detection_name_matches, ConditionExpr, Detection, DetectionItem, Detections, Modifier,
+    Quantifier, SelectorPattern, SigmaRule, SigmaString, SigmaValue, SpecialChar, StringPart,
 };
 use serde_json::Value;
+
+use crate::iocs::Iocs;
 
 /// One event as a matcher reads it.
 pub trait Row {
@@ -108,16 +110,22 @@ pub(crate) struct TextPattern {
 
 /// Builds the plain matcher for a rule, or says why it cannot run.
 pub fn compile(rule: &SigmaRule) -> Result<PlainRule, String> {
+    compile_detections(&rule.detection, &Iocs::default())
+}
+
+/// The plain matcher for a detection section (of a rule or a filter), placeholders filled
+/// from IOC lists.
+pub fn compile_detections(d: &Detections, iocs: &Iocs) -> Result<PlainRule, String> {
     let mut detections = HashMap::new();
-    for (name, d) in &rule.detection.named {
+    for (name, d) in &d.named {
         detections.insert(
             name.clone(),
-            detection(d).map_err(|e| format!("{name}: {e}"))?,
+            detection(d, iocs).map_err(|e| format!("{name}: {e}"))?,
         );
     }
     Ok(PlainRule {
         detections,
-        conditions: rule.detection.conditions.clone(),
+        conditions: d.conditions.clone(),
     })
 }
 
@@ -128,6 +136,45 @@ impl PlainRule {
         self.conditions
             .iter()
             .any(|c| self.condition(c, event, &mut memo))
+    }
+
+    /// Adds a filter (Sigma filters): the rule then matches only where the filter does not.
+    /// The filter's detections join the rule's under reserved names starting with `prefix`.
+    pub(crate) fn exclude(&mut self, filter: PlainRule, prefix: &str) {
+        fn rename(c: &ConditionExpr, prefix: &str) -> ConditionExpr {
+            match c {
+                ConditionExpr::And(v) => {
+                    ConditionExpr::And(v.iter().map(|c| rename(c, prefix)).collect())
+                }
+                ConditionExpr::Or(v) => {
+                    ConditionExpr::Or(v.iter().map(|c| rename(c, prefix)).collect())
+                }
+                ConditionExpr::Not(c) => ConditionExpr::Not(Box::new(rename(c, prefix))),
+                ConditionExpr::Identifier(id) => ConditionExpr::Identifier(format!("{prefix}{id}")),
+                ConditionExpr::Selector {
+                    quantifier,
+                    pattern,
+                } => ConditionExpr::Selector {
+                    quantifier: quantifier.clone(),
+                    pattern: SelectorPattern::Pattern(match pattern {
+                        SelectorPattern::Them => format!("{prefix}*"),
+                        SelectorPattern::Pattern(p) => format!("{prefix}{p}"),
+                    }),
+                },
+            }
+        }
+        let PlainRule {
+            detections,
+            conditions,
+        } = filter;
+        for (name, d) in detections {
+            self.detections.insert(format!("{prefix}{name}"), d);
+        }
+        let any = ConditionExpr::Or(conditions.iter().map(|c| rename(c, prefix)).collect());
+        for c in &mut self.conditions {
+            let rule = std::mem::replace(c, ConditionExpr::Or(Vec::new()));
+            *c = ConditionExpr::And(vec![rule, ConditionExpr::Not(Box::new(any.clone()))]);
+        }
     }
 
     /// Renames the fields the rule reads (field mapping); `None` leaves a name as it is.
@@ -160,8 +207,12 @@ impl PlainRule {
             .detections
             .keys()
             .map(String::as_str)
-            // What the field mapping adds is not the rule's to select.
-            .filter(|n| !n.starts_with(crate::mapping::RESERVED))
+            // What the field mapping and filters add is not the rule's to select (a filter's
+            // own selectors are renamed into the reserved names).
+            .filter(|n| {
+                !n.starts_with(crate::mapping::RESERVED)
+                    || matches!(pattern, SelectorPattern::Pattern(p) if p.starts_with(crate::mapping::RESERVED))
+            })
             .filter(|n| match pattern {
                 // `them`: every detection except those named with a leading `_`.
                 SelectorPattern::Them => !n.starts_with('_'),
@@ -332,16 +383,20 @@ pub(crate) fn number_of(v: &Value) -> Option<f64> {
     }
 }
 
-/// A field by its dotted name: a flat key first, then a path through nested objects.
+/// A field by its dotted name: a flat key first, then a path through nested objects, then
+/// the vendor fields (`vendor_fields`, where Canh keeps what has no ECS name).
 pub fn lookup<'a>(event: &'a Value, field: &str) -> Option<&'a Value> {
     if let Some(v) = event.get(field) {
         return Some(v);
     }
-    let mut cur = event;
-    for part in field.split('.') {
-        cur = cur.get(part)?;
-    }
-    Some(cur)
+    let path = || {
+        let mut cur = event;
+        for part in field.split('.') {
+            cur = cur.get(part)?;
+        }
+        Some(cur)
+    };
+    path().or_else(|| event.get("vendor_fields")?.get(field))
 }
 
 pub(crate) fn collect_strings<'a>(v: &'a Value, out: &mut Vec<&'a str>) {
@@ -384,11 +439,21 @@ pub(crate) fn time_part(v: &Value, part: Modifier) -> Option<i64> {
     })
 }
 
-fn detection(d: &Detection) -> Result<Det, String> {
+fn detection(d: &Detection, iocs: &Iocs) -> Result<Det, String> {
+    let all = |ds: &[Detection]| {
+        ds.iter()
+            .map(|d| detection(d, iocs))
+            .collect::<Result<_, _>>()
+    };
     Ok(match d {
-        Detection::AllOf(items) => Det::AllOf(items.iter().map(item).collect::<Result<_, _>>()?),
-        Detection::AnyOf(ds) => Det::AnyOf(ds.iter().map(detection).collect::<Result<_, _>>()?),
-        Detection::And(ds) => Det::And(ds.iter().map(detection).collect::<Result<_, _>>()?),
+        Detection::AllOf(items) => Det::AllOf(
+            items
+                .iter()
+                .map(|i| item(i, iocs))
+                .collect::<Result<_, _>>()?,
+        ),
+        Detection::AnyOf(ds) => Det::AnyOf(all(ds)?),
+        Detection::And(ds) => Det::And(all(ds)?),
         // Keywords are searched for inside the event's text: contained, not equal.
         Detection::Keywords(values) => Det::AllOf(vec![Item {
             field: None,
@@ -404,7 +469,7 @@ fn detection(d: &Detection) -> Result<Det, String> {
     })
 }
 
-fn item(i: &DetectionItem) -> Result<Item, String> {
+fn item(i: &DetectionItem, iocs: &Iocs) -> Result<Item, String> {
     let mut modifiers = i.field.modifiers.clone();
     let field = i.field.name.clone();
     let label = field.as_deref().unwrap_or("keywords");
@@ -419,15 +484,24 @@ fn item(i: &DetectionItem) -> Result<Item, String> {
         // Keywords (`'|all'` and the like) are searched for inside the event's text.
         modifiers.push(Modifier::Contains);
     }
-    if modifiers.contains(&Modifier::Expand) {
-        return Err(format!(
-            "{label}: |expand placeholders need IOC lists (not supported yet)"
-        ));
-    }
+    let expanded;
+    let values = if modifiers.contains(&Modifier::Expand) {
+        modifiers.retain(|m| *m != Modifier::Expand);
+        expanded = i
+            .values
+            .iter()
+            .map(|v| iocs.expand(v))
+            .collect::<Result<Vec<Vec<SigmaValue>>, _>>()
+            .map_err(|e| format!("{label}: {e}"))?
+            .concat();
+        &expanded
+    } else {
+        &i.values
+    };
     let matchers = if i.values.is_empty() {
         vec![Matcher::Null]
     } else {
-        i.values
+        values
             .iter()
             .map(|v| value(v, &modifiers).map_err(|e| format!("{label}: {e}")))
             .collect::<Result<_, _>>()?

@@ -1,19 +1,27 @@
-//! A rule set: every usable detection rule, mapped and compiled, one compiled matcher per
-//! table — what `canh hunt` and the pipeline run.
+//! A rule set: every usable detection rule, with the filters that apply to it, mapped and
+//! compiled (one compiled matcher per table), and the correlation rules over them — what
+//! `canh hunt` and the pipeline run.
+
+use rsigma_parser::{CorrelationRule, FilterRuleTarget, LogSource, SigmaRule};
 
 use crate::check::{check, Checked};
 use crate::compiled::{Compiled, Hit};
+use crate::correlation::{Correlator, Limits};
 use crate::events::Events;
+use crate::iocs::Iocs;
 use crate::load::{Rejection, Rule, RuleKind};
-use crate::mapping::{Mapping, Target};
+use crate::mapping::{Mapping, Target, RESERVED};
 
 /// Rules compiled for running, with what each one is.
 #[derive(Debug)]
-pub struct RuleSet<'r> {
+pub struct RuleSet {
     /// The detection rules that run, in load order.
-    pub rules: Vec<&'r Rule>,
-    /// Correlation and filter rules, not run yet.
-    pub not_evaluated: usize,
+    pub rules: Vec<Rule>,
+    /// The correlation rules that run (their references resolved), in load order.
+    pub correlations: Vec<Rule>,
+    /// Filters applied (each to at least one rule).
+    pub filters: usize,
+    mapping: Mapping,
     tables: Vec<TableRules>,
 }
 
@@ -29,20 +37,65 @@ struct TableRules {
     global: Vec<u32>,
 }
 
-impl<'r> RuleSet<'r> {
-    /// Checks, maps and compiles rules; the rejected come back with their reasons.
-    pub fn build(loaded: &'r [Rule], mapping: &Mapping) -> (RuleSet<'r>, Vec<Rejection>) {
-        let mut rules = Vec::new();
+/// Whether every key a filter's log source gives is the rule's too.
+fn covers(filter: &LogSource, rule: &LogSource) -> bool {
+    let same = |f: &Option<String>, r: &Option<String>| match f {
+        None => true,
+        Some(f) => r.as_deref().is_some_and(|r| r.eq_ignore_ascii_case(f)),
+    };
+    same(&filter.category, &rule.category)
+        && same(&filter.product, &rule.product)
+        && same(&filter.service, &rule.service)
+}
+
+fn is_referenced(handles: &[String], rule: &SigmaRule) -> bool {
+    handles
+        .iter()
+        .any(|h| Some(h.as_str()) == rule.id.as_deref() || Some(h.as_str()) == rule.name.as_deref())
+}
+
+impl RuleSet {
+    /// Checks, filters, maps and compiles rules; the rejected come back with their reasons.
+    pub fn build(loaded: &[Rule], mapping: &Mapping, iocs: &Iocs) -> (RuleSet, Vec<Rejection>) {
+        let mut rules: Vec<Rule> = Vec::new();
         let mut rejected = Vec::new();
-        let mut not_evaluated = 0;
         let mut per_table: Vec<(Target, Vec<crate::plain::PlainRule>, Vec<u32>)> = Vec::new();
+        // Filters, compiled once.
+        let mut filters = Vec::new();
         for rule in loaded {
-            match check(rule) {
+            if let RuleKind::Filter(f) = &rule.kind {
+                match crate::plain::compile_detections(&f.detection, iocs) {
+                    Ok(mut plain) => {
+                        let ls = f.logsource.clone().unwrap_or_default();
+                        mapping.rename(&ls, &mut plain);
+                        filters.push((rule, f, ls, plain, false));
+                    }
+                    Err(e) => rejected.push(Rejection {
+                        file: rule.file.clone(),
+                        line: rule.line,
+                        reason: format!("filter: {e}"),
+                    }),
+                }
+            }
+        }
+        for rule in loaded {
+            match check(rule, iocs) {
                 Ok(Checked::Detection(plain)) => {
                     let RuleKind::Detection(sigma) = &rule.kind else {
                         continue;
                     };
-                    let (plain, target) = mapping.apply(sigma, *plain);
+                    let mut plain = *plain;
+                    for (i, (_, f, ls, filter, used)) in filters.iter_mut().enumerate() {
+                        let applies = match &f.rules {
+                            FilterRuleTarget::Any => true,
+                            FilterRuleTarget::Specific(handles) => is_referenced(handles, sigma),
+                        };
+                        if applies && covers(ls, &sigma.logsource) {
+                            plain.exclude(filter.clone(), &format!("{RESERVED}filter{i}_"));
+                            *used = true;
+                        }
+                    }
+                    let (plain, target) = mapping.apply(sigma, plain);
                     let i = match per_table.iter().position(|t| t.0 == target) {
                         Some(i) => i,
                         None => {
@@ -52,12 +105,39 @@ impl<'r> RuleSet<'r> {
                     };
                     per_table[i].1.push(plain);
                     per_table[i].2.push(rules.len() as u32);
-                    rules.push(rule);
+                    rules.push(rule.clone());
                 }
-                Ok(Checked::NotEvaluated) => not_evaluated += 1,
+                Ok(Checked::NotEvaluated) => {}
                 Err(problems) => rejected.extend(problems),
             }
         }
+        let filters_used = filters.iter().filter(|f| f.4).count();
+        // Correlations: those whose references resolve among the rules that run.
+        let candidates: Vec<&Rule> = loaded
+            .iter()
+            .filter(|r| matches!(r.kind, RuleKind::Correlation(_)))
+            .collect();
+        let correlations = {
+            let detections = sigma_rules(&rules);
+            let corr: Vec<&CorrelationRule> =
+                candidates.iter().filter_map(|r| correlation(r)).collect();
+            let (_, problems) = Correlator::new(&corr, &detections, mapping, Limits::default());
+            let bad: Vec<usize> = problems.iter().map(|(i, _)| *i).collect();
+            for (i, why) in problems {
+                let r = candidates[i];
+                rejected.push(Rejection {
+                    file: r.file.clone(),
+                    line: r.line,
+                    reason: format!("correlation: {why}"),
+                });
+            }
+            candidates
+                .iter()
+                .enumerate()
+                .filter(|(i, _)| !bad.contains(i))
+                .map(|(_, r)| (*r).clone())
+                .collect()
+        };
         let tables = per_table
             .into_iter()
             .map(|(target, plain, global)| TableRules {
@@ -69,11 +149,21 @@ impl<'r> RuleSet<'r> {
         (
             RuleSet {
                 rules,
-                not_evaluated,
+                correlations,
+                filters: filters_used,
+                mapping: mapping.clone(),
                 tables,
             },
             rejected,
         )
+    }
+
+    /// A correlator (with empty state) over this set's rules.
+    pub fn correlator(&self, limits: Limits) -> Correlator {
+        let detections = sigma_rules(&self.rules);
+        let corr: Vec<&CorrelationRule> =
+            self.correlations.iter().filter_map(correlation).collect();
+        Correlator::new(&corr, &detections, &self.mapping, limits).0
     }
 
     /// The compiled matcher of a table's rules, if any rule runs over it.
@@ -106,5 +196,22 @@ impl<'r> RuleSet<'r> {
         for h in &mut out[from..] {
             h.rule = t.global[h.rule as usize];
         }
+    }
+}
+
+fn sigma_rules(rules: &[Rule]) -> Vec<&SigmaRule> {
+    rules
+        .iter()
+        .filter_map(|r| match &r.kind {
+            RuleKind::Detection(s) => Some(&**s),
+            _ => None,
+        })
+        .collect()
+}
+
+fn correlation(r: &Rule) -> Option<&CorrelationRule> {
+    match &r.kind {
+        RuleKind::Correlation(c) => Some(c),
+        _ => None,
     }
 }

@@ -1,7 +1,7 @@
 //! Rule tests: events a rule must match and events it must not, next to the rule.
 //!
 //! For a rule file `x.yml`, its tests are `x.tests.jsonl`, one JSON object per line:
-//! `{"match": true, "event": {…}}` (or `false`), with an optional `"rule"` (id or title) when
+//! `{"match": true, "event": {…}}` (or `false`), with an optional `"rule"` (id, name or title) when
 //! the file holds several rules and the test is for one of them, and an optional `"note"`.
 
 use std::path::{Path, PathBuf};
@@ -56,7 +56,9 @@ pub fn run(rules: &[(&Rule, &PlainRule)], file: &Path) -> Result<Vec<Outcome>, S
         let only = t["rule"].as_str();
         let mut ran = false;
         for ((rule, plain), compiled) in rules.iter().zip(&compiled) {
-            if only.is_some_and(|o| Some(o) != rule.id() && o != rule.title()) {
+            if only.is_some_and(|o| {
+                Some(o) != rule.id() && Some(o) != rule.name() && o != rule.title()
+            }) {
                 continue;
             }
             ran = true;

@@ -79,6 +79,10 @@ enum Command {
         /// select), `none` (events are read with the rules' own names), or a mapping file.
         #[arg(long, default_value = "builtin")]
         mapping: String,
+        /// IOC lists for placeholders (`%name%` from NAME.txt); default: the `iocs` folder
+        /// beside the rules (inside the first rules folder).
+        #[arg(long)]
+        iocs: Option<PathBuf>,
     },
 }
 
@@ -92,6 +96,10 @@ enum RulesCommand {
         /// `text` (one line per rejection and a summary) or `json` (one summary object).
         #[arg(long, default_value = "text", value_parser = ["text", "json"])]
         format: String,
+        /// IOC lists for placeholders (`%name%` from NAME.txt); default: the `iocs` folder
+        /// beside the rules (inside the first rules folder).
+        #[arg(long)]
+        iocs: Option<PathBuf>,
     },
     /// Run rule tests: for each rule file `x.yml` under the paths, the events in
     /// `x.tests.jsonl` (`{"match": true|false, "event": {…}}` per line) must match or not.
@@ -102,6 +110,10 @@ enum RulesCommand {
         /// Field mapping, as in `canh hunt`: `builtin`, `none` or a mapping file.
         #[arg(long, default_value = "builtin")]
         mapping: String,
+        /// IOC lists for placeholders (`%name%` from NAME.txt); default: the `iocs` folder
+        /// beside the rules (inside the first rules folder).
+        #[arg(long)]
+        iocs: Option<PathBuf>,
     },
 }
 
@@ -154,16 +166,27 @@ fn main() -> ExitCode {
             command: ConfigCommand::Check { file },
         } => config_check(&file),
         Command::Rules {
-            command: RulesCommand::Check { paths, format },
-        } => rules_check(&paths, &format),
+            command:
+                RulesCommand::Check {
+                    paths,
+                    format,
+                    iocs,
+                },
+        } => rules_check(&paths, &format, iocs),
         Command::Rules {
-            command: RulesCommand::Test { paths, mapping },
-        } => rules_test(&paths, &mapping),
+            command:
+                RulesCommand::Test {
+                    paths,
+                    mapping,
+                    iocs,
+                },
+        } => rules_test(&paths, &mapping, iocs),
         Command::Hunt {
             rules,
             input,
             mapping,
-        } => hunt(&rules, &input, &mapping),
+            iocs,
+        } => hunt(&rules, &input, &mapping, iocs),
         Command::Flows {
             command:
                 FlowsCommand::Decode {
@@ -274,13 +297,28 @@ fn write_rejections(
     Ok(())
 }
 
-fn rules_check(paths: &[PathBuf], format: &str) -> anyhow::Result<ExitCode> {
+/// The IOC lists: the folder given, or `iocs` beside the rules.
+fn iocs(rule_paths: &[PathBuf], given: Option<PathBuf>) -> anyhow::Result<canh_rules::Iocs> {
+    let dir = given.unwrap_or_else(|| match rule_paths.first() {
+        Some(p) if p.is_dir() => p.join("iocs"),
+        Some(p) => p.parent().unwrap_or(std::path::Path::new(".")).join("iocs"),
+        None => PathBuf::from("iocs"),
+    });
+    canh_rules::Iocs::load(&dir).map_err(|problems| anyhow::anyhow!(problems.join("; ")))
+}
+
+fn rules_check(
+    paths: &[PathBuf],
+    format: &str,
+    ioc_dir: Option<PathBuf>,
+) -> anyhow::Result<ExitCode> {
+    let iocs = iocs(paths, ioc_dir)?;
     let loaded = canh_rules::load(paths);
     let mut rejected_rules = loaded.rejected.len();
     let mut rejected = loaded.rejected;
     let mut usable = 0;
     for rule in &loaded.rules {
-        match canh_rules::check(rule) {
+        match canh_rules::check(rule, &iocs) {
             Ok(_) => usable += 1,
             Err(problems) => {
                 rejected_rules += 1;
@@ -319,7 +357,8 @@ fn rules_check(paths: &[PathBuf], format: &str) -> anyhow::Result<ExitCode> {
     })
 }
 
-fn rules_test(paths: &[PathBuf], map: &str) -> anyhow::Result<ExitCode> {
+fn rules_test(paths: &[PathBuf], map: &str, ioc_dir: Option<PathBuf>) -> anyhow::Result<ExitCode> {
+    let iocs = iocs(paths, ioc_dir)?;
     use canh_rules::tests::tests_file;
     let mapping = mapping(map)?;
     let loaded = canh_rules::load(paths);
@@ -338,7 +377,7 @@ fn rules_test(paths: &[PathBuf], map: &str) -> anyhow::Result<ExitCode> {
         let tests = tests_file(file);
         let mut compiled = Vec::new();
         for rule in loaded.rules.iter().filter(|r| r.file == file) {
-            match canh_rules::check(rule) {
+            match canh_rules::check(rule, &iocs) {
                 Ok(canh_rules::Checked::Detection(m)) => {
                     if let canh_rules::RuleKind::Detection(sigma) = &rule.kind {
                         compiled.push((rule, mapping.apply(sigma, *m).0));
@@ -409,21 +448,23 @@ fn mapping(name: &str) -> anyhow::Result<canh_rules::Mapping> {
 /// Events per batch in `canh hunt`.
 const HUNT_BATCH: usize = 4096;
 
-fn hunt(rule_paths: &[PathBuf], input: &std::path::Path, map: &str) -> anyhow::Result<ExitCode> {
+fn hunt(
+    rule_paths: &[PathBuf],
+    input: &std::path::Path,
+    map: &str,
+    ioc_dir: Option<PathBuf>,
+) -> anyhow::Result<ExitCode> {
+    let iocs = iocs(rule_paths, ioc_dir)?;
+    use canh_rules::correlation::Source;
     let mapping = mapping(map)?;
     let loaded = canh_rules::load(rule_paths);
     let mut err = std::io::stderr().lock();
     write_rejections(&mut err, &loaded.rejected, " (rule skipped)")?;
-    let (set, problems) = canh_rules::RuleSet::build(&loaded.rules, &mapping);
+    let (set, problems) = canh_rules::RuleSet::build(&loaded.rules, &mapping, &iocs);
     write_rejections(&mut err, &problems, " (rule skipped)")?;
-    if set.not_evaluated > 0 {
-        writeln!(
-            err,
-            "{} correlation or filter rule(s) not evaluated (not supported yet)",
-            set.not_evaluated
-        )?;
-    }
     drop(err);
+    let mut correlator = set.correlator(canh_rules::correlation::Limits::default());
+    let silent = correlator.silent_rules().clone();
     let reader: Box<dyn std::io::BufRead> = if input.as_os_str() == "-" {
         Box::new(std::io::stdin().lock())
     } else {
@@ -445,17 +486,46 @@ fn hunt(rule_paths: &[PathBuf], input: &std::path::Path, map: &str) -> anyhow::R
         let json = canh_rules::events::JsonEvents::new(batch, &fields);
         set.matches(canh_rules::Target::Events, &json, &mut scratch, &mut hits);
         for h in &hits {
-            let rule = set.rules[h.rule as usize];
+            let event = &batch[h.row as usize];
+            if correlator.wants(h.rule) {
+                let t = canh_rules::correlation::event_time_ns(event).unwrap_or(0);
+                for f in correlator.observe(h.rule, t, event, &|| event.clone()) {
+                    if silent.contains(&Source::Correlation(f.correlation)) {
+                        continue;
+                    }
+                    let rule = &set.correlations[f.correlation as usize];
+                    let hit = serde_json::json!({
+                        "rule.id": rule.id(),
+                        "rule.title": rule.title(),
+                        "rule.level": rule.level(),
+                        "correlation": {
+                            "group": f.key.iter().map(|(k, v)| (k.clone(), serde_json::Value::from(v.as_str()))).collect::<serde_json::Map<_, _>>(),
+                            "first": canh_core::json::rfc3339(f.first_ns),
+                            "last": canh_core::json::rfc3339(f.last_ns),
+                            "count": f.count,
+                            "value": f.value,
+                        },
+                        "events": f.samples,
+                    });
+                    serde_json::to_writer(&mut *out, &hit)?;
+                    out.write_all(b"\n")?;
+                    matches += 1;
+                }
+            }
+            if silent.contains(&Source::Detection(h.rule)) {
+                continue;
+            }
+            let rule = &set.rules[h.rule as usize];
             let hit = serde_json::json!({
                 "rule.id": rule.id(),
                 "rule.title": rule.title(),
                 "rule.level": rule.level(),
-                "event": batch[h.row as usize],
+                "event": event,
             });
             serde_json::to_writer(&mut *out, &hit)?;
             out.write_all(b"\n")?;
+            matches += 1;
         }
-        matches += hits.len() as u64;
         batch.clear();
         Ok(())
     };

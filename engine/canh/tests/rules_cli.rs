@@ -177,3 +177,85 @@ fn rule_tests_pass_and_fail_with_their_line() {
         "{text}"
     );
 }
+
+fn pack() -> std::path::PathBuf {
+    std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../rules")
+}
+
+/// The starter pack: every rule loads, and every rule test passes in both matchers.
+#[test]
+fn the_starter_pack_loads_and_its_tests_pass() {
+    let out = Command::new(env!("CARGO_BIN_EXE_canh"))
+        .args(["rules", "check", "--format", "json"])
+        .arg(pack())
+        .output()
+        .unwrap();
+    let summary: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(summary["rejected"], 0, "{summary}");
+    assert!(summary["loaded"].as_u64().unwrap() >= 20, "{summary}");
+    let out = Command::new(env!("CARGO_BIN_EXE_canh"))
+        .args(["rules", "test"])
+        .arg(pack())
+        .output()
+        .unwrap();
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert!(out.status.success(), "{text}");
+    assert!(
+        text.contains(" 0 failed; 0 rule(s) without tests"),
+        "{text}"
+    );
+}
+
+/// `canh hunt` with the starter pack runs correlations: failures from one address, then a
+/// success, raise "SSH brute force" and "SSH login after brute force" — and the single
+/// failures and the success, which only feed correlations, raise nothing of their own.
+#[test]
+fn hunt_runs_correlations_of_the_starter_pack() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("events.jsonl");
+    let mut lines = String::new();
+    let ev = |second: u32, outcome: &str, ip: &str| {
+        serde_json::json!({
+            "@timestamp": format!("2026-11-30T10:00:{second:02}Z"),
+            "event.action": "ssh_login", "event.outcome": outcome,
+            "source.ip": ip, "user.name": "root",
+            "observer.vendor": "Linux", "log.syslog.appname": "sshd"
+        })
+        .to_string()
+    };
+    for s in 0..12 {
+        lines += &(ev(s, "failure", "203.0.113.9") + "\n");
+    }
+    // Another address fails only three times, then logs in: nothing.
+    for s in 0..3 {
+        lines += &(ev(s, "failure", "198.51.100.4") + "\n");
+    }
+    lines += &(ev(20, "success", "198.51.100.4") + "\n");
+    lines += &(ev(30, "success", "203.0.113.9") + "\n");
+    std::fs::write(&input, lines).unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_canh"))
+        .args(["hunt", "--rules"])
+        .arg(pack())
+        .arg("--input")
+        .arg(&input)
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let hits: Vec<serde_json::Value> = String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let titles: Vec<&str> = hits
+        .iter()
+        .map(|h| h["rule.title"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        titles,
+        ["SSH brute force", "SSH login after brute force"],
+        "{hits:?}"
+    );
+    assert_eq!(hits[0]["correlation"]["group"]["source.ip"], "203.0.113.9");
+    assert_eq!(hits[0]["correlation"]["count"], 10);
+    assert_eq!(hits[1]["rule.level"], "critical");
+}
