@@ -215,3 +215,44 @@ fn correlation(r: &Rule) -> Option<&CorrelationRule> {
         _ => None,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::events::JsonEvents;
+    use serde_json::json;
+
+    /// A Sigma filter: the rules it names (with a log source it covers) stop matching what
+    /// it selects; other rules are untouched.
+    #[test]
+    fn filters_exclude_what_they_select_from_the_rules_they_name() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let rules = "title: Admin login\nid: r1\nlogsource: {product: linux}\ndetection:\n  sel: {event.action: ssh_login}\n  condition: sel\n---\ntitle: Other\nid: r2\nlogsource: {product: linux}\ndetection:\n  sel: {event.action: ssh_login}\n  condition: sel\n---\ntitle: Jump host is expected\nlogsource: {product: linux}\nfilter:\n  rules: [r1]\n  selection:\n    source.ip|cidr: 10.9.0.0/16\n  condition: selection\n";
+        std::fs::write(dir.path().join("r.yml"), rules).expect("write");
+        let loaded = crate::load(&[dir.path().to_owned()]);
+        assert!(loaded.rejected.is_empty(), "{:?}", loaded.rejected);
+        let (set, rejected) = RuleSet::build(&loaded.rules, &Mapping::identity(), &Iocs::default());
+        assert!(rejected.is_empty(), "{rejected:?}");
+        assert_eq!(set.filters, 1);
+        let events = [
+            json!({"event.action": "ssh_login", "source.ip": "10.9.1.1"}),
+            json!({"event.action": "ssh_login", "source.ip": "10.8.1.1"}),
+        ];
+        let fields = set
+            .compiled(Target::Events)
+            .map(|c| c.fields())
+            .unwrap_or_default();
+        let mut hits = Vec::new();
+        set.matches(
+            Target::Events,
+            &JsonEvents::new(&events, &fields),
+            &mut set.scratch(),
+            &mut hits,
+        );
+        let got: Vec<(u32, &str)> = hits
+            .iter()
+            .map(|h| (h.row, set.rules[h.rule as usize].title()))
+            .collect();
+        assert_eq!(got, [(0, "Other"), (1, "Admin login"), (1, "Other")]);
+    }
+}
