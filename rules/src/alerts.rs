@@ -205,6 +205,11 @@ impl Alerter {
             .collect()
     }
 
+    /// Suppression windows open now.
+    pub fn open(&self) -> usize {
+        self.open.len()
+    }
+
     /// Closes every window (shutdown).
     pub fn close_all(&mut self) -> Vec<Alert> {
         self.open

@@ -40,6 +40,15 @@ impl Rule {
         level.map(|l| format!("{l:?}").to_lowercase())
     }
 
+    /// The rule's tags (`attack.t1110`).
+    pub fn tags(&self) -> Vec<String> {
+        match &self.kind {
+            RuleKind::Detection(r) => r.tags.clone(),
+            RuleKind::Correlation(r) => r.tags.clone(),
+            RuleKind::Filter(r) => r.tags.clone(),
+        }
+    }
+
     /// The `name` a correlation refers to the rule by.
     pub fn name(&self) -> Option<&str> {
         match &self.kind {

@@ -33,6 +33,10 @@ enum Command {
         /// Where the archive and other state live (overrides `data_dir`).
         #[arg(long)]
         data_dir: Option<PathBuf>,
+        /// Sigma rule files or folders to run (overrides `[detection] rules`; default
+        /// `./rules` when it exists). Reloaded on change or SIGHUP.
+        #[arg(long)]
+        rules: Vec<PathBuf>,
     },
     /// Parse lines from stdin and print one normalised event per line as JSON.
     Parse {
@@ -155,7 +159,11 @@ fn main() -> ExitCode {
         )
         .init();
     let result = match cli.command {
-        Command::Serve { config, data_dir } => serve(config, data_dir),
+        Command::Serve {
+            config,
+            data_dir,
+            rules,
+        } => serve(config, data_dir, rules),
         Command::Parse {
             format,
             timezone,
@@ -244,12 +252,20 @@ fn load_config(path: Option<&PathBuf>) -> Option<Config> {
     }
 }
 
-fn serve(config: Option<PathBuf>, data_dir: Option<PathBuf>) -> anyhow::Result<ExitCode> {
+fn serve(
+    config: Option<PathBuf>,
+    data_dir: Option<PathBuf>,
+    rules: Vec<PathBuf>,
+) -> anyhow::Result<ExitCode> {
     let Some(mut config) = load_config(config.as_ref()) else {
         return Ok(ExitCode::from(2));
     };
     if let Some(dir) = data_dir {
         config.data_dir = dir;
+    }
+    if !rules.is_empty() {
+        config.detection.rules = rules;
+        config.detection.rules_default = false;
     }
     let engine = Engine::start(&config, Metrics::new()).context("cannot start")?;
     tracing::info!(data_dir = %config.data_dir.display(), "canh is running; SIGTERM or Ctrl-C stops it");

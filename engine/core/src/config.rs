@@ -46,6 +46,47 @@ pub struct Config {
     pub archive: ArchiveConfig,
     /// The sender inventory (CIDR → agency, device, per-sender format and zone), if any.
     pub inventory: Option<InventoryConfig>,
+    pub detection: DetectionConfig,
+}
+
+/// Detection (`[detection]`): which rules run and how alerts are made.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DetectionConfig {
+    /// Rule files or folders (every `*.yml` below). A missing default folder turns detection
+    /// off; a missing folder that was asked for is an error at start.
+    pub rules: Vec<PathBuf>,
+    /// Whether `rules` is the default (`./rules`) rather than configured.
+    pub rules_default: bool,
+    /// A field mapping file (default: the built-in mapping).
+    pub mapping: Option<PathBuf>,
+    /// IOC lists for placeholders (default: `iocs` inside the first rules folder).
+    pub iocs: Option<PathBuf>,
+    /// How often rule, mapping and IOC files are checked for changes (SIGHUP reloads at once).
+    pub reload_interval: Duration,
+    /// Repeats of an alert (same rule and key) within this time fold into it.
+    pub suppress: Duration,
+    /// How late (event time) events may arrive and still count in correlations.
+    pub lateness: Duration,
+    /// Events held by correlations, across all groups.
+    pub max_correlation_events: usize,
+    /// Sample events kept per alert.
+    pub samples: usize,
+}
+
+impl Default for DetectionConfig {
+    fn default() -> Self {
+        DetectionConfig {
+            rules: vec![PathBuf::from("rules")],
+            rules_default: true,
+            mapping: None,
+            iocs: None,
+            reload_interval: Duration::from_secs(2),
+            suppress: Duration::from_secs(600),
+            lateness: Duration::from_secs(60),
+            max_correlation_events: 1_000_000,
+            samples: 5,
+        }
+    }
 }
 
 /// Where the sender inventory lives and how often it is checked for changes.
@@ -161,6 +202,7 @@ impl Default for Config {
             pipeline: PipelineConfig::default(),
             archive: ArchiveConfig::default(),
             inventory: None,
+            detection: DetectionConfig::default(),
         }
     }
 }
@@ -429,6 +471,47 @@ impl Reader {
         })
     }
 
+    fn detection(&mut self, s: &mut Section<'_>, d: &mut DetectionConfig) {
+        if let Some((v, path)) = s.get("rules") {
+            let paths: Option<Vec<PathBuf>> = match v {
+                Value::String(p) => Some(vec![PathBuf::from(p)]),
+                Value::Array(items) => items
+                    .iter()
+                    .map(|i| i.as_str().map(PathBuf::from))
+                    .collect(),
+                _ => None,
+            };
+            match paths {
+                Some(p) if !p.is_empty() => {
+                    d.rules = p;
+                    d.rules_default = false;
+                }
+                _ => self.error(&path, "expected a path or a list of paths"),
+            }
+        }
+        if let Some(m) = self.string(s, "mapping") {
+            d.mapping = Some(PathBuf::from(m));
+        }
+        if let Some(i) = self.string(s, "iocs") {
+            d.iocs = Some(PathBuf::from(i));
+        }
+        if let Some(t) = self.duration(s, "reload_interval", Duration::from_millis(100)) {
+            d.reload_interval = t;
+        }
+        if let Some(t) = self.duration(s, "suppress", Duration::ZERO) {
+            d.suppress = t;
+        }
+        if let Some(t) = self.duration(s, "lateness", Duration::ZERO) {
+            d.lateness = t;
+        }
+        if let Some(n) = self.integer(s, "max_correlation_events", 1_000, 1 << 34) {
+            d.max_correlation_events = n as usize;
+        }
+        if let Some(n) = self.integer(s, "samples", 0, 100) {
+            d.samples = n as usize;
+        }
+    }
+
     fn config(&mut self, root: &toml::Table) -> Config {
         let mut c = Config::default();
         let mut top = Section {
@@ -480,6 +563,12 @@ impl Reader {
                     }
                     None => self.error(&s.key_path("file"), "is required".to_string()),
                 }
+                self.done(s);
+            }
+        }
+        if let Some((v, path)) = top.get("detection") {
+            if let Some(mut s) = self.section(&path, v) {
+                self.detection(&mut s, &mut c.detection);
                 self.done(s);
             }
         }

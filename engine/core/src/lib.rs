@@ -18,6 +18,7 @@
 //! I/O, so a slow parse never stalls an async worker.
 
 pub mod config;
+pub mod detect;
 pub mod http;
 pub mod inventory;
 pub mod json;
@@ -56,6 +57,9 @@ pub enum StartError {
     /// The inventory file cannot be used (every problem, with line numbers).
     #[error("inventory: {}", .0.join("; "))]
     Inventory(Vec<String>),
+    /// The detection rules cannot be loaded (a missing folder, a bad mapping file).
+    #[error("detection: {0}")]
+    Detection(String),
 }
 
 /// The addresses the engine actually listens on (useful when configured with port 0).
@@ -68,6 +72,13 @@ pub struct Bound {
     pub http: Option<SocketAddr>,
 }
 
+/// SIGTERM, SIGINT and SIGHUP.
+type Signals = (
+    tokio::signal::unix::Signal,
+    tokio::signal::unix::Signal,
+    tokio::signal::unix::Signal,
+);
+
 /// A running pipeline.
 pub struct Engine {
     pub bound: Bound,
@@ -78,10 +89,14 @@ pub struct Engine {
     tcp: Vec<tokio::task::JoinHandle<()>>,
     parsers: Vec<JoinHandle<()>>,
     sink: Option<JoinHandle<()>>,
+    /// The alerts thread, the rules and their watcher.
+    alerts: Option<JoinHandle<()>>,
+    rules: Option<Arc<detect::Rules>>,
+    rules_watcher: Option<(Arc<std::sync::atomic::AtomicBool>, JoinHandle<()>)>,
     /// The inventory watcher thread and the flag that stops it.
     inventory_watcher: Option<(Arc<std::sync::atomic::AtomicBool>, JoinHandle<()>)>,
     /// SIGTERM and SIGINT, registered at start.
-    signals: std::sync::Mutex<Option<(tokio::signal::unix::Signal, tokio::signal::unix::Signal)>>,
+    signals: std::sync::Mutex<Option<Signals>>,
     http: Option<tokio::task::JoinHandle<std::io::Result<()>>>,
 }
 
@@ -110,6 +125,7 @@ impl Engine {
             (
                 signal(SignalKind::terminate()).map_err(StartError::Runtime)?,
                 signal(SignalKind::interrupt()).map_err(StartError::Runtime)?,
+                signal(SignalKind::hangup()).map_err(StartError::Runtime)?,
             )
         };
         let (trigger, shutdown) = Shutdown::new();
@@ -162,6 +178,28 @@ impl Engine {
             }
             None => None,
         };
+        // Detection: the rules (if any), their watcher and the alerts thread.
+        let rules = detect::Rules::open(&config.detection, metrics.clone())
+            .map_err(StartError::Detection)?;
+        let (mut detected_tx, mut alerts, mut rules_watcher) = (None, None, None);
+        if let Some(rules) = &rules {
+            let (tx, rx) = crossbeam_channel::bounded::<detect::Detected>(16 * 1024);
+            detected_tx = Some(tx);
+            let (r, out, m) = (rules.clone(), batch_tx.clone(), metrics.clone());
+            alerts = Some(
+                std::thread::Builder::new()
+                    .name("canh-alerts".into())
+                    .spawn(move || detect::run_alerts(r, rx, out, m))
+                    .map_err(StartError::Runtime)?,
+            );
+            let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+            let (r, s) = (rules.clone(), stop.clone());
+            let handle = std::thread::Builder::new()
+                .name("canh-rules".into())
+                .spawn(move || r.watch(&s))
+                .map_err(StartError::Runtime)?;
+            rules_watcher = Some((stop, handle));
+        }
         let mut queues = Vec::new();
         let mut queue_depths = Vec::new();
         let mut parsers = Vec::new();
@@ -177,6 +215,13 @@ impl Engine {
                 inventory: inventory.clone(),
                 config: config.pipeline.clone(),
                 metrics: metrics.clone(),
+                detect: rules.as_ref().zip(detected_tx.as_ref()).map(|(r, tx)| {
+                    std::cell::RefCell::new(detect::WorkerDetect::new(
+                        r.clone(),
+                        tx.clone(),
+                        metrics.clone(),
+                    ))
+                }),
             };
             let handle = std::thread::Builder::new()
                 .name(format!("canh-parse-{i}"))
@@ -185,6 +230,7 @@ impl Engine {
             parsers.push(handle);
         }
         drop(batch_tx);
+        drop(detected_tx);
         let dispatch = Dispatch::new(queues);
 
         let mut engine = Engine {
@@ -198,6 +244,9 @@ impl Engine {
             inventory_watcher,
             signals: std::sync::Mutex::new(Some(signals)),
             sink: Some(sink),
+            alerts,
+            rules,
+            rules_watcher,
             http: None,
         };
         if let Err(e) = engine.start_inputs(config, &dispatch, &shutdown, sink_depth, queue_depths)
@@ -315,6 +364,15 @@ impl Engine {
         for p in std::mem::take(&mut self.parsers) {
             let _ = p.join();
         }
+        // The parsers are gone, so is every sender of matches: the alerts thread closes its
+        // open alerts, writes them and ends.
+        if let Some(a) = self.alerts.take() {
+            let _ = a.join();
+        }
+        if let Some((stop, handle)) = self.rules_watcher.take() {
+            stop.store(true, std::sync::atomic::Ordering::Release);
+            let _ = handle.join();
+        }
         if let Some(s) = self.sink.take() {
             let _ = s.join();
         }
@@ -328,19 +386,27 @@ impl Engine {
         info!("archive closed");
     }
 
-    /// Resolves when SIGTERM or SIGINT arrives.
+    /// Resolves when SIGTERM or SIGINT arrives; SIGHUP reloads the rules meanwhile.
     pub fn wait_for_signal(&self) -> std::io::Result<()> {
         let taken = match self.signals.lock() {
             Ok(mut g) => g.take(),
             Err(p) => p.into_inner().take(),
         };
-        let Some((mut term, mut int)) = taken else {
+        let Some((mut term, mut int, mut hup)) = taken else {
             return Err(std::io::Error::other("wait_for_signal called twice"));
         };
         self.runtime.block_on(async {
-            tokio::select! {
-                _ = term.recv() => info!("SIGTERM received"),
-                _ = int.recv() => info!("SIGINT received"),
+            loop {
+                tokio::select! {
+                    _ = term.recv() => { info!("SIGTERM received"); break; }
+                    _ = int.recv() => { info!("SIGINT received"); break; }
+                    _ = hup.recv() => {
+                        info!("SIGHUP received: reloading rules");
+                        if let Some(r) = &self.rules {
+                            r.request_reload();
+                        }
+                    }
+                }
             }
             Ok(())
         })

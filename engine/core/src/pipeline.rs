@@ -16,6 +16,8 @@ use canh_parsers::netflow::{FlowDecoder, Limits, Packet};
 use canh_parsers::{append_event, Format, Meta, Status};
 use canh_schema::{Batch, RawChunk, Table, TableBuilder, Transport};
 use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
+
+use crate::detect::WorkerDetect;
 use tracing::error;
 
 use crate::config::PipelineConfig;
@@ -91,6 +93,8 @@ pub struct ParserWorker {
     pub inventory: Option<Arc<Watched>>,
     pub config: PipelineConfig,
     pub metrics: Metrics,
+    /// The detection rules, run over every batch before it goes to the sinks.
+    pub detect: Option<std::cell::RefCell<WorkerDetect>>,
 }
 
 /// The last sender's formatted address, reused while consecutive frames share it.
@@ -256,6 +260,9 @@ impl ParserWorker {
     fn send(&self, builder: &mut TableBuilder) {
         match builder.finish() {
             Ok(Some(batch)) => {
+                if let Some(d) = &self.detect {
+                    d.borrow_mut().run(&batch);
+                }
                 // Blocks while the sink is behind: backpressure.
                 if self.output.send(batch).is_err() {
                     error!("sink stopped before the parsers; batch lost");

@@ -57,6 +57,11 @@ struct Inner {
     flows_no_template: IntCounterVec,
     flow_templates: IntGaugeVec,
     flow_sequence_gaps: IntCounterVec,
+    detection_matches: IntCounterVec,
+    alerts: IntCounterVec,
+    detection_state: IntCounterVec,
+    detection_gauges: IntGaugeVec,
+    rule_reloads: IntCounterVec,
 }
 
 /// Handles to every metric, sharing one registry.
@@ -126,6 +131,11 @@ impl Metrics {
             flows_no_template: counter(&r, "canh_flow_records_dropped_no_template_total", "Data sets dropped because their template was unknown (not yet received, or expired), per listener.", &["listener"]),
             flow_templates: gauge(&r, "canh_flow_templates", "Templates cached, per parser worker.", &["worker"]),
             flow_sequence_gaps: counter(&r, "canh_flow_sequence_gap_total", "Export packets (v9) or records (v5, IPFIX) missing by sequence number, per exporter address.", &["exporter"]),
+            detection_matches: counter(&r, "canh_detection_matches_total", "Rule matches on rows, per table (before correlation and deduplication).", &["table"]),
+            alerts: counter(&r, "canh_detection_alerts_total", "Alerts raised (first of their suppression window), per level.", &["level"]),
+            detection_state: counter(&r, "canh_detection_events_total", "Detection bookkeeping, per kind: suppressed (folded into an open alert), correlation_fired, correlation_too_late (older than the lateness allows), correlation_evicted_groups (dropped to stay within the memory bound), correlation_reset (state dropped by a rule reload).", &["kind"]),
+            detection_gauges: gauge(&r, "canh_detection_state", "Detection state now: rules_loaded, rules_rejected, correlations, correlation_held_events, open_alerts.", &["kind"]),
+            rule_reloads: counter(&r, "canh_detection_reloads_total", "Rule set (re)loads, per result (ok, failed).", &["result"]),
             registry: r,
         }))
     }
@@ -264,6 +274,41 @@ impl Metrics {
         }
     }
 
+    pub fn detection_matches(&self, table: &str, rows: u64) {
+        if rows > 0 {
+            self.0
+                .detection_matches
+                .with_label_values(&[table])
+                .inc_by(rows);
+        }
+    }
+
+    pub fn alert(&self, level: &str) {
+        self.0.alerts.with_label_values(&[level]).inc();
+    }
+
+    /// Detection bookkeeping counters (`suppressed`, `correlation_fired`, …).
+    pub fn detection(&self, kind: &str, n: u64) {
+        if n > 0 {
+            self.0.detection_state.with_label_values(&[kind]).inc_by(n);
+        }
+    }
+
+    /// Detection gauges (`rules_loaded`, `correlation_held_events`, …).
+    pub fn set_detection(&self, kind: &str, value: u64) {
+        self.0
+            .detection_gauges
+            .with_label_values(&[kind])
+            .set(i64::try_from(value).unwrap_or(i64::MAX));
+    }
+
+    pub fn rules_reloaded(&self, ok: bool) {
+        self.0
+            .rule_reloads
+            .with_label_values(&[if ok { "ok" } else { "failed" }])
+            .inc();
+    }
+
     pub fn error(&self, stage: &str, code: &str) {
         self.0.errors.with_label_values(&[stage, code]).inc();
     }
@@ -295,6 +340,11 @@ mod tests {
         m.flows_without_template("netflow", 1);
         m.set_flow_templates("0", 2);
         m.flow_sequence_gap("192.0.2.1", 4);
+        m.detection_matches("events", 5);
+        m.alert("high");
+        m.detection("suppressed", 2);
+        m.set_detection("rules_loaded", 21);
+        m.rules_reloaded(true);
         let text = m.render();
         for name in [
             "canh_collector_received_messages_total{listener=\"udp\"} 3",
@@ -312,6 +362,11 @@ mod tests {
             "canh_flow_records_dropped_no_template_total{listener=\"netflow\"} 1",
             "canh_flow_templates{worker=\"0\"} 2",
             "canh_flow_sequence_gap_total{exporter=\"192.0.2.1\"} 4",
+            "canh_detection_matches_total{table=\"events\"} 5",
+            "canh_detection_alerts_total{level=\"high\"} 1",
+            "canh_detection_events_total{kind=\"suppressed\"} 2",
+            "canh_detection_state{kind=\"rules_loaded\"} 21",
+            "canh_detection_reloads_total{result=\"ok\"} 1",
         ] {
             assert!(text.contains(name), "missing {name} in\n{text}");
         }

@@ -145,6 +145,22 @@ impl Canh {
             .map_or(0, |v| v as u64)
     }
 
+    /// The sum of every sample of a metric, whatever its labels.
+    pub fn metric_sum(&self, name: &str) -> u64 {
+        self.get("/metrics")
+            .lines()
+            .filter(|l| !l.starts_with('#'))
+            .filter_map(|l| {
+                let rest = l.strip_prefix(name)?;
+                let value = match rest.strip_prefix('{') {
+                    Some(labelled) => labelled.split_once('}')?.1,
+                    None => rest,
+                };
+                value.trim().parse::<f64>().ok()
+            })
+            .sum::<f64>() as u64
+    }
+
     fn signal(&self, sig: i32) {
         let pid = self.child.as_ref().unwrap().id() as i32;
         // SAFETY: sending a signal to our own child process.

@@ -1,0 +1,533 @@
+//! Detection in the pipeline: rules over every batch, correlations and alerts.
+//!
+//! ```text
+//! parser worker ──batch──▶ compiled rules (same thread) ──batch──▶ archive
+//!                                   │ matches (rule, event time, row as JSON)
+//!                                   ▼
+//!                           alerts thread: correlations, deduplication ──alerts batch──▶ archive
+//! ```
+//!
+//! * [`Rules`] holds the current rule set, shared by the parser workers. A watcher thread
+//!   rebuilds it when a rule, mapping or IOC file changes (or on SIGHUP) and swaps it in; each
+//!   worker picks the new set up at its next batch, so no event goes unmatched while rules
+//!   reload. Correlation state starts over with a new set (counted as `correlation_reset`).
+//! * Each parser worker runs the compiled matcher over its own batches ([`WorkerDetect`]) and
+//!   sends the matching rows to the alerts thread ([`run_alerts`]), which feeds correlations,
+//!   deduplicates alerts and writes them to the archive's `alerts` table.
+
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, RwLock};
+use std::time::{Duration, Instant, SystemTime};
+
+use arrow::array::{Array, TimestampNanosecondArray};
+use canh_metrics::Metrics;
+use canh_rules::alerts::{Alert, Alerter, Candidate, Observables, RuleInfo, DEDUP_FIELDS};
+use canh_rules::batch::BatchEvents;
+use canh_rules::compiled::Hit;
+use canh_rules::correlation::{Limits, Source};
+use canh_rules::{Iocs, Mapping, RuleSet, SetScratch, Target};
+use canh_schema::fields::alerts::Col;
+use canh_schema::{Batch, Table, TableBuilder};
+use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
+use serde_json::Value;
+use tracing::{info, warn};
+
+use crate::config::DetectionConfig;
+
+/// Columns keywords (Sigma keyword lists) are searched in: the whole raw line.
+const EVENT_KEYWORDS: [&str; 1] = ["event.original"];
+
+/// One rule set, as loaded at one time.
+#[derive(Debug)]
+pub struct Loaded {
+    pub set: RuleSet,
+    pub generation: u64,
+}
+
+/// The rules the pipeline runs, reloaded when their files change.
+#[derive(Debug)]
+pub struct Rules {
+    config: DetectionConfig,
+    current: RwLock<Arc<Loaded>>,
+    generation: AtomicU64,
+    reload_requested: AtomicBool,
+    metrics: Metrics,
+}
+
+/// A matching row, for the alerts thread.
+#[derive(Debug)]
+pub struct Detected {
+    pub generation: u64,
+    /// Position of the rule in its set's `rules`.
+    pub rule: u32,
+    pub time_ns: i64,
+    pub event: Value,
+}
+
+impl Rules {
+    /// Loads the rules. `Ok(None)`: detection is off (the default folder does not exist).
+    pub fn open(config: &DetectionConfig, metrics: Metrics) -> Result<Option<Arc<Rules>>, String> {
+        if config.rules_default && !config.rules.iter().any(|p| p.exists()) {
+            info!(
+                rules = %config.rules[0].display(),
+                "no rules folder: detection is off (canh serve --rules DIR turns it on)"
+            );
+            return Ok(None);
+        }
+        for p in &config.rules {
+            if !p.exists() {
+                return Err(format!("rules: {} does not exist", p.display()));
+            }
+        }
+        let set = build(config, &metrics)?;
+        Ok(Some(Arc::new(Rules {
+            config: config.clone(),
+            current: RwLock::new(Arc::new(Loaded { set, generation: 1 })),
+            generation: AtomicU64::new(1),
+            reload_requested: AtomicBool::new(false),
+            metrics,
+        })))
+    }
+
+    /// The current rule set.
+    pub fn current(&self) -> Arc<Loaded> {
+        match self.current.read() {
+            Ok(g) => g.clone(),
+            Err(p) => p.into_inner().clone(),
+        }
+    }
+
+    pub fn generation(&self) -> u64 {
+        self.generation.load(Ordering::Acquire)
+    }
+
+    /// Asks the watcher to reload now (SIGHUP).
+    pub fn request_reload(&self) {
+        self.reload_requested.store(true, Ordering::Release);
+    }
+
+    /// Rebuilds the rule set from its files and swaps it in; on failure the running set stays.
+    pub fn reload(&self) -> bool {
+        match build(&self.config, &self.metrics) {
+            Ok(set) => {
+                let generation = self.generation() + 1;
+                let loaded = Arc::new(Loaded { set, generation });
+                match self.current.write() {
+                    Ok(mut g) => *g = loaded,
+                    Err(p) => *p.into_inner() = loaded,
+                }
+                self.generation.store(generation, Ordering::Release);
+                self.metrics.rules_reloaded(true);
+                info!(generation, "rules reloaded");
+                true
+            }
+            Err(e) => {
+                self.metrics.rules_reloaded(false);
+                warn!(error = %e, "rules not reloaded; the running rules stay");
+                false
+            }
+        }
+    }
+
+    /// Watches the rule, mapping and IOC files until `stop`; reloads on a change or request.
+    pub fn watch(&self, stop: &AtomicBool) {
+        let mut stamp = self.stamp();
+        let mut last_check = Instant::now();
+        while !stop.load(Ordering::Acquire) {
+            std::thread::sleep(Duration::from_millis(100));
+            let requested = self.reload_requested.swap(false, Ordering::AcqRel);
+            if !requested && last_check.elapsed() < self.config.reload_interval {
+                continue;
+            }
+            last_check = Instant::now();
+            let now = self.stamp();
+            if requested || now != stamp {
+                stamp = now;
+                self.reload();
+            }
+        }
+    }
+
+    /// What changes when any file the rules come from changes: the newest modification time
+    /// and the number of files, over the rule folders, the mapping and the IOC folder.
+    fn stamp(&self) -> (Option<SystemTime>, usize) {
+        let mut acc = (None, 0);
+        for p in &self.config.rules {
+            stamp_tree(p, &mut acc);
+        }
+        if let Some(m) = &self.config.mapping {
+            stamp_tree(m, &mut acc);
+        }
+        stamp_tree(&ioc_dir(&self.config), &mut acc);
+        acc
+    }
+}
+
+fn stamp_tree(p: &Path, acc: &mut (Option<SystemTime>, usize)) {
+    let Ok(meta) = std::fs::metadata(p) else {
+        return;
+    };
+    if let Ok(t) = meta.modified() {
+        acc.0 = acc.0.max(Some(t));
+    }
+    acc.1 += 1;
+    if meta.is_dir() {
+        if let Ok(entries) = std::fs::read_dir(p) {
+            for e in entries.flatten() {
+                stamp_tree(&e.path(), acc);
+            }
+        }
+    }
+}
+
+/// The IOC folder: configured, or `iocs` inside the first rules folder.
+fn ioc_dir(config: &DetectionConfig) -> PathBuf {
+    config
+        .iocs
+        .clone()
+        .unwrap_or_else(|| match config.rules.first() {
+            Some(p) if p.is_dir() => p.join("iocs"),
+            Some(p) => p.parent().unwrap_or(Path::new(".")).join("iocs"),
+            None => PathBuf::from("iocs"),
+        })
+}
+
+/// Loads, checks and compiles the rules; rejected rules are logged and left out.
+fn build(config: &DetectionConfig, metrics: &Metrics) -> Result<RuleSet, String> {
+    let mapping = match &config.mapping {
+        None => Mapping::builtin(),
+        Some(path) => {
+            let text = std::fs::read_to_string(path)
+                .map_err(|e| format!("mapping {}: {e}", path.display()))?;
+            Mapping::parse(&text)
+                .map_err(|p| format!("mapping {}: {}", path.display(), p.join("; ")))?
+        }
+    };
+    let iocs = Iocs::load(&ioc_dir(config)).map_err(|p| format!("iocs: {}", p.join("; ")))?;
+    let loaded = canh_rules::load(&config.rules);
+    let (set, rejected) = RuleSet::build(&loaded.rules, &mapping, &iocs);
+    for r in loaded.rejected.iter().chain(&rejected) {
+        warn!(file = %r.file.display(), line = r.line, reason = %r.reason, "rule rejected");
+    }
+    let rejected = loaded.rejected.len() + rejected.len();
+    metrics.set_detection("rules_loaded", set.rules.len() as u64);
+    metrics.set_detection("correlations", set.correlations.len() as u64);
+    metrics.set_detection("rules_rejected", rejected as u64);
+    info!(
+        rules = set.rules.len(),
+        correlations = set.correlations.len(),
+        filters = set.filters,
+        rejected,
+        ioc_lists = iocs.lists(),
+        ioc_values = iocs.values(),
+        "rules loaded"
+    );
+    Ok(set)
+}
+
+/// A parser worker's part of detection: the compiled rules over each batch it makes.
+#[derive(Debug)]
+pub struct WorkerDetect {
+    rules: Arc<Rules>,
+    loaded: Arc<Loaded>,
+    scratch: SetScratch,
+    hits: Vec<Hit>,
+    out: Sender<Detected>,
+    metrics: Metrics,
+}
+
+impl WorkerDetect {
+    pub fn new(rules: Arc<Rules>, out: Sender<Detected>, metrics: Metrics) -> WorkerDetect {
+        let loaded = rules.current();
+        let scratch = loaded.set.scratch();
+        WorkerDetect {
+            rules,
+            loaded,
+            scratch,
+            hits: Vec::new(),
+            out,
+            metrics,
+        }
+    }
+
+    /// Runs the rules over a batch and hands the matching rows on.
+    pub fn run(&mut self, batch: &Batch) {
+        if self.rules.generation() != self.loaded.generation {
+            self.loaded = self.rules.current();
+            self.scratch = self.loaded.set.scratch();
+        }
+        let (target, keywords): (Target, &[&str]) = match batch.table {
+            Table::Events => (Target::Events, &EVENT_KEYWORDS),
+            Table::Flows => (Target::Flows, &[]),
+            Table::Alerts => return,
+        };
+        self.hits.clear();
+        let records = &batch.records;
+        self.loaded.set.matches(
+            target,
+            &BatchEvents::new(records, keywords),
+            &mut self.scratch,
+            &mut self.hits,
+        );
+        if self.hits.is_empty() {
+            return;
+        }
+        self.metrics
+            .detection_matches(batch.table.name(), self.hits.len() as u64);
+        let times = records
+            .column_by_name("timestamp")
+            .and_then(|c| c.as_any().downcast_ref::<TimestampNanosecondArray>());
+        for h in &self.hits {
+            let row = h.row as usize;
+            let time_ns = times
+                .filter(|t| t.is_valid(row))
+                .map_or(batch.received_max_ns, |t| t.value(row));
+            let event = Value::Object(crate::json::row_to_json(batch.table, records, row));
+            let d = Detected {
+                generation: self.loaded.generation,
+                rule: h.rule,
+                time_ns,
+                event,
+            };
+            // Blocks while the alerts thread is behind: backpressure, nothing dropped.
+            if self.out.send(d).is_err() {
+                self.metrics.error("detection", "alerts_gone");
+                return;
+            }
+        }
+    }
+}
+
+/// What the alerts thread runs for one rule set.
+struct Stage {
+    loaded: Arc<Loaded>,
+    correlator: canh_rules::correlation::Correlator,
+    alerter: Alerter,
+    detections: usize,
+}
+
+impl Stage {
+    fn new(loaded: Arc<Loaded>, config: &DetectionConfig) -> Stage {
+        let set = &loaded.set;
+        let correlator = set.correlator(Limits {
+            lateness_ns: i64::try_from(config.lateness.as_nanos()).unwrap_or(i64::MAX),
+            max_events: config.max_correlation_events,
+            samples: config.samples,
+        });
+        let info = |r: &canh_rules::Rule| RuleInfo {
+            id: r.id().unwrap_or(r.title()).to_owned(),
+            title: r.title().to_owned(),
+            level: r.level().unwrap_or_else(|| "medium".into()),
+            tags: r.tags(),
+        };
+        let rules: Vec<RuleInfo> = set
+            .rules
+            .iter()
+            .chain(&set.correlations)
+            .map(info)
+            .collect();
+        let suppress = i64::try_from(config.suppress.as_nanos()).unwrap_or(i64::MAX);
+        let n = rules.len();
+        Stage {
+            detections: set.rules.len(),
+            correlator,
+            alerter: Alerter::new(rules, vec![suppress; n], config.samples, 100_000),
+            loaded,
+        }
+    }
+}
+
+/// The alerts thread: correlations and deduplication, alerts into the archive.
+pub fn run_alerts(
+    rules: Arc<Rules>,
+    input: Receiver<Detected>,
+    output: Sender<Batch>,
+    metrics: Metrics,
+) {
+    let config = rules.config.clone();
+    let mut stage = Stage::new(rules.current(), &config);
+    let mut builder = TableBuilder::new(Table::Alerts, 1024);
+    let mut watermark = i64::MIN;
+    let mut last_tick = Instant::now();
+    let mut seen = canh_rules::correlation::Counters::default();
+    loop {
+        match input.recv_timeout(Duration::from_millis(200)) {
+            Ok(d) => {
+                if d.generation > stage.loaded.generation {
+                    let held = stage.correlator.counters().held;
+                    metrics.detection("correlation_reset", held);
+                    for a in stage.alerter.close_all() {
+                        write_alert(&mut builder, &a, &metrics, false);
+                    }
+                    stage = Stage::new(rules.current(), &config);
+                    seen = Default::default();
+                }
+                watermark = watermark.max(d.time_ns);
+                handle(&mut stage, d, &mut builder, &metrics);
+            }
+            Err(RecvTimeoutError::Timeout) => {}
+            Err(RecvTimeoutError::Disconnected) => {
+                for a in stage.alerter.close_all() {
+                    write_alert(&mut builder, &a, &metrics, false);
+                }
+                flush(&mut builder, &output, &metrics);
+                return;
+            }
+        }
+        if last_tick.elapsed() >= Duration::from_millis(200) || builder.rows() >= 1024 {
+            last_tick = Instant::now();
+            for a in stage.alerter.expire(watermark) {
+                write_alert(&mut builder, &a, &metrics, false);
+            }
+            let c = stage.correlator.counters();
+            metrics.detection("correlation_fired", c.fired - seen.fired);
+            metrics.detection("correlation_too_late", c.too_late - seen.too_late);
+            metrics.detection(
+                "correlation_evicted_groups",
+                c.evicted_groups - seen.evicted_groups,
+            );
+            metrics.detection("suppressed", stage.alerter.suppressed);
+            stage.alerter.suppressed = 0;
+            seen = c;
+            metrics.set_detection("correlation_held_events", c.held);
+            metrics.set_detection("open_alerts", stage.alerter.open() as u64);
+            flush(&mut builder, &output, &metrics);
+        }
+    }
+}
+
+fn handle(stage: &mut Stage, d: Detected, builder: &mut TableBuilder, metrics: &Metrics) {
+    // A match from a rule set that has since been replaced: its rule numbers mean nothing now.
+    if d.generation != stage.loaded.generation {
+        metrics.detection("stale_matches", 1);
+        return;
+    }
+    let silent = stage.correlator.silent_rules();
+    let detection_silent = silent.contains(&Source::Detection(d.rule));
+    if stage.correlator.wants(d.rule) {
+        let event = &d.event;
+        let fired = stage
+            .correlator
+            .observe(d.rule, d.time_ns, event, &|| event.clone());
+        for f in fired {
+            if stage
+                .correlator
+                .silent_rules()
+                .contains(&Source::Correlation(f.correlation))
+            {
+                continue;
+            }
+            let mut observables = f.samples.first().map(Observables::of).unwrap_or_default();
+            let key = Value::Object(
+                f.key
+                    .iter()
+                    .map(|(k, v)| (k.clone(), Value::from(v.as_str())))
+                    .collect(),
+            );
+            let from_key = Observables::of(&key);
+            observables.source_ip = from_key.source_ip.or(observables.source_ip);
+            observables.destination_ip = from_key.destination_ip.or(observables.destination_ip);
+            observables.user_name = from_key.user_name.or(observables.user_name);
+            let c = Candidate {
+                rule: (stage.detections + f.correlation as usize) as u32,
+                key: f.key,
+                first_ns: f.first_ns,
+                last_ns: f.last_ns,
+                count: f.count,
+                observables,
+                samples: f.samples,
+            };
+            raise(stage, c, builder, metrics);
+        }
+    }
+    if detection_silent {
+        return;
+    }
+    let key = DEDUP_FIELDS
+        .iter()
+        .filter_map(|f| {
+            canh_rules::plain::lookup(&d.event, f)
+                .and_then(Value::as_str)
+                .map(|v| ((*f).to_owned(), v.to_owned()))
+        })
+        .collect();
+    let c = Candidate {
+        rule: d.rule,
+        key,
+        first_ns: d.time_ns,
+        last_ns: d.time_ns,
+        count: 1,
+        observables: Observables::of(&d.event),
+        samples: vec![d.event],
+    };
+    raise(stage, c, builder, metrics);
+}
+
+fn raise(stage: &mut Stage, c: Candidate, builder: &mut TableBuilder, metrics: &Metrics) {
+    let (new, closed) = stage.alerter.raise(c);
+    for a in closed {
+        write_alert(builder, &a, metrics, false);
+    }
+    if let Some(a) = new {
+        write_alert(builder, &a, metrics, true);
+    }
+}
+
+/// One alert row (a new alert, or the final count of one whose window closed).
+fn write_alert(b: &mut TableBuilder, a: &Alert, metrics: &Metrics, new: bool) {
+    let now = jiff::Timestamp::now().as_nanosecond();
+    let now = i64::try_from(now).unwrap_or(i64::MAX);
+    if new {
+        metrics.alert(&a.rule.level);
+    }
+    b.note_received(now);
+    b.set_ts(Col::Timestamp, now);
+    b.set_str(Col::AlertId, &a.id);
+    b.set_str(Col::RuleId, &a.rule.id);
+    b.set_str(Col::RuleTitle, &a.rule.title);
+    b.set_str(Col::RuleLevel, &a.rule.level);
+    for t in &a.rule.tags {
+        b.push_list(Col::RuleTags, t);
+    }
+    b.set_ts(Col::EventStart, a.first_ns);
+    b.set_ts(Col::EventEnd, a.last_ns);
+    b.set_uint(Col::EventCount, a.count);
+    if !a.group_key.is_empty() {
+        b.set_str(Col::GroupKey, &a.group_key);
+    }
+    let o = &a.observables;
+    for (col, v) in [
+        (Col::OrganizationName, &o.organization),
+        (Col::SourceIp, &o.source_ip),
+        (Col::DestinationIp, &o.destination_ip),
+        (Col::UserName, &o.user_name),
+    ] {
+        if let Some(v) = v {
+            b.set_str(col, v);
+        }
+    }
+    if let Some(p) = o.destination_port {
+        b.set_uint(Col::DestinationPort, u64::from(p));
+    }
+    for s in &a.samples {
+        b.push_list(Col::AlertSample, s);
+    }
+    b.set_str(Col::AlertStatus, "new");
+    b.end_row();
+}
+
+fn flush(b: &mut TableBuilder, output: &Sender<Batch>, metrics: &Metrics) {
+    match b.finish() {
+        Ok(Some(batch)) => {
+            if output.send(batch).is_err() {
+                metrics.error("detection", "sink_gone");
+            }
+        }
+        Ok(None) => {}
+        Err(e) => {
+            warn!(error = %e, "could not build an alerts batch");
+            metrics.error("detection", "batch_build");
+        }
+    }
+}
