@@ -956,6 +956,25 @@ mod tests {
         assert_eq!(c.pipeline.batch_timeout, d.pipeline.batch_timeout);
         assert_eq!(c.archive.max_file_size, d.archive.max_file_size);
         assert_eq!(c.archive.max_file_age, d.archive.max_file_age);
+        // The example names the default rules folder; the rest are the defaults.
+        assert_eq!(
+            DetectionConfig {
+                rules_default: true,
+                ..c.detection.clone()
+            },
+            d.detection
+        );
+        let bad = Config::from_toml(
+            "[detection]\nrules = 3\nsuppress = \"soon\"\nsamples = 1000\ncolour = \"red\"\n",
+        )
+        .expect_err("bad detection")
+        .0;
+        assert_eq!(bad.len(), 4, "{bad:?}");
+        assert!(
+            bad.iter()
+                .any(|e| e.starts_with("detection.rules: expected a path")),
+            "{bad:?}"
+        );
         let inv =
             std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../deploy/inventory.csv");
         let inv = crate::inventory::Inventory::load(&inv).expect("deploy/inventory.csv is valid");
