@@ -495,6 +495,7 @@ fn hunt(
         .map(|c| c.fields())
         .unwrap_or_default();
     let mut scratch = set.scratch();
+    let mut heads: Vec<Option<String>> = vec![None; set.rules.len()];
     let mut batch: Vec<serde_json::Value> = Vec::with_capacity(HUNT_BATCH);
     let mut hits = Vec::new();
     let mut run = |batch: &mut Vec<serde_json::Value>, out: &mut dyn Write| -> anyhow::Result<()> {
@@ -531,15 +532,21 @@ fn hunt(
             if silent.contains(&Source::Detection(h.rule)) {
                 continue;
             }
-            let rule = &set.rules[h.rule as usize];
-            let hit = serde_json::json!({
-                "rule.id": rule.id(),
-                "rule.title": rule.title(),
-                "rule.level": rule.level(),
-                "event": event,
+            // The rule's part of the line is made once per rule; the event is written as it
+            // is, not copied into a new object.
+            let head = heads[h.rule as usize].get_or_insert_with(|| {
+                let rule = &set.rules[h.rule as usize];
+                let head = serde_json::json!({
+                    "rule.id": rule.id(),
+                    "rule.title": rule.title(),
+                    "rule.level": rule.level(),
+                })
+                .to_string();
+                format!("{},\"event\":", &head[..head.len() - 1])
             });
-            serde_json::to_writer(&mut *out, &hit)?;
-            out.write_all(b"\n")?;
+            out.write_all(head.as_bytes())?;
+            serde_json::to_writer(&mut *out, event)?;
+            out.write_all(b"}\n")?;
             matches += 1;
         }
         batch.clear();
