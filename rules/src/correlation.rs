@@ -337,10 +337,12 @@ impl Correlator {
         let mut hit = None;
         for end in at..group.events.len() {
             let end_t = group.events[end].t;
-            if end_t - t > span {
+            if end_t.saturating_sub(t) > span {
                 break;
             }
-            let start = group.events.partition_point(|e| e.t < end_t - span);
+            let start = group
+                .events
+                .partition_point(|e| e.t < end_t.saturating_sub(span));
             if let Some(measure) = d.check(&group.events[start..=end]) {
                 hit = Some((start, end, measure));
                 break;
@@ -850,6 +852,19 @@ mod tests {
         let f = feed(&mut c, 1, 2, json!({"source.ip": "10.1.1.1"}));
         assert_eq!(f[0].key, [("ip".to_owned(), "10.1.1.1".to_owned())]);
         assert!(c.silent_rules().is_empty(), "generate: true");
+    }
+
+    #[test]
+    fn extreme_times_do_not_overflow() {
+        let mut c = setup(&count("source.ip", "{gte: 2}"), Limits::default());
+        let a = json!({"source.ip": "10.0.0.1"});
+        let sample = a.clone();
+        assert!(c.observe(0, i64::MIN, &a, &|| sample.clone()).is_empty());
+        assert!(c.observe(0, i64::MAX, &a, &|| sample.clone()).is_empty());
+        assert!(c
+            .observe(0, i64::MIN + 1, &a, &|| sample.clone())
+            .is_empty());
+        assert_eq!(c.observe(0, i64::MAX, &a, &|| sample.clone()).len(), 1);
     }
 
     #[test]
