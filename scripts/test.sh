@@ -7,3 +7,5 @@ bash scripts/deps.sh
 cargo fmt --all -- --check
 cargo clippy --workspace --all-targets --locked -- -D warnings
 cargo test --workspace --locked
+# The rule matcher without Hyperscan (the `hyperscan` feature off) must give the same answers.
+cargo test -p canh-rules --no-default-features --locked

@@ -55,6 +55,30 @@ fn values_of(d: &Detection, out: &mut Vec<(String, String)>) {
     }
 }
 
+/// Canh's own events: every row the golden parser fixtures expect (fixtures/parsers/*/
+/// *.expected.jsonl), as flat dotted ECS keys — what the pipeline's rules see.
+fn fixture_events() -> Vec<Value> {
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../fixtures/parsers");
+    let mut files: Vec<PathBuf> = std::fs::read_dir(&root)
+        .unwrap()
+        .flatten()
+        .flat_map(|d| std::fs::read_dir(d.path()).into_iter().flatten().flatten())
+        .map(|f| f.path())
+        .filter(|p| p.to_string_lossy().ends_with(".expected.jsonl"))
+        .collect();
+    files.sort();
+    files
+        .iter()
+        .flat_map(|f| {
+            std::fs::read_to_string(f)
+                .unwrap()
+                .lines()
+                .map(|l| serde_json::from_str(l).unwrap())
+                .collect::<Vec<Value>>()
+        })
+        .collect()
+}
+
 /// Where rsigma-eval is not what the specification says, by rule file name and the reason.
 /// Every other disagreement fails the test.
 const REFERENCE_FAULTS: &[(&str, &str)] = &[(
@@ -92,7 +116,8 @@ fn compiled_plain_and_rsigma_eval_agree() {
     }
     // Events: per rule, one event with all its values (filled), one per value, and the same
     // with each value changed.
-    let mut events: Vec<Value> = Vec::new();
+    let mut events: Vec<Value> = fixture_events();
+    let from_fixtures = events.len();
     for (_, r, _, _) in &rules {
         let mut values = Vec::new();
         for d in r.detection.named.values() {
@@ -173,5 +198,9 @@ fn compiled_plain_and_rsigma_eval_agree() {
         disagreements.len()
     );
     assert!(hits > 100, "the events must match some rules: {hits}");
+    assert!(
+        from_fixtures > 100,
+        "the parser fixtures are events too: {from_fixtures}"
+    );
     assert!(disagreements.is_empty(), "{}", disagreements.join("\n"));
 }
