@@ -3,7 +3,9 @@
 //! vendor fields; keywords searched in the configured text columns.
 
 use std::borrow::Cow;
+use std::collections::HashMap;
 use std::fmt::Write as _;
+use std::sync::OnceLock;
 
 use arrow::array::{Array, ArrayRef, AsArray, MapArray, StringArray, TimestampNanosecondArray};
 use arrow::datatypes::{DataType, UInt16Type, UInt32Type, UInt64Type, UInt8Type};
@@ -14,12 +16,26 @@ use serde_json::Value;
 use crate::events::Events;
 
 /// Rows of a record batch of one of Canh's tables.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct BatchEvents<'a> {
     records: &'a RecordBatch,
     vendor: Option<&'a MapArray>,
     /// The columns keywords are searched in.
     keywords: &'a [&'a str],
+    /// Column index by column name and, for Canh's columns, by ECS name.
+    columns: HashMap<&'a str, usize>,
+}
+
+/// Canh's column names → ECS names, over every table.
+fn ecs_names() -> &'static HashMap<String, &'static str> {
+    static NAMES: OnceLock<HashMap<String, &'static str>> = OnceLock::new();
+    NAMES.get_or_init(|| {
+        canh_schema::Table::ALL
+            .iter()
+            .flat_map(|t| t.fields())
+            .map(|f| (f.column(), f.ecs))
+            .collect()
+    })
 }
 
 /// Where a field's values are.
@@ -34,10 +50,19 @@ impl<'a> BatchEvents<'a> {
         let vendor = records
             .column_by_name("vendor_fields")
             .and_then(|c| c.as_map_opt());
+        let mut columns = HashMap::new();
+        for (i, f) in records.schema_ref().fields().iter().enumerate() {
+            let name = f.name().as_str();
+            columns.insert(name, i);
+            if let Some(ecs) = ecs_names().get(name) {
+                columns.insert(*ecs, i);
+            }
+        }
         BatchEvents {
             records,
             vendor,
             keywords,
+            columns,
         }
     }
 
@@ -45,8 +70,14 @@ impl<'a> BatchEvents<'a> {
     where
         'n: 'a,
     {
-        if let Some(c) = self.records.column_by_name(&column_name(name)) {
-            return Source::Column(c);
+        let index = self.columns.get(name).copied().or_else(|| {
+            // Another spelling (`@timestamp` of a batch built elsewhere): the column name.
+            (name.contains('.') || name.starts_with('@'))
+                .then(|| self.columns.get(column_name(name).as_str()).copied())
+                .flatten()
+        });
+        if let Some(i) = index {
+            return Source::Column(self.records.column(i));
         }
         match self.vendor {
             Some(m) => Source::Vendor(m, name),
@@ -123,8 +154,10 @@ impl Events for BatchEvents<'_> {
             let cols: Vec<&StringArray> = self
                 .keywords
                 .iter()
-                .filter_map(|k| self.records.column_by_name(&column_name(k)))
-                .filter_map(|c| c.as_string_opt::<i32>())
+                .filter_map(|k| match self.source(k) {
+                    Source::Column(c) => c.as_string_opt::<i32>(),
+                    _ => None,
+                })
                 .collect();
             if let [one] = cols.as_slice() {
                 return each_str(one, f);
@@ -223,12 +256,20 @@ impl Events for BatchEvents<'_> {
         Some(Cow::Owned(value))
     }
 
+    fn has(&self, row: usize, name: &str) -> bool {
+        match self.source(name) {
+            Source::Absent => false,
+            Source::Vendor(m, key) => vendor_value(m, row, key).is_some(),
+            Source::Column(c) => c.is_valid(row),
+        }
+    }
+
     fn any_keyword_text(&self, row: usize, f: &mut dyn FnMut(&str) -> bool) -> bool {
-        self.keywords.iter().any(|k| {
-            self.records
-                .column_by_name(&column_name(k))
-                .and_then(|c| c.as_string_opt::<i32>())
-                .is_some_and(|c| c.is_valid(row) && f(c.value(row)))
+        self.keywords.iter().any(|k| match self.source(k) {
+            Source::Column(c) => c
+                .as_string_opt::<i32>()
+                .is_some_and(|c| c.is_valid(row) && f(c.value(row))),
+            _ => false,
         })
     }
 }

@@ -496,8 +496,15 @@ impl Eval<'_, '_> {
             }
             Some(f) => {
                 use crate::plain::Row;
-                let value = self.row.field(f);
-                atom.matcher.matches(value.as_deref(), &self.row)
+                match &atom.matcher {
+                    // Presence alone: no value to build.
+                    Matcher::Null => !self.row.has(f),
+                    Matcher::Exists(want) => self.row.has(f) == *want,
+                    m => {
+                        let value = self.row.field(f);
+                        m.matches(value.as_deref(), &self.row)
+                    }
+                }
             }
         };
         self.s.lazy_stamp[i] = self.s.gen;

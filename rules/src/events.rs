@@ -22,6 +22,10 @@ pub trait Events {
     fn each_number(&self, field: &str, f: &mut dyn FnMut(usize, f64));
     /// The value of a field in one row (`None` when absent).
     fn field(&self, row: usize, name: &str) -> Option<Cow<'_, Value>>;
+    /// Whether a row has a field with a value that is not null (without building the value).
+    fn has(&self, row: usize, name: &str) -> bool {
+        self.field(row, name).is_some_and(|v| !v.is_null())
+    }
     /// Whether `f` is true for any text of the row that keywords are searched in.
     fn any_keyword_text(&self, row: usize, f: &mut dyn FnMut(&str) -> bool) -> bool;
 }
@@ -36,6 +40,10 @@ pub struct RowOf<'a> {
 impl Row for RowOf<'_> {
     fn field(&self, name: &str) -> Option<Cow<'_, Value>> {
         self.events.field(self.row, name)
+    }
+
+    fn has(&self, name: &str) -> bool {
+        self.events.has(self.row, name)
     }
 
     fn any_keyword_text(&self, f: &mut dyn FnMut(&str) -> bool) -> bool {

@@ -29,6 +29,10 @@ use crate::iocs::Iocs;
 pub trait Row {
     /// The value of a field (`None` when absent).
     fn field(&self, name: &str) -> Option<Cow<'_, Value>>;
+    /// Whether the field is there with a value that is not null.
+    fn has(&self, name: &str) -> bool {
+        self.field(name).is_some_and(|v| !v.is_null())
+    }
     /// Whether `f` is true for any of the strings keywords are searched in.
     fn any_keyword_text(&self, f: &mut dyn FnMut(&str) -> bool) -> bool;
 }
