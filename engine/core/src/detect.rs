@@ -26,6 +26,7 @@ use canh_rules::alerts::{Alert, Alerter, Candidate, Observables, RuleInfo, DEDUP
 use canh_rules::batch::BatchEvents;
 use canh_rules::compiled::Hit;
 use canh_rules::correlation::{Limits, Source};
+use canh_rules::events::RowOf;
 use canh_rules::{Iocs, Mapping, RuleSet, SetScratch, Target};
 use canh_schema::fields::alerts::Col;
 use canh_schema::{Batch, Table, TableBuilder};
@@ -55,14 +56,16 @@ pub struct Rules {
     metrics: Metrics,
 }
 
-/// A matching row, for the alerts thread.
+/// The matching rows of one batch, for the alerts thread. The batch travels with them (its
+/// columns are shared, not copied), so fields are read only where a correlation or an alert
+/// needs them.
 #[derive(Debug)]
 pub struct Detected {
     pub generation: u64,
-    /// Position of the rule in its set's `rules`.
-    pub rule: u32,
-    pub time_ns: i64,
-    pub event: Value,
+    pub table: Table,
+    pub records: arrow::record_batch::RecordBatch,
+    /// (row, position of the rule in its set's `rules`, event time in ns).
+    pub hits: Vec<(u32, u32, i64)>,
 }
 
 impl Rules {
@@ -278,23 +281,26 @@ impl WorkerDetect {
         let times = records
             .column_by_name("timestamp")
             .and_then(|c| c.as_any().downcast_ref::<TimestampNanosecondArray>());
-        for h in &self.hits {
-            let row = h.row as usize;
-            let time_ns = times
-                .filter(|t| t.is_valid(row))
-                .map_or(batch.received_max_ns, |t| t.value(row));
-            let event = Value::Object(crate::json::row_to_json(batch.table, records, row));
-            let d = Detected {
-                generation: self.loaded.generation,
-                rule: h.rule,
-                time_ns,
-                event,
-            };
-            // Blocks while the alerts thread is behind: backpressure, nothing dropped.
-            if self.out.send(d).is_err() {
-                self.metrics.error("detection", "alerts_gone");
-                return;
-            }
+        let hits = self
+            .hits
+            .iter()
+            .map(|h| {
+                let row = h.row as usize;
+                let time_ns = times
+                    .filter(|t| t.is_valid(row))
+                    .map_or(batch.received_max_ns, |t| t.value(row));
+                (h.row, h.rule, time_ns)
+            })
+            .collect();
+        let d = Detected {
+            generation: self.loaded.generation,
+            table: batch.table,
+            records: records.clone(),
+            hits,
+        };
+        // Blocks while the alerts thread is behind: backpressure, nothing dropped.
+        if self.out.send(d).is_err() {
+            self.metrics.error("detection", "alerts_gone");
         }
     }
 }
@@ -363,8 +369,33 @@ pub fn run_alerts(
                     stage = Stage::new(rules.current(), &config);
                     seen = Default::default();
                 }
-                watermark = watermark.max(d.time_ns);
-                handle(&mut stage, d, &mut builder, &metrics);
+                if d.generation != stage.loaded.generation {
+                    // Matches of a rule set that has since been replaced: their rule numbers
+                    // mean nothing now.
+                    metrics.detection("stale_matches", d.hits.len() as u64);
+                    continue;
+                }
+                let keywords: &[&str] = match d.table {
+                    Table::Events => &EVENT_KEYWORDS,
+                    _ => &[],
+                };
+                let events = BatchEvents::new(&d.records, keywords);
+                for &(row, rule, time_ns) in &d.hits {
+                    watermark = watermark.max(time_ns);
+                    let row = row as usize;
+                    let sample =
+                        || Value::Object(crate::json::row_to_json(d.table, &d.records, row));
+                    let hit = Match {
+                        rule,
+                        time_ns,
+                        row: &RowOf {
+                            events: &events,
+                            row,
+                        },
+                        sample: &sample,
+                    };
+                    handle(&mut stage, hit, &mut builder, &metrics);
+                }
             }
             Err(RecvTimeoutError::Timeout) => {}
             Err(RecvTimeoutError::Disconnected) => {
@@ -397,19 +428,20 @@ pub fn run_alerts(
     }
 }
 
-fn handle(stage: &mut Stage, d: Detected, builder: &mut TableBuilder, metrics: &Metrics) {
-    // A match from a rule set that has since been replaced: its rule numbers mean nothing now.
-    if d.generation != stage.loaded.generation {
-        metrics.detection("stale_matches", 1);
-        return;
-    }
+/// One matching row, read lazily.
+struct Match<'a> {
+    rule: u32,
+    time_ns: i64,
+    row: &'a dyn canh_rules::plain::Row,
+    /// The row as a JSON object (built only for samples and single-event alerts).
+    sample: &'a dyn Fn() -> Value,
+}
+
+fn handle(stage: &mut Stage, d: Match<'_>, builder: &mut TableBuilder, metrics: &Metrics) {
     let silent = stage.correlator.silent_rules();
     let detection_silent = silent.contains(&Source::Detection(d.rule));
     if stage.correlator.wants(d.rule) {
-        let event = &d.event;
-        let fired = stage
-            .correlator
-            .observe(d.rule, d.time_ns, event, &|| event.clone());
+        let fired = stage.correlator.observe(d.rule, d.time_ns, d.row, d.sample);
         for f in fired {
             if stage
                 .correlator
@@ -444,10 +476,11 @@ fn handle(stage: &mut Stage, d: Detected, builder: &mut TableBuilder, metrics: &
     if detection_silent {
         return;
     }
+    let event = (d.sample)();
     let key = DEDUP_FIELDS
         .iter()
         .filter_map(|f| {
-            canh_rules::plain::lookup(&d.event, f)
+            canh_rules::plain::lookup(&event, f)
                 .and_then(Value::as_str)
                 .map(|v| ((*f).to_owned(), v.to_owned()))
         })
@@ -458,8 +491,8 @@ fn handle(stage: &mut Stage, d: Detected, builder: &mut TableBuilder, metrics: &
         first_ns: d.time_ns,
         last_ns: d.time_ns,
         count: 1,
-        observables: Observables::of(&d.event),
-        samples: vec![d.event],
+        observables: Observables::of(&event),
+        samples: vec![event],
     };
     raise(stage, c, builder, metrics);
 }
