@@ -36,7 +36,9 @@ CONF
 "$BIN" serve --config "$D/canh.toml" 2>"$D/canh.stderr" &
 PID=$!
 wait_port tcp $PORT || { kill $PID; cat "$D/canh.stderr"; exit 1; }; sleep 0.3
-rows() { curl -s "127.0.0.1:$HTTP/metrics" | awk '/^canh_sink_rows_total/{s+=$2} END{printf "%d", s}'; }
+# Event rows only (with detection on, the archive also gets alert rows).
+rows() { curl -s "127.0.0.1:$HTTP/metrics" | awk '/^canh_sink_rows_total\{.*table="events"/{s+=$2} END{printf "%d", s}'; }
+alerts() { curl -s "127.0.0.1:$HTTP/metrics" | awk '/^canh_detection_alerts_total/{s+=$2} END{printf "%d", s}'; }
 C0=$(cpu_ticks $PID); T0=$(now)
 if [ "${GEN:-}" = loggen ]; then
   [ "$PROTO" = udp ] && LF=--dgram || LF=--stream
@@ -51,9 +53,9 @@ fi
 last=-1; tl=$(now)
 while :; do r=$(rows); if [ "$r" != "$last" ]; then last=$r; tl=$(now); fi
   awk -v a="$(now)" -v b="$tl" 'BEGIN{exit !(a-b>1.5)}' && break; sleep 0.1; done
-T1=$tl; C1=$(cpu_ticks $PID); RSS=$(peak_rss_kb $PID); N=$last
+T1=$tl; C1=$(cpu_ticks $PID); RSS=$(peak_rss_kb $PID); N=$last; ALERTS=$(alerts)
 DROPS=$(curl -s "127.0.0.1:$HTTP/metrics" | awk '/^canh_collector_dropped_messages_total/{print $1"="$2}' | tr '\n' ' ')
 kill -TERM $PID; wait $PID; RC=$?
 FILES=$(find "$D/data/archive" -name '*.parquet' | wc -l); BYTES=$(du -sb "$D/data/archive" | cut -f1)
 EL=$(calc "$T1-$T0" 2); CPU=$(calc "($C1-$C0)/$CLK_TCK" 2)
-echo "peer=canh proto=$PROTO gen=${GEN:-canh-loadgen} conns=$CONNS sent=${SENT:-?} written=$N elapsed_s=$EL msgs_per_s=$(calc "$N/$EL" 0) cpu_s=$CPU msgs_per_cpu_s=$(calc "$N/($CPU>0?$CPU:1)" 0) peak_rss_mb=$(calc "$RSS/1024" 1) parquet_files=$FILES archive_mb=$(calc "$BYTES/1048576" 1) exit=$RC drops: ${DROPS:-none}"
+echo "peer=canh proto=$PROTO gen=${GEN:-canh-loadgen} conns=$CONNS sent=${SENT:-?} written=$N alerts=$ALERTS elapsed_s=$EL msgs_per_s=$(calc "$N/$EL" 0) cpu_s=$CPU msgs_per_cpu_s=$(calc "$N/($CPU>0?$CPU:1)" 0) peak_rss_mb=$(calc "$RSS/1024" 1) parquet_files=$FILES archive_mb=$(calc "$BYTES/1048576" 1) exit=$RC drops: ${DROPS:-none}"

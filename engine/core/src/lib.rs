@@ -183,7 +183,7 @@ impl Engine {
             .map_err(StartError::Detection)?;
         let (mut detected_tx, mut alerts, mut rules_watcher) = (None, None, None);
         if let Some(rules) = &rules {
-            let (tx, rx) = crossbeam_channel::bounded::<detect::Detected>(64);
+            let (tx, rx) = crossbeam_channel::bounded::<detect::Detected>(8);
             detected_tx = Some(tx);
             let (r, out, m) = (rules.clone(), batch_tx.clone(), metrics.clone());
             alerts = Some(
