@@ -395,6 +395,30 @@ impl Correlator {
         }
     }
 
+    /// Drops what no window can reach any more from every group (those not fed for a while
+    /// included), and the groups left empty. Call it now and then (the pipeline: every 200 ms).
+    pub fn sweep(&mut self) {
+        let (defs, newest, lateness) = (&self.defs, &self.newest, self.limits.lateness_ns);
+        let mut dropped = 0;
+        self.groups.retain(|(ci, _), g| {
+            let ci = *ci as usize;
+            let horizon = newest[ci]
+                .saturating_sub(lateness)
+                .saturating_sub(defs[ci].span_ns);
+            let old = g.events.partition_point(|e| e.t < horizon);
+            if old > 0 {
+                g.samples -= g.events[..old]
+                    .iter()
+                    .filter(|e| e.sample.is_some())
+                    .count();
+                g.events.drain(..old);
+                dropped += old;
+            }
+            !g.events.is_empty()
+        });
+        self.held -= dropped;
+    }
+
     /// Drops the groups touched longest ago until a tenth of the bound is free.
     fn evict(&mut self) {
         let target = self.limits.max_events - self.limits.max_events / 10;
@@ -852,6 +876,24 @@ mod tests {
         let f = feed(&mut c, 1, 2, json!({"source.ip": "10.1.1.1"}));
         assert_eq!(f[0].key, [("ip".to_owned(), "10.1.1.1".to_owned())]);
         assert!(c.silent_rules().is_empty(), "generate: true");
+    }
+
+    #[test]
+    fn a_sweep_drops_groups_no_window_reaches() {
+        let limits = Limits {
+            lateness_ns: 0,
+            ..Limits::default()
+        };
+        let mut c = setup(&count("source.ip", "{gte: 3}"), limits);
+        for i in 0..100 {
+            feed(&mut c, 0, 0, json!({"source.ip": format!("10.0.0.{i}")}));
+        }
+        assert_eq!(c.counters().held, 100);
+        // A minute later (the timespan), one more event: every other group is out of reach.
+        feed(&mut c, 0, 61, json!({"source.ip": "10.9.9.9"}));
+        c.sweep();
+        assert_eq!(c.counters().held, 1);
+        assert_eq!(c.groups.len(), 1);
     }
 
     #[test]

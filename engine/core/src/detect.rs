@@ -411,6 +411,7 @@ pub fn run_alerts(
             for a in stage.alerter.expire(watermark) {
                 write_alert(&mut builder, &a, &metrics, false);
             }
+            stage.correlator.sweep();
             let c = stage.correlator.counters();
             metrics.detection("correlation_fired", c.fired - seen.fired);
             metrics.detection("correlation_too_late", c.too_late - seen.too_late);
