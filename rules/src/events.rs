@@ -1,5 +1,5 @@
 //! Events as the matchers read them: [`Events`] is a batch read a field at a time (what the
-//! compiled matcher scans), [`Row`](crate::plain::Row) one event read a field at a time (what
+//! compiled matcher scans), [`Row`] one event read a field at a time (what
 //! rule conditions are evaluated on). [`JsonEvents`] is a batch of JSON objects (`canh hunt`,
 //! rule tests, differential tests).
 
