@@ -117,7 +117,9 @@ struct Ev {
     t: i64,
     slot: u8,
     value: Option<String>,
-    sample: Option<Value>,
+    /// The event as JSON text: a fraction of the memory of a `Value` tree, read back only
+    /// when the window fires.
+    sample: Option<Box<str>>,
 }
 
 #[derive(Debug, Default)]
@@ -329,7 +331,7 @@ impl Correlator {
                 t,
                 slot,
                 value,
-                sample: keep_sample.then(sample),
+                sample: keep_sample.then(|| sample().to_string().into_boxed_str()),
             },
         );
         self.held += 1;
@@ -359,7 +361,10 @@ impl Correlator {
                 last_ns: used.last().map_or(t, |e| e.t),
                 count: used.len() as u64,
                 value: measure,
-                samples: used.into_iter().filter_map(|e| e.sample).collect(),
+                samples: used
+                    .into_iter()
+                    .filter_map(|e| serde_json::from_str(&e.sample?).ok())
+                    .collect(),
             };
             if group.events.is_empty() {
                 self.groups
