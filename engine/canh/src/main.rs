@@ -333,14 +333,53 @@ fn rules_check(
     let mut rejected_rules = loaded.rejected.len();
     let mut rejected = loaded.rejected;
     let mut usable = 0;
+    // Detection rules that can run, and correlations to resolve against them.
+    let (mut detections, mut correlations) = (Vec::new(), Vec::new());
     for rule in &loaded.rules {
         match canh_rules::check(rule, &iocs) {
-            Ok(_) => usable += 1,
+            Ok(_) => match &rule.kind {
+                canh_rules::RuleKind::Detection(s) => {
+                    detections.push(&**s);
+                    usable += 1;
+                }
+                canh_rules::RuleKind::Correlation(c) => correlations.push((rule, &**c)),
+                canh_rules::RuleKind::Filter(f) => {
+                    match canh_rules::plain::compile_detections(&f.detection, &iocs) {
+                        Ok(_) => usable += 1,
+                        Err(e) => {
+                            rejected_rules += 1;
+                            rejected.push(canh_rules::Rejection {
+                                file: rule.file.clone(),
+                                line: rule.line,
+                                reason: format!("filter: {e}"),
+                            });
+                        }
+                    }
+                }
+            },
             Err(problems) => {
                 rejected_rules += 1;
                 rejected.extend(problems);
             }
         }
+    }
+    // Correlations: every rule they name must be among the rules that run, without loops.
+    let corr: Vec<_> = correlations.iter().map(|(_, c)| *c).collect();
+    let (_, problems) = canh_rules::correlation::Correlator::new(
+        &corr,
+        &detections,
+        &canh_rules::Mapping::builtin(),
+        canh_rules::correlation::Limits::default(),
+    );
+    usable += correlations.len() - problems.len();
+    rejected_rules += problems.len();
+    for (i, why) in problems {
+        let rule = correlations[i].0;
+        rejected.push(canh_rules::Rejection {
+            file: rule.file.clone(),
+            line: rule.line,
+            reason: format!("correlation: {why}"),
+        });
     }
     let mut out = std::io::BufWriter::new(std::io::stdout().lock());
     if format == "json" {

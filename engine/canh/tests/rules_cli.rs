@@ -35,7 +35,9 @@ fn broken_rules_are_rejected_with_file_line_and_reason() {
             ),
             format!("{bad}:22: selection: process.command_line: regular expression 'nc -e ([': unclosed character class"),
             format!("{bad}:30: selection: destination.ip: '10.0.0.0/40' is not a CIDR"),
-            "1 rule(s) loaded, 4 rejected".to_owned(),
+            format!("{bad}:45: filter: selection: source.ip: '10.250.0.0/99' is not a CIDR"),
+            format!("{bad}:33: correlation: rules: no rule with the id or name 'no_such_rule'"),
+            "1 rule(s) loaded, 6 rejected".to_owned(),
         ]
     );
     let (code, json) = check(&["--format", "json", dir.to_str().unwrap()]);
@@ -43,7 +45,7 @@ fn broken_rules_are_rejected_with_file_line_and_reason() {
     let v: serde_json::Value = serde_json::from_str(&json).unwrap();
     assert_eq!(
         (v["loaded"].as_u64(), v["rejected"].as_u64()),
-        (Some(1), Some(4))
+        (Some(1), Some(6))
     );
     assert_eq!(v["errors"][0]["line"], 6);
     assert_eq!(v["errors"][0]["file"], bad);
