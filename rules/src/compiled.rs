@@ -4,6 +4,7 @@
 //! `$`, `destination.port` ≥ 1024) — shared between rules that use the same one. For each
 //! field, every atom that can be *indexed* is looked for over the whole column in one pass:
 //!
+//! * values a field must equal go into hash sets (ASCII-lowercased unless `cased`);
 //! * text patterns (values with wildcards, `contains`/`startswith`/`endswith`, encodings, `re`)
 //!   go into one Hyperscan database per field, scanned once over the column's values laid end
 //!   to end one per line; a pattern Hyperscan cannot take (or every pattern, built without the
@@ -54,6 +55,8 @@ pub struct Stats {
     pub hyperscan_patterns: usize,
     /// Text patterns run with the `regex` crate on every value.
     pub regex_patterns: usize,
+    /// Whole values looked up in hash sets.
+    pub exact_values: usize,
     /// Rules evaluated on every row.
     pub everywhere: usize,
 }
@@ -106,6 +109,9 @@ struct FieldIndex {
     regexes: Vec<(u32, Regex)>,
     /// Atoms that match any text at all (`*`).
     any_text: Vec<u32>,
+    /// Equality with a text: whole value → atoms; ASCII-lowercased values for caseless atoms.
+    exact_caseless: HashMap<Box<[u8]>, Vec<u32>>,
+    exact_cased: HashMap<Box<[u8]>, Vec<u32>>,
     /// Every text atom, for values Hyperscan does not scan (those holding a line break).
     text_atoms: Vec<u32>,
     /// Exact numbers (as f64 bits) → atoms.
@@ -128,7 +134,11 @@ impl std::fmt::Debug for Hs {
 
 impl FieldIndex {
     fn has_text(&self) -> bool {
-        !self.patterns.is_empty() || !self.regexes.is_empty() || !self.any_text.is_empty()
+        !self.patterns.is_empty()
+            || !self.regexes.is_empty()
+            || !self.any_text.is_empty()
+            || !self.exact_caseless.is_empty()
+            || !self.exact_cased.is_empty()
     }
 
     fn has_numbers(&self) -> bool {
@@ -212,6 +222,11 @@ impl Compiled {
             fields: self.fields.len(),
             hyperscan_patterns: self.fields.iter().map(|f| f.patterns.len()).sum(),
             regex_patterns: self.fields.iter().map(|f| f.regexes.len()).sum(),
+            exact_values: self
+                .fields
+                .iter()
+                .map(|f| f.exact_cased.len() + f.exact_caseless.len())
+                .sum(),
             everywhere: self.everywhere.len(),
         }
     }
@@ -330,12 +345,25 @@ impl Compiled {
             &mut s.hits,
         );
         let any_text = &f.any_text;
+        let mut lower = Vec::new();
         events.each_text(f.field.as_deref(), &mut |row, text| {
             let line = starts.len() as u32;
             starts.push(buf.len() as u32);
             line_rows.push(row as u32);
             for &a in any_text {
                 hits.push((row as u64) << 32 | u64::from(a));
+            }
+            if !f.exact_cased.is_empty() {
+                if let Some(atoms) = f.exact_cased.get(text.as_bytes()) {
+                    hits.extend(atoms.iter().map(|&a| (row as u64) << 32 | u64::from(a)));
+                }
+            }
+            if !f.exact_caseless.is_empty() {
+                lower.clear();
+                lower.extend(text.bytes().map(|b| b.to_ascii_lowercase()));
+                if let Some(atoms) = f.exact_caseless.get(lower.as_slice()) {
+                    hits.extend(atoms.iter().map(|&a| (row as u64) << 32 | u64::from(a)));
+                }
             }
             if memchr::memchr(b'\n', text.as_bytes()).is_some() {
                 slow.push((line, text.to_owned()));
@@ -764,7 +792,14 @@ impl Builder {
             match &self.atoms[a as usize].matcher {
                 Matcher::Text(ps) => {
                     for p in ps {
-                        if let Some(hs) = &p.hs {
+                        if let Some(lit) = &p.literal {
+                            let map = if p.caseless {
+                                &mut f.exact_caseless
+                            } else {
+                                &mut f.exact_cased
+                            };
+                            map.entry(lit.as_bytes().into()).or_default().push(a);
+                        } else if let Some(hs) = &p.hs {
                             texts.push((a, !p.exact, hs, &p.regex, p.caseless));
                         }
                     }

@@ -110,6 +110,9 @@ pub(crate) struct TextPattern {
     /// A Hyperscan hit is a match without confirming it with `regex` (no `?` wildcard, whose
     /// one character may be one to four bytes).
     pub exact: bool,
+    /// The whole value, when the pattern is "equal to this text" (no wildcard, no open end):
+    /// matched by a hash lookup, ASCII-lowercased when caseless.
+    pub literal: Option<String>,
 }
 
 /// Builds the plain matcher for a rule, or says why it cannot run.
@@ -745,11 +748,24 @@ fn text_pattern(
         .size_limit(1 << 24)
         .build()
         .map_err(|e| e.to_string())?;
+    let literal = if lead || trail {
+        None
+    } else {
+        parts
+            .iter()
+            .map(|p| match p {
+                StringPart::Plain(t) => Some(t.as_str()),
+                StringPart::Special(_) => None,
+            })
+            .collect::<Option<String>>()
+            .map(|t| if caseless { t.to_ascii_lowercase() } else { t })
+    };
     Ok(TextPattern {
         regex,
         hs: (!(lead && trail && parts.is_empty())).then_some(hs),
         caseless,
         exact,
+        literal,
     })
 }
 
