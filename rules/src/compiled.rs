@@ -241,6 +241,7 @@ impl Compiled {
 
     /// Working memory for one thread.
     pub fn scratch(&self) -> Scratch {
+        #[cfg_attr(not(feature = "hyperscan"), allow(unused_mut))]
         let mut s = Scratch::default();
         #[cfg(feature = "hyperscan")]
         for f in &self.fields {
@@ -375,6 +376,7 @@ impl Compiled {
         if starts.is_empty() {
             return;
         }
+        #[cfg_attr(not(feature = "hyperscan"), allow(unused_mut))]
         let mut scanned = false;
         #[cfg(feature = "hyperscan")]
         if let (Some(Hs(db)), Some(scratch)) = (&f.hs, &s.hs) {
