@@ -31,7 +31,7 @@ use regex::Regex;
 use rsigma_parser::{ConditionExpr, Modifier, Quantifier};
 
 use crate::events::{Events, RowOf};
-use crate::plain::{compare, Det, Item, Matcher, PlainRule};
+use crate::plain::{compare, Det, Item, Matcher, PlainRule, Row};
 
 /// Many detection rules compiled together.
 #[derive(Debug)]
@@ -520,12 +520,8 @@ impl Eval<'_, '_> {
             return self.s.lazy_value[i];
         }
         let v = match &atom.field {
-            None => {
-                use crate::plain::Row;
-                self.row.any_keyword_text(&mut |t| atom.matcher.text(t))
-            }
+            None => self.row.any_keyword_text(&mut |t| atom.matcher.text(t)),
             Some(f) => {
-                use crate::plain::Row;
                 match &atom.matcher {
                     // Presence alone: no value to build.
                     Matcher::Null => !self.row.has(f),
