@@ -234,12 +234,31 @@ fn bench(c: &mut Criterion) {
                         &mut hits,
                     );
                 }
+                let (evaluated, atom_hits) = scratch.work();
                 eprintln!(
-                    "{n} rules: compiled in {:.2} s, {:?}; {} matches over {EVENTS} events",
+                    "{n} rules: compiled in {:.2} s, {:?}; {} matches over {EVENTS} events; \
+                     per event: {:.1} atom hits, {:.1} rule evaluations",
                     built.as_secs_f64(),
                     set.compiled(Target::Events).map(|c| c.stats()),
-                    hits.len()
+                    hits.len(),
+                    atom_hits as f64 / EVENTS as f64,
+                    evaluated as f64 / EVENTS as f64,
                 );
+                // What the matches are: the rules that match most.
+                let mut per = std::collections::HashMap::<u32, usize>::new();
+                for h in hits.iter() {
+                    *per.entry(h.rule).or_default() += 1;
+                }
+                let mut per: Vec<_> = per.into_iter().collect();
+                per.sort_by_key(|p| (std::cmp::Reverse(p.1), p.0));
+                for (r, count) in per.iter().take(5) {
+                    let rule = &all[*r as usize];
+                    eprintln!(
+                        "  {count:6} matches: {} ({})",
+                        rule.title(),
+                        rule.file.display()
+                    );
+                }
                 (set, scratch, hits)
             });
             bench.iter(|| {

@@ -2,8 +2,9 @@
 //! (`source.ip`) or column name (`source_ip`), any other name looked up among the row's
 //! vendor fields; keywords searched in the configured text columns.
 
+use foldhash::{HashMap, HashMapExt};
 use std::borrow::Cow;
-use std::collections::HashMap;
+use std::cell::{Cell, OnceCell};
 use std::fmt::Write as _;
 use std::sync::OnceLock;
 
@@ -24,7 +25,15 @@ pub struct BatchEvents<'a> {
     keywords: &'a [&'a str],
     /// Column index by column name and, for Canh's columns, by ECS name.
     columns: HashMap<&'a str, usize>,
+    /// Vendor fields read over the whole batch so far; past a few, the map is indexed.
+    vendor_scans: Cell<u32>,
+    /// Vendor field name → (row, entry) of every entry, in row order.
+    vendor_index: OnceCell<HashMap<&'a str, Vec<(u32, u32)>>>,
 }
+
+/// Vendor fields read over the batch by walking every row's entries, before the entries are
+/// indexed by name once (one hash per entry) and read from the index.
+const VENDOR_SCANS_BEFORE_INDEX: u32 = 4;
 
 /// Canh's column names → ECS names, over every table.
 fn ecs_names() -> &'static HashMap<String, &'static str> {
@@ -63,13 +72,56 @@ impl<'a> BatchEvents<'a> {
             vendor,
             keywords,
             columns,
+            vendor_scans: Cell::new(0),
+            vendor_index: OnceCell::new(),
         }
     }
 
-    fn source<'n>(&self, name: &'n str) -> Source<'a>
-    where
-        'n: 'a,
-    {
+    /// Calls `f` with every non-null value of a vendor field, rows in ascending order.
+    fn each_vendor(&self, key: &str, f: &mut dyn FnMut(usize, &str)) {
+        let Some(m) = self.vendor else { return };
+        let keys = m.keys().as_string::<i32>();
+        let values = m.values().as_string::<i32>();
+        let scans = self.vendor_scans.get() + 1;
+        self.vendor_scans.set(scans);
+        if scans <= VENDOR_SCANS_BEFORE_INDEX {
+            for row in 0..m.len() {
+                if let Some(v) = vendor_value(m, row, key) {
+                    f(row, v);
+                }
+            }
+            return;
+        }
+        let index = self.vendor_index.get_or_init(|| {
+            let mut index: HashMap<&'a str, Vec<(u32, u32)>> = HashMap::new();
+            let offsets = m.value_offsets();
+            for row in 0..m.len() {
+                if m.is_null(row) {
+                    continue;
+                }
+                for i in offsets[row] as usize..offsets[row + 1] as usize {
+                    index
+                        .entry(keys.value(i))
+                        .or_default()
+                        .push((row as u32, i as u32));
+                }
+            }
+            index
+        });
+        // A key given twice in a row: the first, as `vendor_value` reads it.
+        let mut last = None;
+        for &(row, i) in index.get(key).map_or(&[][..], |v| v.as_slice()) {
+            if last == Some(row) {
+                continue;
+            }
+            last = Some(row);
+            if values.is_valid(i as usize) {
+                f(row as usize, values.value(i as usize));
+            }
+        }
+    }
+
+    fn source<'s>(&'s self, name: &'s str) -> Source<'s> {
         let index = self.columns.get(name).copied().or_else(|| {
             // Another spelling (`@timestamp` of a batch built elsewhere): the column name.
             (name.contains('.') || name.starts_with('@'))
@@ -173,13 +225,7 @@ impl Events for BatchEvents<'_> {
         };
         match self.source(field) {
             Source::Absent => {}
-            Source::Vendor(m, key) => {
-                for row in 0..m.len() {
-                    if let Some(v) = vendor_value(m, row, key) {
-                        f(row, v);
-                    }
-                }
-            }
+            Source::Vendor(_, key) => self.each_vendor(key, f),
             Source::Column(c) => {
                 let mut text = String::new();
                 if let Some(a) = c.as_string_opt::<i32>() {
@@ -280,6 +326,48 @@ mod tests {
     use crate::compiled::Compiled;
     use canh_schema::fields::events::Col;
     use canh_schema::{Table, TableBuilder};
+
+    #[test]
+    fn vendor_fields_read_the_same_before_and_after_the_map_is_indexed() {
+        let mut b = TableBuilder::new(Table::Events, 8);
+        let rows: [&[(&str, Option<&str>)]; 4] = [
+            &[("a", Some("1")), ("b", Some("2")), ("a", Some("dup"))],
+            &[],
+            &[("c", None), ("b", Some("3")), ("d", Some("4"))],
+            &[("e", Some("5")), ("f", Some("6")), ("a", None)],
+        ];
+        for entries in rows {
+            for (k, v) in entries {
+                b.insert_map(Col::VendorFields, k, *v);
+            }
+            b.set_str(Col::EventOriginal, "line");
+            b.set_ts(Col::Timestamp, 1_700_000_000_000_000_000);
+            b.set_ts(Col::EventCreated, 1_700_000_000_000_000_000);
+            b.set_str(Col::ParseStatus, "ok");
+            b.end_row();
+        }
+        let batch = b.finish().expect("batch").expect("rows");
+        let events = BatchEvents::new(&batch.records, &[]);
+        let read = |key: &str| {
+            let mut got = Vec::new();
+            events.each_text(Some(key), &mut |row, v| got.push((row, v.to_owned())));
+            got
+        };
+        let want = |key: &str| {
+            (0..events.rows())
+                .filter_map(|row| {
+                    let v = events.field(row, key)?;
+                    Some((row, v.as_str()?.to_owned()))
+                })
+                .collect::<Vec<_>>()
+        };
+        // Twice over every key: the first reads walk the rows, the later ones the index.
+        for key in ["a", "b", "c", "d", "e", "f", "zz"].repeat(2) {
+            assert_eq!(read(key), want(key), "{key}");
+        }
+        assert_eq!(read("a"), [(0, "1".to_owned())]);
+        assert!(events.vendor_index.get().is_some());
+    }
 
     #[test]
     fn rules_read_columns_lists_numbers_and_vendor_fields() {

@@ -24,7 +24,7 @@
 //! settled by it, so the two matchers answer the same by construction wherever the scans find
 //! every candidate; the differential tests check that they do.
 
-use std::collections::HashMap;
+use foldhash::{HashMap, HashMapExt};
 use std::net::IpAddr;
 
 use regex::Regex;
@@ -159,12 +159,26 @@ pub struct Scratch {
     slow: Vec<(u32, String)>,
     /// (row << 32 | atom) of every indexed atom that holds.
     hits: Vec<u64>,
+    /// Per Hyperscan pattern of the field being scanned: the line it last hit, plus one.
+    #[cfg(feature = "hyperscan")]
+    seen: Vec<u32>,
     gen: u32,
     atom_stamp: Vec<u32>,
     lazy_stamp: Vec<u32>,
     lazy_value: Vec<bool>,
     rule_stamp: Vec<u32>,
     candidates: Vec<u32>,
+    /// Rule evaluations so far (rows × candidate rules), and atom hits.
+    evaluated: u64,
+    atom_hits: u64,
+}
+
+impl Scratch {
+    /// (rule evaluations, indexed atom hits) since this scratch was made: what the trigger
+    /// atoms let through, the main cost of a large rule set.
+    pub fn work(&self) -> (u64, u64) {
+        (self.evaluated, self.atom_hits)
+    }
 }
 
 impl std::fmt::Debug for Scratch {
@@ -312,6 +326,8 @@ impl Compiled {
             }
             s.candidates.extend_from_slice(&self.everywhere);
             s.candidates.sort_unstable();
+            s.evaluated += s.candidates.len() as u64;
+            s.atom_hits += (at - start) as u64;
             let row_of = RowOf { events, row };
             let candidates = std::mem::take(&mut s.candidates);
             for &r in &candidates {
@@ -380,14 +396,43 @@ impl Compiled {
         let mut scanned = false;
         #[cfg(feature = "hyperscan")]
         if let (Some(Hs(db)), Some(scratch)) = (&f.hs, &s.hs) {
-            let (buf, starts, line_rows, slow, hits) =
-                (&s.buf, &s.starts, &s.line_rows, &s.slow, &mut s.hits);
-            let line_of = |end: u64| starts.partition_point(|&s| u64::from(s) <= end) - 1;
+            let (buf, starts, line_rows, slow, hits, seen) = (
+                &s.buf,
+                &s.starts,
+                &s.line_rows,
+                &s.slow,
+                &mut s.hits,
+                &mut s.seen,
+            );
+            // The line a match ends on: matches come in order of their end, so the line is
+            // found by walking forward from the previous one (searched for if one does not).
+            let mut cursor = 0;
+            let mut line_of = |end: u64| {
+                let end = end as u32;
+                if starts[cursor] > end {
+                    cursor = starts.partition_point(|&s| s <= end) - 1;
+                }
+                while starts.get(cursor + 1).is_some_and(|&s| s <= end) {
+                    cursor += 1;
+                }
+                cursor
+            };
+            // The line each pattern last hit, plus one: a pattern that hits a value several
+            // times (`contains` of a repeated word) is reported once.
+            seen.clear();
+            seen.resize(f.patterns.len(), 0);
             scanned = db
                 .scan(buf, scratch, |id, _from, to, _flags| {
                     let line = line_of(to);
+                    let last = &mut seen[id as usize];
+                    if *last == line as u32 + 1 {
+                        return hyperscan::Matching::Continue;
+                    }
+                    *last = line as u32 + 1;
                     let (atom, confirm) = f.patterns[id as usize];
-                    if slow.binary_search_by_key(&(line as u32), |s| s.0).is_ok() {
+                    if !slow.is_empty()
+                        && slow.binary_search_by_key(&(line as u32), |s| s.0).is_ok()
+                    {
                         return hyperscan::Matching::Continue;
                     }
                     if confirm {

@@ -29,6 +29,16 @@ pub struct RuleSet {
 #[derive(Debug)]
 pub struct SetScratch(Vec<crate::compiled::Scratch>);
 
+impl SetScratch {
+    /// [`crate::compiled::Scratch::work`] summed over the tables.
+    pub fn work(&self) -> (u64, u64) {
+        self.0
+            .iter()
+            .map(|s| s.work())
+            .fold((0, 0), |a, b| (a.0 + b.0, a.1 + b.1))
+    }
+}
+
 #[derive(Debug)]
 struct TableRules {
     target: Target,
