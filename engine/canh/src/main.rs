@@ -537,7 +537,13 @@ fn hunt(
     let mut heads: Vec<Option<String>> = vec![None; set.rules.len()];
     let mut batch: Vec<serde_json::Value> = Vec::with_capacity(HUNT_BATCH);
     let mut hits = Vec::new();
-    let mut run = |batch: &mut Vec<serde_json::Value>, out: &mut dyn Write| -> anyhow::Result<()> {
+    // The lines as read: a match prints its event's line as it is instead of serialising the
+    // parsed value again.
+    let mut lines: Vec<String> = Vec::with_capacity(HUNT_BATCH);
+    let mut run = |batch: &mut Vec<serde_json::Value>,
+                   lines: &mut Vec<String>,
+                   out: &mut dyn Write|
+     -> anyhow::Result<()> {
         hits.clear();
         let json = canh_rules::events::JsonEvents::new(batch, &fields);
         set.matches(canh_rules::Target::Events, &json, &mut scratch, &mut hits);
@@ -584,11 +590,12 @@ fn hunt(
                 format!("{},\"event\":", &head[..head.len() - 1])
             });
             out.write_all(head.as_bytes())?;
-            serde_json::to_writer(&mut *out, event)?;
+            out.write_all(lines[h.row as usize].trim().as_bytes())?;
             out.write_all(b"}\n")?;
             matches += 1;
         }
         batch.clear();
+        lines.clear();
         Ok(())
     };
     for (n, line) in reader.lines().enumerate() {
@@ -600,8 +607,9 @@ fn hunt(
             Ok(v @ serde_json::Value::Object(_)) => {
                 events += 1;
                 batch.push(v);
+                lines.push(line);
                 if batch.len() == HUNT_BATCH {
-                    run(&mut batch, &mut out)?;
+                    run(&mut batch, &mut lines, &mut out)?;
                 }
             }
             _ => {
@@ -615,7 +623,7 @@ fn hunt(
             }
         }
     }
-    run(&mut batch, &mut out)?;
+    run(&mut batch, &mut lines, &mut out)?;
     out.flush()?;
     writeln!(
         std::io::stderr(),

@@ -1,3 +1,4 @@
 //! Sinks: where finished batches go.
 
+pub mod clickhouse;
 pub mod parquet;
