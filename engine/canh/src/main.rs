@@ -37,6 +37,10 @@ enum Command {
         /// `./rules` when it exists). Reloaded on change or SIGHUP.
         #[arg(long)]
         rules: Vec<PathBuf>,
+        /// Also store events, flows and alerts in ClickHouse at this HTTP URL
+        /// (`http://127.0.0.1:8123`; overrides `[clickhouse] url`; database `canh`).
+        #[arg(long)]
+        clickhouse_url: Option<String>,
     },
     /// Parse lines from stdin and print one normalised event per line as JSON.
     Parse {
@@ -163,7 +167,8 @@ fn main() -> ExitCode {
             config,
             data_dir,
             rules,
-        } => serve(config, data_dir, rules),
+            clickhouse_url,
+        } => serve(config, data_dir, rules, clickhouse_url),
         Command::Parse {
             format,
             timezone,
@@ -256,10 +261,21 @@ fn serve(
     config: Option<PathBuf>,
     data_dir: Option<PathBuf>,
     rules: Vec<PathBuf>,
+    clickhouse_url: Option<String>,
 ) -> anyhow::Result<ExitCode> {
     let Some(mut config) = load_config(config.as_ref()) else {
         return Ok(ExitCode::from(2));
     };
+    if let Some(url) = clickhouse_url {
+        if let Err(e) = canh_core::config::ClickHouseConfig::check_url(&url) {
+            writeln!(std::io::stderr(), "--clickhouse-url: {e}")?;
+            return Ok(ExitCode::from(2));
+        }
+        match &mut config.clickhouse {
+            Some(c) => c.url = url.trim_end_matches('/').to_owned(),
+            None => config.clickhouse = Some(canh_core::config::ClickHouseConfig::new(&url)),
+        }
+    }
     if let Some(dir) = data_dir {
         config.data_dir = dir;
     }

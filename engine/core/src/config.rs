@@ -47,6 +47,54 @@ pub struct Config {
     /// The sender inventory (CIDR → agency, device, per-sender format and zone), if any.
     pub inventory: Option<InventoryConfig>,
     pub detection: DetectionConfig,
+    /// ClickHouse, besides the archive (`[clickhouse]` or `canh serve --clickhouse-url`).
+    pub clickhouse: Option<ClickHouseConfig>,
+}
+
+/// The ClickHouse sink.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ClickHouseConfig {
+    /// The server's HTTP interface (`http://127.0.0.1:8123`).
+    pub url: String,
+    /// The database the tables are created in.
+    pub database: String,
+    /// Rows per `INSERT` (per table) …
+    pub batch_rows: usize,
+    /// … or whatever has come when this much time has passed since the first row.
+    pub flush_interval: Duration,
+    /// Per request to the server.
+    pub timeout: Duration,
+    /// The outage spool (under `data_dir/spool/clickhouse`) holds at most this much.
+    pub spool_max_size: u64,
+    /// Rows older than this many days are dropped (TTL, or partitions dropped on servers
+    /// without TTL); `None`: kept.
+    pub retention_days: Option<u32>,
+}
+
+impl ClickHouseConfig {
+    /// The defaults for a server at `url`.
+    pub fn new(url: &str) -> ClickHouseConfig {
+        ClickHouseConfig {
+            url: url.trim_end_matches('/').to_owned(),
+            database: "canh".into(),
+            batch_rows: 200_000,
+            flush_interval: Duration::from_secs(1),
+            timeout: Duration::from_secs(30),
+            spool_max_size: 10 << 30,
+            retention_days: None,
+        }
+    }
+
+    /// What is wrong with a server URL, if anything.
+    pub fn check_url(url: &str) -> Result<(), String> {
+        match url.split_once("://") {
+            Some(("http", rest)) if !rest.is_empty() => Ok(()),
+            Some(("https", _)) => Err(
+                "https is not supported yet: use http:// (on loopback or a trusted network)".into(),
+            ),
+            _ => Err(format!("{url:?} is not an http:// URL")),
+        }
+    }
 }
 
 /// Detection (`[detection]`): which rules run and how alerts are made.
@@ -203,6 +251,7 @@ impl Default for Config {
             archive: ArchiveConfig::default(),
             inventory: None,
             detection: DetectionConfig::default(),
+            clickhouse: None,
         }
     }
 }
@@ -572,6 +621,12 @@ impl Reader {
                 self.done(s);
             }
         }
+        if let Some((v, path)) = top.get("clickhouse") {
+            if let Some(mut s) = self.section(&path, v) {
+                c.clickhouse = self.clickhouse(&mut s);
+                self.done(s);
+            }
+        }
         if let Some((v, path)) = top.get("archive") {
             if let Some(mut s) = self.section(&path, v) {
                 self.archive(&mut s, &mut c.archive);
@@ -712,6 +767,44 @@ impl Reader {
             .map_or(p.sink_queue_batches, |n| n as usize);
     }
 
+    fn clickhouse(&mut self, s: &mut Section<'_>) -> Option<ClickHouseConfig> {
+        let url = self.string(s, "url");
+        let mut c = ClickHouseConfig::new(url.as_deref().unwrap_or_default());
+        match &url {
+            None => self.error(&s.key_path("url"), "is required"),
+            Some(u) => {
+                if let Err(e) = ClickHouseConfig::check_url(u) {
+                    self.error(&s.key_path("url"), e);
+                }
+            }
+        }
+        if let Some(db) = self.string(s, "database") {
+            if db.is_empty() || !db.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_') {
+                self.error(
+                    &s.key_path("database"),
+                    format!("{db:?}: use letters, digits and _"),
+                );
+            }
+            c.database = db;
+        }
+        c.batch_rows = self
+            .integer(s, "batch_rows", 1, 10_000_000)
+            .map_or(c.batch_rows, |n| n as usize);
+        c.flush_interval = self
+            .duration(s, "flush_interval", Duration::from_millis(10))
+            .unwrap_or(c.flush_interval);
+        c.timeout = self
+            .duration(s, "timeout", Duration::from_millis(100))
+            .unwrap_or(c.timeout);
+        c.spool_max_size = self
+            .size(s, "spool_max_size", 1 << 20, usize::MAX)
+            .map_or(c.spool_max_size, |n| n as u64);
+        c.retention_days = self
+            .integer(s, "retention_days", 1, 36_500)
+            .map(|n| n as u32);
+        Some(c)
+    }
+
     fn archive(&mut self, s: &mut Section<'_>, a: &mut ArchiveConfig) {
         a.max_file_size = self
             .size(s, "max_file_size", 1 << 20, 64 << 30)
@@ -810,6 +903,16 @@ mod tests {
         assert_eq!(c.udp[0].socket.transport, Transport::Udp);
         assert_eq!(c.http_listen, SocketAddr::from(([127, 0, 0, 1], 9300)));
         assert_eq!(c.archive_dir(), PathBuf::from("data/archive"));
+        assert_eq!(c.clickhouse, None);
+        let c = Config::from_toml(
+            "[clickhouse]\nurl = \"http://127.0.0.1:8123/\"\nbatch_rows = 5000\n",
+        )
+        .expect("valid");
+        let ch = c.clickhouse.expect("clickhouse");
+        assert_eq!(
+            (ch.url.as_str(), ch.database.as_str(), ch.batch_rows),
+            ("http://127.0.0.1:8123", "canh", 5000)
+        );
     }
 
     #[test]
@@ -834,6 +937,11 @@ mod tests {
             batch_rows = -1
             [inventory]
             reload_interval = "1s"
+            [clickhouse]
+            url = "https://ch.example:8443"
+            database = "canh-prod"
+            flush_interval = "1ns"
+            retention_days = 0
         "#;
         let errors = Config::from_toml(text).expect_err("invalid").0;
         let expect = [
@@ -849,6 +957,10 @@ mod tests {
             "syslog.tcp[0].extra: unknown key",
             "pipeline.batch_rows: -1 is out of range",
             "inventory.file: is required",
+            "clickhouse.url: https is not supported yet",
+            "clickhouse.database: \"canh-prod\": use letters, digits and _",
+            "clickhouse.flush_interval: must be at least 10ms",
+            "clickhouse.retention_days: 0 is out of range",
         ];
         for e in expect {
             assert!(

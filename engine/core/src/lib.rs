@@ -3,9 +3,9 @@
 //! [`Engine::start`] wires the stages of DESIGN.md for one [`config::Config`]:
 //!
 //! ```text
-//! collectors ──RawChunk──▶ parser workers ──Batch──▶ archive sink
-//!  (UDP threads,          (one thread per core,      (one thread; Parquet files)
-//!   TCP tokio tasks)       one queue each)
+//! collectors ──RawChunk──▶ parser workers ──Batch──▶ archive sink ──Batch──▶ ClickHouse sink
+//!  (UDP threads,          (one thread per core,      (one thread;       (optional; one thread,
+//!   TCP tokio tasks)       one queue each)            Parquet files)     outage spool on disk)
 //! ```
 //!
 //! Every queue is a bounded crossbeam channel. A full sink queue blocks the parsers; a full
@@ -89,6 +89,8 @@ pub struct Engine {
     tcp: Vec<tokio::task::JoinHandle<()>>,
     parsers: Vec<JoinHandle<()>>,
     sink: Option<JoinHandle<()>>,
+    /// The ClickHouse sink thread (fed by the archive thread).
+    clickhouse: Option<JoinHandle<()>>,
     /// The alerts thread, the rules and their watcher.
     alerts: Option<JoinHandle<()>>,
     rules: Option<Arc<detect::Rules>>,
@@ -139,10 +141,27 @@ impl Engine {
         let (batch_tx, batch_rx) =
             crossbeam_channel::bounded::<Batch>(config.pipeline.sink_queue_batches);
         let sink_depth = batch_rx.clone();
+        // ClickHouse takes each batch after the archive has written it.
+        let mut clickhouse = None;
+        let mut clickhouse_tx = None;
+        if let Some(ch) = config.clickhouse.clone() {
+            let (tx, rx) = crossbeam_channel::bounded::<Batch>(config.pipeline.sink_queue_batches);
+            let (m, spool) = (
+                metrics.clone(),
+                config.data_dir.join("spool").join("clickhouse"),
+            );
+            clickhouse = Some(
+                std::thread::Builder::new()
+                    .name("canh-clickhouse".into())
+                    .spawn(move || sink::clickhouse::run(ch, &spool, rx, m))
+                    .map_err(StartError::Runtime)?,
+            );
+            clickhouse_tx = Some(tx);
+        }
         let m = metrics.clone();
         let sink = std::thread::Builder::new()
             .name("canh-archive".into())
-            .spawn(move || sink::parquet::run(archive, batch_rx, m))
+            .spawn(move || sink::parquet::run(archive, batch_rx, clickhouse_tx, m))
             .map_err(StartError::Runtime)?;
 
         let listeners: HashMap<Arc<str>, pipeline::ListenerParse> = config
@@ -244,6 +263,7 @@ impl Engine {
             inventory_watcher,
             signals: std::sync::Mutex::new(Some(signals)),
             sink: Some(sink),
+            clickhouse,
             alerts,
             rules,
             rules_watcher,
@@ -375,6 +395,10 @@ impl Engine {
         }
         if let Some(s) = self.sink.take() {
             let _ = s.join();
+        }
+        // The archive has closed its side of the ClickHouse queue.
+        if let Some(c) = self.clickhouse.take() {
+            let _ = c.join();
         }
         if let Some(h) = self.http.take() {
             h.abort();

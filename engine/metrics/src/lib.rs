@@ -62,6 +62,8 @@ struct Inner {
     detection_state: IntCounterVec,
     detection_gauges: IntGaugeVec,
     rule_reloads: IntCounterVec,
+    clickhouse: IntCounterVec,
+    clickhouse_gauges: IntGaugeVec,
 }
 
 /// Handles to every metric, sharing one registry.
@@ -136,6 +138,8 @@ impl Metrics {
             detection_state: counter(&r, "canh_detection_events_total", "Detection bookkeeping, per kind: suppressed (folded into an open alert), correlation_fired, correlation_too_late (older than the lateness allows), correlation_evicted_groups (dropped to stay within the memory bound), correlation_reset (state dropped by a rule reload).", &["kind"]),
             detection_gauges: gauge(&r, "canh_detection_state", "Detection state now: rules_loaded, rules_rejected, correlations, correlation_held_events, open_alerts.", &["kind"]),
             rule_reloads: counter(&r, "canh_detection_reloads_total", "Rule set (re)loads, per result (ok, failed).", &["result"]),
+            clickhouse: counter(&r, "canh_clickhouse_rows_total", "Rows through the ClickHouse sink, per table and kind: inserted (directly), spooled (written to the outage spool), replayed (inserted from the spool), dead (rejected by ClickHouse as invalid: in the dead-letter folder), dropped (not spooled because the spool was full; still in the Parquet archive).", &["table", "kind"]),
+            clickhouse_gauges: gauge(&r, "canh_clickhouse_state", "The ClickHouse sink now, per kind: spool_bytes, spool_files and spool_oldest_age_seconds (the outage spool), up (1 while inserts succeed, 0 during an outage).", &["kind"]),
             registry: r,
         }))
     }
@@ -309,6 +313,20 @@ impl Metrics {
             .inc();
     }
 
+    pub fn clickhouse(&self, table: &str, kind: &str, rows: u64) {
+        self.0
+            .clickhouse
+            .with_label_values(&[table, kind])
+            .inc_by(rows);
+    }
+
+    pub fn set_clickhouse(&self, kind: &str, value: u64) {
+        self.0
+            .clickhouse_gauges
+            .with_label_values(&[kind])
+            .set(i64::try_from(value).unwrap_or(i64::MAX));
+    }
+
     pub fn error(&self, stage: &str, code: &str) {
         self.0.errors.with_label_values(&[stage, code]).inc();
     }
@@ -345,6 +363,8 @@ mod tests {
         m.detection("suppressed", 2);
         m.set_detection("rules_loaded", 21);
         m.rules_reloaded(true);
+        m.clickhouse("events", "spooled", 7);
+        m.set_clickhouse("spool_bytes", 1024);
         let text = m.render();
         for name in [
             "canh_collector_received_messages_total{listener=\"udp\"} 3",
@@ -367,6 +387,8 @@ mod tests {
             "canh_detection_events_total{kind=\"suppressed\"} 2",
             "canh_detection_state{kind=\"rules_loaded\"} 21",
             "canh_detection_reloads_total{result=\"ok\"} 1",
+            "canh_clickhouse_rows_total{kind=\"spooled\",table=\"events\"} 7",
+            "canh_clickhouse_state{kind=\"spool_bytes\"} 1024",
         ] {
             assert!(text.contains(name), "missing {name} in\n{text}");
         }

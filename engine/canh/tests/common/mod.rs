@@ -294,3 +294,111 @@ pub fn eventually(limit: Duration, mut cond: impl FnMut() -> bool) -> bool {
     }
     cond()
 }
+
+/// A ClickHouse server started by `deploy/clickhouse.sh` (installed if missing) in a folder of
+/// its own on loopback; stopped when dropped.
+pub struct ClickHouse {
+    pub dir: PathBuf,
+    pub http: u16,
+    pub tcp: u16,
+}
+
+fn clickhouse_script() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../deploy/clickhouse.sh")
+}
+
+impl ClickHouse {
+    /// Starts a server in `dir` on free ports.
+    pub fn start(dir: &Path) -> ClickHouse {
+        Self::start_on(dir, None)
+    }
+
+    /// Starts a server in `dir`, on the given (HTTP, native) ports if any.
+    pub fn start_on(dir: &Path, ports: Option<(u16, u16)>) -> ClickHouse {
+        let mut cmd = Command::new("bash");
+        cmd.arg(clickhouse_script()).arg("start").arg(dir);
+        if let Some((http, tcp)) = ports {
+            cmd.arg(http.to_string()).arg(tcp.to_string());
+        }
+        let out = cmd.output().expect("run deploy/clickhouse.sh");
+        assert!(
+            out.status.success(),
+            "deploy/clickhouse.sh start: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let ports = String::from_utf8(out.stdout).unwrap();
+        let mut p = ports.split_whitespace().map(|p| p.parse().unwrap());
+        ClickHouse {
+            dir: dir.to_owned(),
+            http: p.next().unwrap(),
+            tcp: p.next().unwrap(),
+        }
+    }
+
+    pub fn url(&self) -> String {
+        format!("http://127.0.0.1:{}", self.http)
+    }
+
+    /// Stops the server (its data stays in the folder).
+    pub fn stop(&self) {
+        let status = Command::new("bash")
+            .arg(clickhouse_script())
+            .arg("stop")
+            .arg(&self.dir)
+            .status()
+            .expect("run deploy/clickhouse.sh");
+        assert!(status.success());
+    }
+
+    /// Runs a query over HTTP; the body (TabSeparated unless the query says otherwise).
+    pub fn query(&self, sql: &str) -> String {
+        self.try_query(sql).unwrap_or_else(|e| panic!("{sql}: {e}"))
+    }
+
+    /// [`ClickHouse::query`], or the server's answer when it is not 200 OK.
+    pub fn try_query(&self, sql: &str) -> Result<String, String> {
+        let mut s = TcpStream::connect(("127.0.0.1", self.http)).map_err(|e| e.to_string())?;
+        s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+        write!(
+            s,
+            "POST / HTTP/1.1\r\nHost: x\r\nConnection: close\r\nContent-Length: {}\r\n\r\n{sql}",
+            sql.len()
+        )
+        .unwrap();
+        let mut out = String::new();
+        s.read_to_string(&mut out).unwrap();
+        let (head, body) = out.split_once("\r\n\r\n").unwrap_or_default();
+        if !head.starts_with("HTTP/1.1 200") {
+            return Err(out);
+        }
+        // Chunked transfer: the chunks' sizes are on lines of their own.
+        if head
+            .to_ascii_lowercase()
+            .contains("transfer-encoding: chunked")
+        {
+            let mut text = String::new();
+            let mut rest = body;
+            while let Some((size, after)) = rest.split_once("\r\n") {
+                let n = usize::from_str_radix(size.trim(), 16).unwrap_or(0);
+                if n == 0 {
+                    break;
+                }
+                text.push_str(&after[..n]);
+                rest = &after[n + 2..];
+            }
+            Ok(text)
+        } else {
+            Ok(body.to_owned())
+        }
+    }
+}
+
+impl Drop for ClickHouse {
+    fn drop(&mut self) {
+        let _ = Command::new("bash")
+            .arg(clickhouse_script())
+            .arg("stop")
+            .arg(&self.dir)
+            .status();
+    }
+}

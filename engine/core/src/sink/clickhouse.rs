@@ -21,9 +21,17 @@ use arrow::array::{Array, ArrayRef, AsArray, StringArray};
 use arrow::datatypes::{
     DataType, TimestampNanosecondType, UInt16Type, UInt32Type, UInt64Type, UInt8Type,
 };
+use std::path::Path;
+use std::time::{Duration, Instant};
+
 use arrow::record_batch::RecordBatch;
+use canh_metrics::Metrics;
 use canh_schema::fields::{FieldDef, FieldType};
-use canh_schema::Table;
+use canh_schema::{Batch, Table};
+use tracing::{error, info, warn};
+
+use crate::config::ClickHouseConfig;
+use crate::sink::spool::Spool;
 
 /// The SQL a server understands.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -453,9 +461,468 @@ async fn text(client: &clickhouse::Client, sql: &str) -> Result<String, clickhou
     Ok(String::from_utf8_lossy(&bytes).into_owned())
 }
 
+/// Why an insert failed, and whether trying again can help.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Failure {
+    /// The server is unreachable, slow, overloaded or missing the table: try again later.
+    Transient(String),
+    /// The server refused the data itself: trying again gives the same answer.
+    Invalid(String),
+}
+
+/// ClickHouse error codes that mean "this data is wrong", not "try again": parse and type
+/// errors, unknown columns, arrays of different sizes, nulls in non-null columns, …
+const INVALID_DATA_CODES: &[u32] = &[
+    6, 16, 26, 27, 32, 33, 38, 41, 53, 62, 69, 70, 72, 73, 117, 130, 131, 190, 321, 349,
+];
+
+/// The `Code: N` of a ClickHouse exception message.
+fn error_code(message: &str) -> Option<u32> {
+    let rest = &message[message.find("Code: ")? + 6..];
+    let end = rest
+        .find(|c: char| !c.is_ascii_digit())
+        .unwrap_or(rest.len());
+    rest[..end].parse().ok()
+}
+
+/// Sorts an error of the client into [`Failure`]s.
+pub fn classify(e: &clickhouse::error::Error) -> Failure {
+    use clickhouse::error::Error;
+    let text = e.to_string();
+    match e {
+        Error::BadResponse(m) if error_code(m).is_some_and(|c| INVALID_DATA_CODES.contains(&c)) => {
+            Failure::Invalid(text)
+        }
+        _ => Failure::Transient(text),
+    }
+}
+
+/// Rows of one table waiting to be inserted.
+#[derive(Default)]
+struct Pending {
+    batches: Vec<RecordBatch>,
+    rows: usize,
+    since: Option<Instant>,
+}
+
+/// How many times a spooled chunk that the server answers with an error other than a network
+/// failure or a known data error is tried before it goes to `dead/` (it would otherwise block
+/// the spool for ever).
+const MAX_ATTEMPTS: u32 = 20;
+
+/// The sink: batches in, `INSERT`s out; the spool while the server cannot take them.
+struct Sink {
+    config: ClickHouseConfig,
+    metrics: Metrics,
+    server: Option<(Server, Layout)>,
+    spool: Option<Spool>,
+    pending: [Pending; 3],
+    /// False from the first failure until the spool has drained.
+    up: bool,
+    retry_at: Instant,
+    backoff: Duration,
+    /// Failed attempts on the oldest spooled chunk.
+    attempts: u32,
+    retention_at: Instant,
+}
+
+const MIN_BACKOFF: Duration = Duration::from_millis(250);
+const MAX_BACKOFF: Duration = Duration::from_secs(10);
+
+impl Sink {
+    fn table_index(t: Table) -> usize {
+        t as usize
+    }
+
+    fn add(&mut self, batch: Batch) {
+        let p = &mut self.pending[Self::table_index(batch.table)];
+        p.rows += batch.rows();
+        p.since.get_or_insert_with(Instant::now);
+        p.batches.push(batch.records);
+    }
+
+    /// Connects (and creates the tables) if not connected.
+    async fn connect(&mut self) -> Result<(), Failure> {
+        if self.server.is_some() {
+            return Ok(());
+        }
+        let timeout = self.config.timeout;
+        let connect = async {
+            let server = Server::connect(&self.config.url).await?;
+            let layout = Layout {
+                database: self.config.database.clone(),
+                dialect: server.dialect,
+                retention_days: self.config.retention_days,
+            };
+            server.create(&layout).await?;
+            Ok::<_, clickhouse::error::Error>((server, layout))
+        };
+        match tokio::time::timeout(timeout, connect).await {
+            Ok(Ok((server, layout))) => {
+                info!(url = %self.config.url, version = %server.version, dialect = ?server.dialect, "ClickHouse connected; tables ready");
+                self.server = Some((server, layout));
+                Ok(())
+            }
+            Ok(Err(e)) => Err(Failure::Transient(format!("connecting: {e}"))),
+            Err(_) => Err(Failure::Transient("connecting: timed out".into())),
+        }
+    }
+
+    /// One `INSERT` of the batches of a table.
+    async fn insert(&mut self, table: Table, batches: &[RecordBatch]) -> Result<(), Failure> {
+        self.connect().await?;
+        let Some((server, layout)) = &self.server else {
+            return Err(Failure::Transient("not connected".into()));
+        };
+        let mut data = Vec::new();
+        for b in batches {
+            encode(table, layout.dialect, b, &mut data)
+                .map_err(|e| Failure::Invalid(e.to_string()))?;
+        }
+        let result = tokio::time::timeout(self.config.timeout, server.insert(table, layout, data))
+            .await
+            .map_err(|_| Failure::Transient("insert: timed out".into()))
+            .and_then(|r| r.map_err(|e| classify(&e)));
+        if let Err(Failure::Transient(_)) = &result {
+            // Reconnect next time: the server may have restarted, lost the tables or moved.
+            self.server = None;
+        }
+        result
+    }
+
+    fn went_down(&mut self, why: &str) {
+        if self.up {
+            warn!(error = %why, "ClickHouse unavailable; spooling batches to disk");
+        }
+        self.up = false;
+        self.retry_at = Instant::now() + self.backoff;
+        self.backoff = (self.backoff * 2).min(MAX_BACKOFF);
+    }
+
+    fn spool(&mut self, table: Table, batches: &[RecordBatch], rows: usize) {
+        let Some(spool) = &mut self.spool else {
+            self.metrics
+                .clickhouse(table.name(), "dropped", rows as u64);
+            return;
+        };
+        match spool.push(table, batches) {
+            Ok(true) => self
+                .metrics
+                .clickhouse(table.name(), "spooled", rows as u64),
+            Ok(false) => {
+                warn!(
+                    rows,
+                    table = table.name(),
+                    "ClickHouse spool full; rows kept only in the Parquet archive"
+                );
+                self.metrics
+                    .clickhouse(table.name(), "dropped", rows as u64);
+            }
+            Err(e) => {
+                error!(error = %e, rows, "cannot spool; rows kept only in the Parquet archive");
+                self.metrics.error("clickhouse", "spool_io");
+                self.metrics
+                    .clickhouse(table.name(), "dropped", rows as u64);
+            }
+        }
+    }
+
+    fn dead(&mut self, table: Table, batches: &[RecordBatch], rows: usize, why: &str) {
+        error!(error = %why, rows, table = table.name(), "ClickHouse rejected a batch; moved to the dead-letter folder");
+        self.metrics.clickhouse(table.name(), "dead", rows as u64);
+        let pushed = self
+            .spool
+            .as_mut()
+            .map(|s| s.push_dead(table, batches, why));
+        if !matches!(pushed, Some(Ok(()))) {
+            self.metrics
+                .clickhouse(table.name(), "dropped", rows as u64);
+        }
+    }
+
+    /// Inserts (or spools) the rows of a table.
+    async fn flush(&mut self, t: usize) {
+        let p = std::mem::take(&mut self.pending[t]);
+        if p.batches.is_empty() {
+            return;
+        }
+        let table = Table::ALL[t];
+        // While anything is spooled, new rows queue behind it: rows reach ClickHouse in order.
+        if !self.up || self.spool.as_ref().is_some_and(|s| !s.is_empty()) {
+            self.spool(table, &p.batches, p.rows);
+            return;
+        }
+        match self.insert(table, &p.batches).await {
+            Ok(()) => self
+                .metrics
+                .clickhouse(table.name(), "inserted", p.rows as u64),
+            Err(Failure::Transient(why)) => {
+                self.went_down(&why);
+                self.spool(table, &p.batches, p.rows);
+            }
+            Err(Failure::Invalid(why)) => self.dead(table, &p.batches, p.rows, &why),
+        }
+    }
+
+    /// Sends spooled chunks, oldest first, until the spool is empty, a chunk fails, or the
+    /// time budget is spent (so that new batches keep being taken in).
+    async fn replay(&mut self, budget: Duration) {
+        let started = Instant::now();
+        while started.elapsed() < budget {
+            let Some(spool) = &self.spool else { return };
+            let Some(front) = spool.front().cloned() else {
+                break;
+            };
+            let batches = match spool.read_front() {
+                Some(Ok(b)) => b,
+                Some(Err(why)) => {
+                    error!(error = %why, seq = front.seq, "damaged spool file moved to dead/");
+                    self.metrics
+                        .clickhouse(front.table.name(), "dead", front.rows);
+                    if let Some(s) = &mut self.spool {
+                        s.dead(&why);
+                    }
+                    continue;
+                }
+                None => break,
+            };
+            match self.insert(front.table, &batches).await {
+                Ok(()) => {
+                    self.attempts = 0;
+                    self.metrics
+                        .clickhouse(front.table.name(), "replayed", front.rows);
+                    if let Some(Err(e)) = self.spool.as_mut().map(Spool::pop) {
+                        error!(error = %e, "cannot remove a replayed spool file");
+                        self.metrics.error("clickhouse", "spool_io");
+                        // Not removed: the chunk would be sent again. Stop replaying.
+                        self.spool = None;
+                        return;
+                    }
+                }
+                Err(Failure::Invalid(why)) => {
+                    self.attempts = 0;
+                    error!(error = %why, seq = front.seq, "ClickHouse rejected a spooled batch; moved to dead/");
+                    self.metrics
+                        .clickhouse(front.table.name(), "dead", front.rows);
+                    if let Some(s) = &mut self.spool {
+                        s.dead(&why);
+                    }
+                }
+                Err(Failure::Transient(why)) => {
+                    self.attempts += 1;
+                    let network = why.starts_with("connecting")
+                        || why.contains("network error")
+                        || why.contains("timed out");
+                    if !network && self.attempts >= MAX_ATTEMPTS {
+                        let why = format!("{why} (after {} attempts)", self.attempts);
+                        self.attempts = 0;
+                        self.metrics
+                            .clickhouse(front.table.name(), "dead", front.rows);
+                        if let Some(s) = &mut self.spool {
+                            s.dead(&why);
+                        }
+                        continue;
+                    }
+                    self.went_down(&why);
+                    return;
+                }
+            }
+        }
+        if self.spool.as_ref().is_none_or(Spool::is_empty) {
+            if !self.up {
+                info!("ClickHouse is back; the spool has drained");
+            }
+            self.up = true;
+            self.backoff = MIN_BACKOFF;
+        }
+    }
+
+    /// Drops whole days past the retention on servers without TTL.
+    async fn retention(&mut self) {
+        let Some(days) = self.config.retention_days else {
+            return;
+        };
+        if Instant::now() < self.retention_at || !self.up {
+            return;
+        }
+        self.retention_at = Instant::now() + Duration::from_secs(3600);
+        let Some((server, layout)) = &self.server else {
+            return;
+        };
+        if layout.dialect != Dialect::Legacy {
+            return;
+        }
+        let cutoff =
+            jiff::Timestamp::now() - jiff::SignedDuration::from_hours(24 * i64::from(days));
+        let cutoff: u32 = cutoff.strftime("%Y%m%d").to_string().parse().unwrap_or(0);
+        for t in Table::ALL {
+            let sql = format!(
+                "SELECT DISTINCT partition FROM system.parts WHERE database = '{}' AND table = '{}' AND active",
+                layout.database,
+                t.name()
+            );
+            let Ok(parts) = server.text(&sql).await else {
+                return;
+            };
+            for p in parts.lines().filter_map(|p| p.trim().parse::<u32>().ok()) {
+                if p < cutoff {
+                    let drop = format!(
+                        "ALTER TABLE {}.{} DROP PARTITION {p}",
+                        quote(&layout.database),
+                        quote(t.name())
+                    );
+                    match server.execute(&drop).await {
+                        Ok(()) => info!(
+                            table = t.name(),
+                            partition = p,
+                            "retention: partition dropped"
+                        ),
+                        Err(e) => {
+                            warn!(error = %e, table = t.name(), partition = p, "retention: cannot drop partition")
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    fn gauges(&self) {
+        let m = &self.metrics;
+        let (bytes, files, age) = match &self.spool {
+            Some(s) => (
+                s.bytes(),
+                s.len() as u64,
+                s.front().map_or(0, |e| {
+                    (canh_schema::raw::now_ns().saturating_sub(e.spooled_ns) / 1_000_000_000).max(0)
+                        as u64
+                }),
+            ),
+            None => (0, 0, 0),
+        };
+        m.set_clickhouse("spool_bytes", bytes);
+        m.set_clickhouse("spool_files", files);
+        m.set_clickhouse("spool_oldest_age_seconds", age);
+        m.set_clickhouse("up", u64::from(self.up));
+    }
+
+    /// Flushes the tables that are due, replays the spool when its retry time has come.
+    async fn tick(&mut self, closing: bool) {
+        for t in 0..self.pending.len() {
+            let p = &self.pending[t];
+            let due = p.rows >= self.config.batch_rows
+                || p.since
+                    .is_some_and(|s| s.elapsed() >= self.config.flush_interval);
+            if due || (closing && p.rows > 0) {
+                self.flush(t).await;
+            }
+        }
+        let spooled = self.spool.as_ref().is_some_and(|s| !s.is_empty());
+        if spooled && Instant::now() >= self.retry_at {
+            self.replay(if closing {
+                Duration::ZERO
+            } else {
+                Duration::from_millis(500)
+            })
+            .await;
+        }
+        self.retention().await;
+        self.gauges();
+    }
+}
+
+/// The ClickHouse sink thread: takes the batches the archive has written, inserts them in
+/// batches of `batch_rows` (or every `flush_interval`), spools them to `spool_dir` while the
+/// server cannot take them and replays the spool in order when it can. Returns when `input`
+/// closes, after a last flush (to the server, or to the spool, replayed at the next start).
+pub fn run(
+    config: ClickHouseConfig,
+    spool_dir: &Path,
+    input: crossbeam_channel::Receiver<Batch>,
+    metrics: Metrics,
+) {
+    let spool = match Spool::open(spool_dir, config.spool_max_size) {
+        Ok((s, problems)) => {
+            for p in problems {
+                warn!(problem = %p, "ClickHouse spool");
+            }
+            if !s.is_empty() {
+                info!(
+                    files = s.len(),
+                    bytes = s.bytes(),
+                    "ClickHouse spool not empty; replaying it"
+                );
+            }
+            Some(s)
+        }
+        Err(e) => {
+            error!(error = %e, "cannot open the ClickHouse spool; an outage will lose rows for ClickHouse (the Parquet archive keeps them)");
+            metrics.error("clickhouse", "spool_io");
+            None
+        }
+    };
+    let rt = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            error!(error = %e, "cannot start the ClickHouse sink");
+            for b in input.iter() {
+                metrics.clickhouse(b.table.name(), "dropped", b.rows() as u64);
+            }
+            return;
+        }
+    };
+    let mut sink = Sink {
+        up: spool.as_ref().is_none_or(Spool::is_empty),
+        config,
+        metrics,
+        server: None,
+        spool,
+        pending: Default::default(),
+        retry_at: Instant::now(),
+        backoff: MIN_BACKOFF,
+        attempts: 0,
+        retention_at: Instant::now(),
+    };
+    let tick = Duration::from_millis(100);
+    loop {
+        match input.recv_timeout(tick) {
+            Ok(batch) => {
+                sink.add(batch);
+                // Take in whatever else is queued before flushing.
+                while let Ok(b) = input.try_recv() {
+                    sink.add(b);
+                }
+            }
+            Err(crossbeam_channel::RecvTimeoutError::Timeout) => {}
+            Err(crossbeam_channel::RecvTimeoutError::Disconnected) => break,
+        }
+        rt.block_on(sink.tick(false));
+    }
+    rt.block_on(sink.tick(true));
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn errors_are_sorted_into_retry_and_dead_letter() {
+        use clickhouse::error::Error;
+        let bad = Error::BadResponse(
+            "Code: 27, e.displayText() = DB::Exception: Cannot parse input".into(),
+        );
+        assert!(matches!(classify(&bad), Failure::Invalid(_)));
+        let busy = Error::BadResponse("Code: 241, e.displayText() = Memory limit".into());
+        assert!(matches!(classify(&busy), Failure::Transient(_)));
+        assert!(matches!(classify(&Error::TimedOut), Failure::Transient(_)));
+        assert_eq!(
+            error_code("Code: 60. DB::Exception: Table x doesn't exist"),
+            Some(60)
+        );
+        assert_eq!(error_code("no code"), None);
+    }
 
     #[test]
     fn versions_choose_the_dialect() {

@@ -283,6 +283,7 @@ fn remove_stale_temporaries(root: &Path) -> usize {
 pub fn run(
     mut archive: ParquetArchive,
     input: crossbeam_channel::Receiver<Batch>,
+    then: Option<crossbeam_channel::Sender<Batch>>,
     metrics: Metrics,
 ) {
     let tick = Duration::from_millis(500);
@@ -292,6 +293,11 @@ pub fn run(
                 if let Err(e) = archive.write(&batch) {
                     tracing::error!(error = %e, rows = batch.rows(), "archive write failed; batch lost");
                     metrics.error("archive", e.code());
+                }
+                // The next sink (ClickHouse) waits behind the archive: a full queue there
+                // holds the pipeline back like a slow disk would.
+                if let Some(next) = &then {
+                    let _ = next.send(batch);
                 }
             }
             Err(crossbeam_channel::RecvTimeoutError::Timeout) => {}

@@ -1,0 +1,245 @@
+//! ClickHouse against a real server: the one Debian 12 ships (18.16), installed and started on
+//! loopback by `deploy/clickhouse.sh` in a folder of the test's own, and stopped afterwards.
+//! The tables and the RowBinary encoder; `canh serve` storing events through an outage of the
+//! server and a restart of Canh with a full spool.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod common;
+
+use std::io::Write;
+use std::net::TcpStream;
+use std::time::Duration;
+
+use canh_core::sink::clickhouse::{encode, Layout, Server};
+use canh_schema::fields::events::Col;
+use canh_schema::{Table, TableBuilder};
+use common::{eventually, read_events, Canh, ClickHouse};
+
+/// Events with every kind of column: nulls, lists, the vendor map (with a null value),
+/// non-ASCII text, bytes that need escaping in text formats, nanosecond times.
+fn events() -> canh_schema::Batch {
+    let mut b = TableBuilder::new(Table::Events, 8);
+    let rows = [
+        (
+            "10.0.0.1",
+            Some("Sở Tài chính"),
+            &["network", "authentication"][..],
+        ),
+        ("2001:db8::7", None, &[][..]),
+        ("192.0.2.9", Some("tab\there\nline"), &["network"][..]),
+    ];
+    for (i, (ip, org, cats)) in rows.iter().enumerate() {
+        b.set_ts(Col::Timestamp, 1_764_460_800_123_456_789 + i as i64);
+        b.set_ts(Col::EventCreated, 1_764_460_801_000_000_007 + i as i64);
+        b.set_str(Col::SourceIp, ip);
+        if let Some(org) = org {
+            b.set_str(Col::OrganizationName, org);
+        }
+        for c in *cats {
+            b.push_list(Col::EventCategory, c);
+        }
+        if i != 1 {
+            b.set_uint(Col::DestinationPort, 443 + i as u64);
+            b.insert_map(Col::VendorFields, "srcintf", Some("port1"));
+            b.insert_map(Col::VendorFields, "policyid", None);
+        }
+        b.set_str(Col::EventOriginal, &format!("<13>line {i} \u{1F600}"));
+        b.set_str(Col::ParseStatus, "ok");
+        b.end_row();
+    }
+    b.finish().unwrap().unwrap()
+}
+
+#[test]
+fn events_round_trip_through_clickhouse_18_16() {
+    let dir = tempfile::tempdir().unwrap();
+    let ch = ClickHouse::start(dir.path());
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let server = Server::connect(&ch.url()).await.unwrap();
+        let layout = Layout {
+            database: "canh_test".into(),
+            dialect: server.dialect,
+            retention_days: Some(30),
+        };
+        server.create(&layout).await.unwrap();
+        // Creating again is harmless.
+        server.create(&layout).await.unwrap();
+        let batch = events();
+        let mut data = Vec::new();
+        encode(Table::Events, layout.dialect, &batch.records, &mut data).unwrap();
+        server.insert(Table::Events, &layout, data).await.unwrap();
+        let got = server
+            .text(
+                "SELECT timestamp, event_created, source_ip, organization_name, \
+                 event_category, destination_port, vendor_fields.key, vendor_fields.value, \
+                 event_original, timestamp_time \
+                 FROM canh_test.events ORDER BY timestamp FORMAT JSONEachRow",
+            )
+            .await
+            .unwrap();
+        let rows: Vec<serde_json::Value> = got
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect();
+        assert_eq!(rows.len(), 3, "{got}");
+        let r0 = &rows[0];
+        // 18.16 writes 64-bit integers in JSON as strings.
+        assert_eq!(r0["timestamp"], "1764460800123456789");
+        assert_eq!(r0["event_created"], "1764460801000000007");
+        assert_eq!(r0["source_ip"], "10.0.0.1");
+        assert_eq!(r0["organization_name"], "Sở Tài chính");
+        assert_eq!(
+            r0["event_category"],
+            serde_json::json!(["network", "authentication"])
+        );
+        assert_eq!(r0["destination_port"], 443);
+        assert_eq!(
+            r0["vendor_fields.key"],
+            serde_json::json!(["srcintf", "policyid"])
+        );
+        assert_eq!(
+            r0["vendor_fields.value"],
+            serde_json::json!(["port1", null])
+        );
+        assert_eq!(r0["event_original"], "<13>line 0 \u{1F600}");
+        assert_eq!(r0["timestamp_time"], "2025-11-30 00:00:00");
+        let r1 = &rows[1];
+        assert_eq!(r1["source_ip"], "2001:db8::7");
+        assert_eq!(r1["organization_name"], serde_json::Value::Null);
+        assert_eq!(r1["event_category"], serde_json::json!([]));
+        assert_eq!(r1["destination_port"], serde_json::Value::Null);
+        assert_eq!(r1["vendor_fields.key"], serde_json::json!([]));
+        assert_eq!(rows[2]["organization_name"], "tab\there\nline");
+        // One partition per day of @timestamp.
+        let parts = server
+            .text(
+                "SELECT DISTINCT partition FROM system.parts \
+                 WHERE database = 'canh_test' AND table = 'events' AND active",
+            )
+            .await
+            .unwrap();
+        assert_eq!(parts.trim(), "20251130");
+    });
+}
+
+/// Sends `n` syslog lines over one TCP connection, numbered from `first` (`seq=N`).
+fn send(canh: &Canh, first: usize, n: usize) {
+    let mut s = TcpStream::connect(canh.tcp).unwrap();
+    let mut text = String::new();
+    for i in first..first + n {
+        text.push_str(&format!(
+            "<134>Nov 30 10:00:00 fw1 app[1]: seq={i} src=10.0.{}.{} action=deny\n",
+            i / 256 % 256,
+            i % 256
+        ));
+    }
+    s.write_all(text.as_bytes()).unwrap();
+}
+
+fn count(ch: &ClickHouse) -> u64 {
+    ch.try_query("SELECT count() FROM canh.events")
+        .ok()
+        .and_then(|c| c.trim().parse().ok())
+        .unwrap_or(0)
+}
+
+#[test]
+fn serve_keeps_every_event_through_an_outage_and_a_restart_with_a_full_spool() {
+    let dir = tempfile::tempdir().unwrap();
+    let ch = ClickHouse::start(&dir.path().join("clickhouse"));
+    let ports = Some((ch.http, ch.tcp));
+    let data = dir.path().join("data");
+    let extra = format!(
+        "[clickhouse]\nurl = \"{}\"\nflush_interval = \"100ms\"\ntimeout = \"2s\"\n",
+        ch.url()
+    );
+    let canh = Canh::start(&data, &extra);
+    let up = "canh_clickhouse_state{kind=\"up\"}";
+    let files = "canh_clickhouse_state{kind=\"spool_files\"}";
+
+    // 1. Server up: rows go straight in.
+    send(&canh, 0, 3000);
+    assert!(
+        eventually(Duration::from_secs(60), || count(&ch) == 3000),
+        "{} rows in ClickHouse\n{}",
+        count(&ch),
+        canh.log()
+    );
+    assert_eq!(canh.metric(up), 1);
+
+    // 2. Server down: rows are spooled, the metrics say so.
+    ch.stop();
+    send(&canh, 3000, 3000);
+    assert!(
+        eventually(Duration::from_secs(60), || canh.metric(files) > 0
+            && canh.metric(up) == 0),
+        "{}",
+        canh.get("/metrics")
+    );
+    let rows = |kind: &str| {
+        canh.metric(&format!(
+            "canh_clickhouse_rows_total{{kind=\"{kind}\",table=\"events\"}}"
+        ))
+    };
+    assert_eq!(rows("inserted"), 3000);
+    assert!(rows("spooled") > 0);
+
+    // 3. Back up: the spool drains in order, nothing is lost or doubled.
+    let ch = ClickHouse::start_on(&ch.dir, ports);
+    assert!(
+        eventually(Duration::from_secs(60), || count(&ch) == 6000
+            && canh.metric(files) == 0),
+        "{} rows in ClickHouse\n{}",
+        count(&ch),
+        canh.log()
+    );
+    assert!(eventually(Duration::from_secs(10), || canh.metric(up) == 1));
+    // Spooled rows are replayed, not inserted a second time.
+    assert_eq!(rows("replayed") + rows("inserted"), 6000);
+    assert_eq!(rows("spooled"), rows("replayed"));
+
+    // 4. Down again, Canh stopped with rows in the spool, ClickHouse back, Canh started again:
+    //    the replay resumes.
+    ch.stop();
+    send(&canh, 6000, 2000);
+    assert!(eventually(Duration::from_secs(60), || canh.metric(files) > 0));
+    // Everything received has reached the archive and the spool before Canh exits.
+    assert!(canh.stop().success());
+    let spooled = std::fs::read_dir(data.join("spool/clickhouse"))
+        .unwrap()
+        .filter(|e| {
+            e.as_ref()
+                .is_ok_and(|e| e.file_name().to_string_lossy().ends_with(".arrows"))
+        })
+        .count();
+    assert!(spooled > 0, "the spool is empty after the stop");
+    let ch = ClickHouse::start_on(&ch.dir, ports);
+    let canh = Canh::start(&data, &extra);
+    assert!(
+        eventually(Duration::from_secs(60), || count(&ch) == 8000
+            && canh.metric(files) == 0),
+        "{} rows in ClickHouse\n{}",
+        count(&ch),
+        canh.log()
+    );
+    assert!(canh.stop().success());
+
+    // The archive and ClickHouse hold the same 8,000 events, each once.
+    let archived: usize = read_events(&data, Some(&["message"]))
+        .iter()
+        .map(|b| b.num_rows())
+        .sum();
+    assert_eq!(archived, 8000);
+    let distinct =
+        ch.query("SELECT uniqExact(message), min(message), max(source_ip) FROM canh.events");
+    assert!(distinct.starts_with("8000\t"), "{distinct}");
+    let dead = std::fs::read_dir(data.join("spool/clickhouse/dead"))
+        .unwrap()
+        .count();
+    assert_eq!(dead, 0, "nothing should be dead-lettered");
+}
