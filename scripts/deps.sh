@@ -33,4 +33,12 @@ if ! python3 -c 'import pyarrow' 2>/dev/null; then
   python3 -m pip install -q pyarrow 2>/dev/null || python3 -m pip install -q --break-system-packages pyarrow
 fi
 
+# chDB (ClickHouse 26 in process): the tests check the DDL Canh generates for current ClickHouse
+# releases with it (Debian's server is 18.16). The 18.16 server itself is installed by
+# deploy/clickhouse.sh when a test first starts one.
+if ! python3 -c 'import chdb' 2>/dev/null; then
+  echo "deps: installing chdb" >&2
+  python3 -m pip install -q chdb 2>/dev/null || python3 -m pip install -q --break-system-packages chdb
+fi
+
 command -v cargo >/dev/null || { echo "deps: cargo (Rust toolchain) is required" >&2; exit 1; }

@@ -69,6 +69,11 @@ enum Command {
         #[command(subcommand)]
         command: ConfigCommand,
     },
+    /// ClickHouse tools.
+    Clickhouse {
+        #[command(subcommand)]
+        command: ClickhouseCommand,
+    },
     /// Sigma rule tools.
     Rules {
         #[command(subcommand)]
@@ -148,6 +153,22 @@ enum FlowsCommand {
 }
 
 #[derive(Subcommand)]
+enum ClickhouseCommand {
+    /// Print the statements that create Canh's database and tables (what `canh serve` runs),
+    /// to review them or to create the tables by hand.
+    Ddl {
+        /// `legacy` (servers before 20.1, such as Debian 12's 18.16) or `modern`.
+        #[arg(long, default_value = "modern", value_parser = ["legacy", "modern"])]
+        dialect: String,
+        #[arg(long, default_value = "canh")]
+        database: String,
+        /// Days of data to keep (a TTL in the modern dialect).
+        #[arg(long)]
+        retention_days: Option<u32>,
+    },
+}
+
+#[derive(Subcommand)]
 enum ConfigCommand {
     /// Check a configuration file and report every problem at once.
     Check { file: PathBuf },
@@ -178,6 +199,14 @@ fn main() -> ExitCode {
         Command::Config {
             command: ConfigCommand::Check { file },
         } => config_check(&file),
+        Command::Clickhouse {
+            command:
+                ClickhouseCommand::Ddl {
+                    dialect,
+                    database,
+                    retention_days,
+                },
+        } => clickhouse_ddl(&dialect, database, retention_days),
         Command::Rules {
             command:
                 RulesCommand::Check {
@@ -287,6 +316,29 @@ fn serve(
     tracing::info!(data_dir = %config.data_dir.display(), "canh is running; SIGTERM or Ctrl-C stops it");
     engine.wait_for_signal().context("waiting for a signal")?;
     engine.shutdown();
+    Ok(ExitCode::SUCCESS)
+}
+
+fn clickhouse_ddl(
+    dialect: &str,
+    database: String,
+    retention_days: Option<u32>,
+) -> anyhow::Result<ExitCode> {
+    use canh_core::sink::clickhouse::{create_database, create_table, Dialect, Layout};
+    let layout = Layout {
+        database,
+        dialect: if dialect == "legacy" {
+            Dialect::Legacy
+        } else {
+            Dialect::Modern
+        },
+        retention_days,
+    };
+    let mut out = std::io::stdout().lock();
+    writeln!(out, "{};\n", create_database(&layout))?;
+    for t in Table::ALL {
+        writeln!(out, "{};\n", create_table(t, &layout))?;
+    }
     Ok(ExitCode::SUCCESS)
 }
 

@@ -11,7 +11,7 @@ use std::io::Write;
 use std::net::TcpStream;
 use std::time::Duration;
 
-use canh_core::sink::clickhouse::{encode, Layout, Server};
+use canh_core::sink::clickhouse::{encode, Dialect, Layout, Server};
 use canh_schema::fields::events::Col;
 use canh_schema::{Table, TableBuilder};
 use common::{eventually, read_events, Canh, ClickHouse};
@@ -242,4 +242,64 @@ fn serve_keeps_every_event_through_an_outage_and_a_restart_with_a_full_spool() {
         .unwrap()
         .count();
     assert_eq!(dead, 0, "nothing should be dead-lettered");
+}
+
+/// The modern dialect cannot be served on this machine (Debian ships 18.16): its DDL, the
+/// Parquet archive loaded into it, and the RowBinary encoder's output are checked in chDB
+/// (ClickHouse 26 in process; `scripts/deps.sh` installs it).
+#[test]
+fn the_modern_tables_take_the_archive_and_the_encoder_in_chdb() {
+    let dir = tempfile::tempdir().unwrap();
+    let batch = events();
+    let mut archive = canh_core::sink::parquet::ParquetArchive::open(
+        &dir.path().join("archive"),
+        canh_core::config::ArchiveConfig::default(),
+        canh_metrics::Metrics::new(),
+    )
+    .unwrap();
+    archive.write(&batch).unwrap();
+    archive.close().unwrap();
+    let rb = dir.path().join("rowbinary");
+    std::fs::create_dir_all(&rb).unwrap();
+    let mut data = Vec::new();
+    encode(Table::Events, Dialect::Modern, &batch.records, &mut data).unwrap();
+    std::fs::write(rb.join("events.rowbinary"), data).unwrap();
+    let ddl = std::process::Command::new(common::CANH)
+        .args([
+            "clickhouse",
+            "ddl",
+            "--dialect",
+            "modern",
+            "--retention-days",
+            "3650",
+        ])
+        .output()
+        .unwrap();
+    assert!(ddl.status.success());
+    std::fs::write(dir.path().join("ddl.sql"), &ddl.stdout).unwrap();
+    let script =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/support/chdb_check.py");
+    let out = std::process::Command::new("python3")
+        .arg(script)
+        .arg(dir.path().join("ddl.sql"))
+        .arg(dir.path().join("archive"))
+        .arg(&rb)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "chdb_check.py: {}\n{}",
+        String::from_utf8_lossy(&out.stderr),
+        String::from_utf8_lossy(&out.stdout)
+    );
+    let tables: Vec<serde_json::Value> = String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(tables.len(), 3, "{tables:?}");
+    let events = &tables[0];
+    assert_eq!(events["parquet_rows"], 3, "{events}");
+    assert_eq!(events["rowbinary_rows"], 3, "{events}");
+    assert_eq!(events["same"], true, "{events}");
 }

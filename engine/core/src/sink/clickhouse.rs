@@ -107,6 +107,11 @@ pub fn quote(name: &str) -> String {
     format!("`{}`", name.replace('\\', "\\\\").replace('`', "\\`"))
 }
 
+/// `CREATE DATABASE IF NOT EXISTS` for the layout's database.
+pub fn create_database(layout: &Layout) -> String {
+    format!("CREATE DATABASE IF NOT EXISTS {}", quote(&layout.database))
+}
+
 /// `CREATE TABLE IF NOT EXISTS` for a table: MergeTree partitioned by day of `@timestamp`,
 /// sorted by organization, time and source address (the filters of nearly every query), and
 /// column comments from the schema.
@@ -428,11 +433,7 @@ impl Server {
 
     /// Creates the database and every table, when missing.
     pub async fn create(&self, layout: &Layout) -> Result<(), clickhouse::error::Error> {
-        self.execute(&format!(
-            "CREATE DATABASE IF NOT EXISTS {}",
-            quote(&layout.database)
-        ))
-        .await?;
+        self.execute(&create_database(layout)).await?;
         for t in Table::ALL {
             self.execute(&create_table(t, layout)).await?;
         }

@@ -1,0 +1,52 @@
+"""Checks the modern-dialect ClickHouse DDL against a current ClickHouse (chDB, in process).
+
+usage: chdb_check.py DDL_FILE ARCHIVE_DIR ROWBINARY_DIR
+
+Creates the tables of DDL_FILE twice (databases `canh` and `canh_rb`), loads every table's
+Parquet files of ARCHIVE_DIR (the archive's layout: TABLE/date=…/hour=…/*.parquet) into the first
+and every TABLE.rowbinary of ROWBINARY_DIR (Canh's RowBinary encoder) into the second, and prints
+one JSON object per table: rows in each, and whether the two hold the same rows.
+Exits non-zero, with ClickHouse's message, when a statement fails.
+"""
+import glob
+import json
+import os
+import sys
+
+from chdb import session
+
+ddl_file, archive, rowbinary = sys.argv[1:4]
+s = session.Session()
+ddl = open(ddl_file).read()
+for db in ("canh", "canh_rb"):
+    for stmt in ddl.split(";\n"):
+        if stmt.strip():
+            s.query(stmt.replace("`canh`", "`%s`" % db))
+
+
+def rows(db, table):
+    return s.query("SELECT * FROM %s.%s ORDER BY tuple(*) FORMAT JSONEachRow" % (db, table)).bytes().decode()
+
+
+for table in ("events", "flows", "alerts"):
+    parquet = glob.glob(os.path.join(archive, table, "**", "*.parquet"), recursive=True)
+    for f in parquet:
+        s.query("INSERT INTO canh.%s SELECT * FROM file('%s', Parquet)" % (table, f))
+    rb = os.path.join(rowbinary, table + ".rowbinary")
+    if os.path.exists(rb):
+        structure = s.query(
+            "SELECT arrayStringConcat(groupArray(concat('`', name, '` ', type)), ', ') FROM "
+            "(SELECT name, type FROM system.columns WHERE database = 'canh_rb' AND table = '%s' "
+            "AND default_kind != 'ALIAS' ORDER BY position)" % table,
+            "TabSeparatedRaw",
+        ).bytes().decode().strip()
+        s.query("INSERT INTO canh_rb.%s SELECT * FROM file('%s', RowBinary, '%s')"
+                % (table, rb, structure.replace("'", "\\'")))
+    a, b = rows("canh", table), rows("canh_rb", table)
+    print(json.dumps({
+        "table": table,
+        "parquet_rows": a.count("\n"),
+        "rowbinary_rows": b.count("\n"),
+        "same": a == b,
+        "sample": a.splitlines()[:1],
+    }))
