@@ -9,7 +9,12 @@
 //! `bash benches/clickhouse.sh` starts a server (deploy/clickhouse.sh) and runs this with
 //! `CANH_CLICKHOUSE_URL`; without it the bench skips.
 
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::print_stderr, clippy::print_stdout)]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::print_stderr,
+    clippy::print_stdout
+)]
 
 use std::time::Instant;
 
@@ -154,7 +159,8 @@ fn main() {
         on_disk / ROWS as f64,
         parquet as f64 / ROWS as f64
     );
-    rt.block_on(server.execute("DROP DATABASE canh_bench")).unwrap();
+    rt.block_on(server.execute("DROP DATABASE canh_bench"))
+        .unwrap();
 }
 
 /// Encodes and inserts every batch, `PER_INSERT` rows per INSERT, over `streams` connections
@@ -176,8 +182,12 @@ fn insert(url: &str, layout: &Layout, batches: &[Batch], streams: usize) -> (f64
                     encode(Table::Events, layout.dialect, &b.records, &mut chunk).unwrap();
                     rows += b.rows();
                     if rows >= PER_INSERT / streams || i + 1 == mine.len() {
-                        rt.block_on(server.insert(Table::Events, layout, std::mem::take(&mut chunk)))
-                            .unwrap();
+                        rt.block_on(server.insert(
+                            Table::Events,
+                            layout,
+                            std::mem::take(&mut chunk),
+                        ))
+                        .unwrap();
                         rows = 0;
                     }
                 }

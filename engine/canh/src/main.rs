@@ -69,6 +69,33 @@ enum Command {
         #[command(subcommand)]
         command: ConfigCommand,
     },
+    /// Read-only SQL over the Parquet archive (tables events, flows, alerts; partition columns
+    /// `date` and `hour`), or over ClickHouse with --clickhouse-url.
+    Query {
+        /// One SQL statement (SELECT, WITH, EXPLAIN, SHOW, DESCRIBE).
+        sql: String,
+        /// TOML configuration file: its data_dir (and [clickhouse] database) are used.
+        #[arg(long, short)]
+        config: Option<PathBuf>,
+        /// The folder `canh serve` stores into (default: the config's, else ./data).
+        #[arg(long)]
+        data_dir: Option<PathBuf>,
+        /// Run on ClickHouse at this HTTP URL instead of the archive (read-only).
+        #[arg(long)]
+        clickhouse_url: Option<String>,
+        /// The ClickHouse database (default: the config's, else canh).
+        #[arg(long)]
+        database: Option<String>,
+        /// `table`, `csv` or `json` (one object per line).
+        #[arg(long, default_value = "table", value_parser = canh_core::query::Output::parse)]
+        format: canh_core::query::Output,
+        /// Rows returned at most.
+        #[arg(long, default_value_t = 10_000)]
+        max_rows: usize,
+        /// The query is stopped after this long.
+        #[arg(long, default_value = "60s", value_parser = humantime::parse_duration)]
+        timeout: std::time::Duration,
+    },
     /// ClickHouse tools.
     Clickhouse {
         #[command(subcommand)]
@@ -85,9 +112,19 @@ enum Command {
         /// Rule files or folders.
         #[arg(long, required = true)]
         rules: Vec<PathBuf>,
-        /// JSON lines of events (`-` for stdin).
+        /// JSON lines of events (`-` for stdin). Without it, the Parquet archive is read.
         #[arg(long)]
-        input: PathBuf,
+        input: Option<PathBuf>,
+        /// The archive's events and flows from this event time (RFC 3339, or a duration ago
+        /// such as `24h`; default 24h).
+        #[arg(long)]
+        from: Option<String>,
+        /// … up to this event time (RFC 3339 or a duration ago; default now).
+        #[arg(long)]
+        to: Option<String>,
+        /// The folder `canh serve` stores into (default: ./data).
+        #[arg(long, default_value = "data")]
+        data_dir: PathBuf,
         /// Field mapping: `builtin` (rule names to ECS, log sources to the events they
         /// select), `none` (events are read with the rules' own names), or a mapping file.
         #[arg(long, default_value = "builtin")]
@@ -199,6 +236,24 @@ fn main() -> ExitCode {
         Command::Config {
             command: ConfigCommand::Check { file },
         } => config_check(&file),
+        Command::Query {
+            sql,
+            config,
+            data_dir,
+            clickhouse_url,
+            database,
+            format,
+            max_rows,
+            timeout,
+        } => query(
+            &sql,
+            config,
+            data_dir,
+            clickhouse_url,
+            database,
+            format,
+            canh_core::query::Limits { max_rows, timeout },
+        ),
         Command::Clickhouse {
             command:
                 ClickhouseCommand::Ddl {
@@ -226,9 +281,29 @@ fn main() -> ExitCode {
         Command::Hunt {
             rules,
             input,
+            from,
+            to,
+            data_dir,
             mapping,
             iocs,
-        } => hunt(&rules, &input, &mapping, iocs),
+        } => match input {
+            Some(input) => hunt(&rules, HuntSource::Json(&input), &mapping, iocs),
+            None => match hunt_window(from.as_deref(), to.as_deref()) {
+                Ok(window) => hunt(
+                    &rules,
+                    HuntSource::Archive {
+                        archive: data_dir.join("archive"),
+                        window,
+                    },
+                    &mapping,
+                    iocs,
+                ),
+                Err(e) => {
+                    let _ = writeln!(std::io::stderr(), "{e}");
+                    Ok(ExitCode::from(2))
+                }
+            },
+        },
         Command::Flows {
             command:
                 FlowsCommand::Decode {
@@ -316,6 +391,62 @@ fn serve(
     tracing::info!(data_dir = %config.data_dir.display(), "canh is running; SIGTERM or Ctrl-C stops it");
     engine.wait_for_signal().context("waiting for a signal")?;
     engine.shutdown();
+    Ok(ExitCode::SUCCESS)
+}
+
+fn query(
+    sql: &str,
+    config: Option<PathBuf>,
+    data_dir: Option<PathBuf>,
+    clickhouse_url: Option<String>,
+    database: Option<String>,
+    format: canh_core::query::Output,
+    limits: canh_core::query::Limits,
+) -> anyhow::Result<ExitCode> {
+    let Some(config) = load_config(config.as_ref()) else {
+        return Ok(ExitCode::from(2));
+    };
+    let data_dir = data_dir.unwrap_or(config.data_dir.clone());
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("starting the query runtime")?;
+    let mut out = std::io::stdout().lock();
+    let mut err = std::io::stderr().lock();
+    match clickhouse_url {
+        Some(url) => {
+            let database = database
+                .or(config.clickhouse.as_ref().map(|c| c.database.clone()))
+                .unwrap_or_else(|| "canh".into());
+            match rt.block_on(canh_core::query::clickhouse(
+                &url, &database, sql, format, limits,
+            )) {
+                Ok(text) => out.write_all(text.as_bytes())?,
+                Err(e) => {
+                    writeln!(err, "query failed: {e}")?;
+                    return Ok(ExitCode::FAILURE);
+                }
+            }
+        }
+        _ => {
+            let archive = data_dir.join("archive");
+            match rt.block_on(canh_core::query::archive(&archive, sql, limits)) {
+                Ok(answer) => {
+                    if let Err(e) = canh_core::query::write(&answer.batches, format, &mut out) {
+                        writeln!(err, "{e}")?;
+                        return Ok(ExitCode::FAILURE);
+                    }
+                    if answer.truncated {
+                        writeln!(err, "(stopped at {} rows: --max-rows)", limits.max_rows)?;
+                    }
+                }
+                Err(e) => {
+                    writeln!(err, "query failed: {e}")?;
+                    return Ok(ExitCode::FAILURE);
+                }
+            }
+        }
+    }
     Ok(ExitCode::SUCCESS)
 }
 
@@ -568,26 +699,172 @@ fn mapping(name: &str) -> anyhow::Result<canh_rules::Mapping> {
     })
 }
 
-/// Events per batch in `canh hunt`.
+/// `--from`/`--to` as a window of event times.
+fn hunt_window(from: Option<&str>, to: Option<&str>) -> Result<canh_core::hunt::Window, String> {
+    let now = jiff::Timestamp::now();
+    let at = |text: Option<&str>, default: jiff::Timestamp, name: &str| -> Result<i64, String> {
+        let t = match text {
+            None => default,
+            Some(t) => match t.parse::<jiff::Timestamp>() {
+                Ok(t) => t,
+                Err(_) => {
+                    let ago = humantime::parse_duration(t).map_err(|_| {
+                        format!("--{name} {t:?}: an RFC 3339 time (2026-11-30T08:00:00Z) or a duration ago (24h)")
+                    })?;
+                    now - jiff::SignedDuration::try_from(ago).map_err(|e| e.to_string())?
+                }
+            },
+        };
+        i64::try_from(t.as_nanosecond()).map_err(|e| e.to_string())
+    };
+    let from_ns = at(from, now - jiff::SignedDuration::from_hours(24), "from")?;
+    let to_ns = at(to, now, "to")?;
+    if from_ns >= to_ns {
+        return Err("--from must be before --to".into());
+    }
+    Ok(canh_core::hunt::Window { from_ns, to_ns })
+}
+
+/// Events per batch in `canh hunt --input`.
 const HUNT_BATCH: usize = 4096;
+
+/// Where `canh hunt` reads events.
+enum HuntSource<'a> {
+    /// JSON lines (`-`: stdin).
+    Json(&'a std::path::Path),
+    /// The Parquet archive, by event time.
+    Archive {
+        archive: PathBuf,
+        window: canh_core::hunt::Window,
+    },
+}
+
+/// Rules, correlations and the output of `canh hunt`, whatever the source.
+struct Hunter {
+    set: canh_rules::RuleSet,
+    correlator: canh_rules::correlation::Correlator,
+    silent: std::collections::HashSet<canh_rules::correlation::Source>,
+    /// The rule's part of a match line, made once per rule.
+    heads: Vec<Option<String>>,
+    out: std::io::BufWriter<std::io::StdoutLock<'static>>,
+    matches: u64,
+}
+
+impl Hunter {
+    fn new(rule_paths: &[PathBuf], map: &str, ioc_dir: Option<PathBuf>) -> anyhow::Result<Hunter> {
+        let iocs = iocs(rule_paths, ioc_dir)?;
+        let mapping = mapping(map)?;
+        let loaded = canh_rules::load(rule_paths);
+        let mut err = std::io::stderr().lock();
+        write_rejections(&mut err, &loaded.rejected, " (rule skipped)")?;
+        let (set, problems) = canh_rules::RuleSet::build(&loaded.rules, &mapping, &iocs);
+        write_rejections(&mut err, &problems, " (rule skipped)")?;
+        let correlator = set.correlator(canh_rules::correlation::Limits::default());
+        let silent = correlator.silent_rules().clone();
+        Ok(Hunter {
+            heads: vec![None; set.rules.len()],
+            set,
+            correlator,
+            silent,
+            out: std::io::BufWriter::new(std::io::stdout().lock()),
+            matches: 0,
+        })
+    }
+
+    /// One matching event: its correlations, then the match itself unless the rule only feeds
+    /// correlations. `line` is the event as read, printed as it is when given.
+    fn hit(
+        &mut self,
+        rule: u32,
+        time_ns: i64,
+        event: &serde_json::Value,
+        line: Option<&str>,
+    ) -> anyhow::Result<()> {
+        use canh_rules::correlation::Source;
+        if self.correlator.wants(rule) {
+            for f in self
+                .correlator
+                .observe(rule, time_ns, event, &|| event.clone())
+            {
+                if self.silent.contains(&Source::Correlation(f.correlation)) {
+                    continue;
+                }
+                let rule = &self.set.correlations[f.correlation as usize];
+                let hit = serde_json::json!({
+                    "rule.id": rule.id(),
+                    "rule.title": rule.title(),
+                    "rule.level": rule.level(),
+                    "correlation": {
+                        "group": f.key.iter().map(|(k, v)| (k.clone(), serde_json::Value::from(v.as_str()))).collect::<serde_json::Map<_, _>>(),
+                        "first": canh_core::json::rfc3339(f.first_ns),
+                        "last": canh_core::json::rfc3339(f.last_ns),
+                        "count": f.count,
+                        "value": f.value,
+                    },
+                    "events": f.samples,
+                });
+                serde_json::to_writer(&mut self.out, &hit)?;
+                self.out.write_all(b"\n")?;
+                self.matches += 1;
+            }
+        }
+        if self.silent.contains(&Source::Detection(rule)) {
+            return Ok(());
+        }
+        let set = &self.set;
+        let head = self.heads[rule as usize].get_or_insert_with(|| {
+            let rule = &set.rules[rule as usize];
+            let head = serde_json::json!({
+                "rule.id": rule.id(),
+                "rule.title": rule.title(),
+                "rule.level": rule.level(),
+            })
+            .to_string();
+            format!("{},\"event\":", &head[..head.len() - 1])
+        });
+        self.out.write_all(head.as_bytes())?;
+        match line {
+            Some(l) => self.out.write_all(l.trim().as_bytes())?,
+            None => serde_json::to_writer(&mut self.out, event)?,
+        }
+        self.out.write_all(b"}\n")?;
+        self.matches += 1;
+        Ok(())
+    }
+}
 
 fn hunt(
     rule_paths: &[PathBuf],
-    input: &std::path::Path,
+    source: HuntSource<'_>,
     map: &str,
     ioc_dir: Option<PathBuf>,
 ) -> anyhow::Result<ExitCode> {
-    let iocs = iocs(rule_paths, ioc_dir)?;
-    use canh_rules::correlation::Source;
-    let mapping = mapping(map)?;
-    let loaded = canh_rules::load(rule_paths);
-    let mut err = std::io::stderr().lock();
-    write_rejections(&mut err, &loaded.rejected, " (rule skipped)")?;
-    let (set, problems) = canh_rules::RuleSet::build(&loaded.rules, &mapping, &iocs);
-    write_rejections(&mut err, &problems, " (rule skipped)")?;
-    drop(err);
-    let mut correlator = set.correlator(canh_rules::correlation::Limits::default());
-    let silent = correlator.silent_rules().clone();
+    let mut h = Hunter::new(rule_paths, map, ioc_dir)?;
+    let (events, bad) = match source {
+        HuntSource::Json(input) => hunt_json(&mut h, input)?,
+        HuntSource::Archive { archive, window } => (hunt_archive(&mut h, &archive, window)?, 0),
+    };
+    h.out.flush()?;
+    writeln!(
+        std::io::stderr(),
+        "{events} event(s), {} rule(s), {} match(es){}",
+        h.set.rules.len(),
+        h.matches,
+        if bad > 0 {
+            format!(", {bad} line(s) not JSON objects")
+        } else {
+            String::new()
+        }
+    )?;
+    Ok(if bad > 0 {
+        ExitCode::FAILURE
+    } else {
+        ExitCode::SUCCESS
+    })
+}
+
+/// JSON lines through the compiled matcher in batches: (events, lines that are not objects).
+fn hunt_json(h: &mut Hunter, input: &std::path::Path) -> anyhow::Result<(u64, u64)> {
     let reader: Box<dyn std::io::BufRead> = if input.as_os_str() == "-" {
         Box::new(std::io::stdin().lock())
     } else {
@@ -595,72 +872,31 @@ fn hunt(
             std::fs::File::open(input).with_context(|| format!("reading {}", input.display()))?;
         Box::new(std::io::BufReader::with_capacity(1 << 20, f))
     };
-    let mut out = std::io::BufWriter::new(std::io::stdout().lock());
-    let (mut events, mut matches, mut bad) = (0u64, 0u64, 0u64);
-    let fields: Vec<&str> = set
+    let (mut events, mut bad) = (0u64, 0u64);
+    let fields: Vec<String> = h
+        .set
         .compiled(canh_rules::Target::Events)
-        .map(|c| c.fields())
+        .map(|c| c.fields().into_iter().map(str::to_owned).collect())
         .unwrap_or_default();
-    let mut scratch = set.scratch();
-    let mut heads: Vec<Option<String>> = vec![None; set.rules.len()];
+    let fields: Vec<&str> = fields.iter().map(String::as_str).collect();
+    let mut scratch = h.set.scratch();
     let mut batch: Vec<serde_json::Value> = Vec::with_capacity(HUNT_BATCH);
-    let mut hits = Vec::new();
     // The lines as read: a match prints its event's line as it is instead of serialising the
     // parsed value again.
     let mut lines: Vec<String> = Vec::with_capacity(HUNT_BATCH);
-    let mut run = |batch: &mut Vec<serde_json::Value>,
-                   lines: &mut Vec<String>,
-                   out: &mut dyn Write|
+    let mut hits = Vec::new();
+    let mut run = |h: &mut Hunter,
+                   batch: &mut Vec<serde_json::Value>,
+                   lines: &mut Vec<String>|
      -> anyhow::Result<()> {
         hits.clear();
         let json = canh_rules::events::JsonEvents::new(batch, &fields);
-        set.matches(canh_rules::Target::Events, &json, &mut scratch, &mut hits);
-        for h in &hits {
-            let event = &batch[h.row as usize];
-            if correlator.wants(h.rule) {
-                let t = canh_rules::correlation::event_time_ns(event).unwrap_or(0);
-                for f in correlator.observe(h.rule, t, event, &|| event.clone()) {
-                    if silent.contains(&Source::Correlation(f.correlation)) {
-                        continue;
-                    }
-                    let rule = &set.correlations[f.correlation as usize];
-                    let hit = serde_json::json!({
-                        "rule.id": rule.id(),
-                        "rule.title": rule.title(),
-                        "rule.level": rule.level(),
-                        "correlation": {
-                            "group": f.key.iter().map(|(k, v)| (k.clone(), serde_json::Value::from(v.as_str()))).collect::<serde_json::Map<_, _>>(),
-                            "first": canh_core::json::rfc3339(f.first_ns),
-                            "last": canh_core::json::rfc3339(f.last_ns),
-                            "count": f.count,
-                            "value": f.value,
-                        },
-                        "events": f.samples,
-                    });
-                    serde_json::to_writer(&mut *out, &hit)?;
-                    out.write_all(b"\n")?;
-                    matches += 1;
-                }
-            }
-            if silent.contains(&Source::Detection(h.rule)) {
-                continue;
-            }
-            // The rule's part of the line is made once per rule; the event is written as it
-            // is, not copied into a new object.
-            let head = heads[h.rule as usize].get_or_insert_with(|| {
-                let rule = &set.rules[h.rule as usize];
-                let head = serde_json::json!({
-                    "rule.id": rule.id(),
-                    "rule.title": rule.title(),
-                    "rule.level": rule.level(),
-                })
-                .to_string();
-                format!("{},\"event\":", &head[..head.len() - 1])
-            });
-            out.write_all(head.as_bytes())?;
-            out.write_all(lines[h.row as usize].trim().as_bytes())?;
-            out.write_all(b"}\n")?;
-            matches += 1;
+        h.set
+            .matches(canh_rules::Target::Events, &json, &mut scratch, &mut hits);
+        for hit in &hits {
+            let event = &batch[hit.row as usize];
+            let t = canh_rules::correlation::event_time_ns(event).unwrap_or(0);
+            h.hit(hit.rule, t, event, Some(&lines[hit.row as usize]))?;
         }
         batch.clear();
         lines.clear();
@@ -677,7 +913,7 @@ fn hunt(
                 batch.push(v);
                 lines.push(line);
                 if batch.len() == HUNT_BATCH {
-                    run(&mut batch, &mut lines, &mut out)?;
+                    run(h, &mut batch, &mut lines)?;
                 }
             }
             _ => {
@@ -691,23 +927,64 @@ fn hunt(
             }
         }
     }
-    run(&mut batch, &mut lines, &mut out)?;
-    out.flush()?;
-    writeln!(
-        std::io::stderr(),
-        "{events} event(s), {} rule(s), {matches} match(es){}",
-        set.rules.len(),
-        if bad > 0 {
-            format!(", {bad} line(s) not JSON objects")
-        } else {
-            String::new()
+    run(h, &mut batch, &mut lines)?;
+    Ok((events, bad))
+}
+
+/// The archive's events and flows of a time window, files in parallel; matches are printed
+/// file by file, then correlations run over them in event-time order. Returns the rows read.
+fn hunt_archive(
+    h: &mut Hunter,
+    archive: &std::path::Path,
+    window: canh_core::hunt::Window,
+) -> anyhow::Result<u64> {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    let tables = [Table::Events, Table::Flows];
+    let mut files = Vec::new();
+    for t in tables {
+        files.push(canh_core::hunt::files(archive, t, window).map_err(anyhow::Error::msg)?);
+    }
+    let total: u64 = files
+        .iter()
+        .flatten()
+        .filter_map(|f| std::fs::metadata(f).ok())
+        .map(|m| m.len())
+        .sum();
+    let bar = indicatif::ProgressBar::with_draw_target(
+        Some(total),
+        indicatif::ProgressDrawTarget::stderr(),
+    );
+    bar.set_style(
+        indicatif::ProgressStyle::with_template(
+            "{spinner} {bytes}/{total_bytes} of Parquet read, {msg} [{elapsed}, about {eta} left]",
+        )
+        .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+    );
+    let rows = AtomicU64::new(0);
+    let mut all = Vec::new();
+    for (t, files) in tables.iter().zip(&files) {
+        // Files in chunks, so progress moves and output starts before the end.
+        for chunk in files.chunks(16) {
+            let found = canh_core::hunt::run(&h.set, *t, chunk, window, &rows)
+                .map_err(anyhow::Error::msg)?;
+            bar.inc(
+                chunk
+                    .iter()
+                    .filter_map(|f| std::fs::metadata(f).ok())
+                    .map(|m| m.len())
+                    .sum(),
+            );
+            bar.set_message(format!("{} rows", rows.load(Ordering::Relaxed)));
+            all.extend(found.into_iter().flatten());
         }
-    )?;
-    Ok(if bad > 0 {
-        ExitCode::FAILURE
-    } else {
-        ExitCode::SUCCESS
-    })
+    }
+    bar.finish_and_clear();
+    // Correlation windows need event-time order across files and tables.
+    all.sort_by_key(|m| m.time_ns);
+    for m in &all {
+        h.hit(m.rule, m.time_ns, &m.event, None)?;
+    }
+    Ok(rows.load(Ordering::Relaxed))
 }
 
 /// Lines per batch in `canh parse`: output appears in order every this many lines.

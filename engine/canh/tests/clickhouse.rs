@@ -242,6 +242,88 @@ fn serve_keeps_every_event_through_an_outage_and_a_restart_with_a_full_spool() {
         .unwrap()
         .count();
     assert_eq!(dead, 0, "nothing should be dead-lettered");
+
+    // `canh query` on ClickHouse: the same answer as the archive; read-only.
+    let q = |sql: &str| {
+        std::process::Command::new(common::CANH)
+            .args([
+                "query",
+                "--format",
+                "csv",
+                "--clickhouse-url",
+                &ch.url(),
+                sql,
+            ])
+            .output()
+            .unwrap()
+    };
+    let out = q("SELECT count() AS n FROM events WHERE message LIKE 'seq=%'");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "\"n\"\n8000\n");
+    let out = q("DROP TABLE events");
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("readonly"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(count(&ch), 8000);
+
+    // Every panel of the Grafana dashboard runs on this server.
+    for (title, sql) in dashboard_queries() {
+        if let Err(e) = ch.try_query(&sql) {
+            panic!("dashboard panel {title:?}: {e}\n{sql}");
+        }
+    }
+    let per_org = ch.query(&dashboard_queries()[0].1);
+    assert!(
+        per_org.contains("(unknown sender)"),
+        "events/s by organization: {per_org}"
+    );
+}
+
+/// The SQL of every panel of `deploy/grafana/canh-overview.json`, with the Grafana ClickHouse
+/// plugin's macros filled in as the plugin would for "the last 10 years, 1-minute buckets".
+fn dashboard_queries() -> Vec<(String, String)> {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../deploy/grafana/canh-overview.json");
+    let d: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+    let re_filter = |sql: &str, macro_: &str, f: &dyn Fn(&str) -> String| {
+        let mut out = String::new();
+        let mut rest = sql;
+        while let Some(at) = rest.find(macro_) {
+            out.push_str(&rest[..at]);
+            let after = &rest[at + macro_.len()..];
+            let end = after.find(')').unwrap();
+            out.push_str(&f(&after[..end]));
+            rest = &after[end + 1..];
+        }
+        out.push_str(rest);
+        out
+    };
+    d["panels"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| {
+            let sql = p["targets"][0]["rawSql"].as_str().unwrap();
+            let sql = re_filter(sql, "$__timeFilter(", &|c| {
+                format!("{c} >= now() - 315360000 AND {c} <= now() + 315360000")
+            });
+            let sql = re_filter(&sql, "$__timeInterval(", &|c| {
+                format!("toStartOfMinute({c})")
+            });
+            (
+                p["title"].as_str().unwrap().to_owned(),
+                sql.replace("$__interval_s", "60"),
+            )
+        })
+        .collect()
 }
 
 /// The modern dialect cannot be served on this machine (Debian ships 18.16): its DDL, the
@@ -279,11 +361,18 @@ fn the_modern_tables_take_the_archive_and_the_encoder_in_chdb() {
     std::fs::write(dir.path().join("ddl.sql"), &ddl.stdout).unwrap();
     let script =
         std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/support/chdb_check.py");
+    let queries = dir.path().join("queries.json");
+    std::fs::write(
+        &queries,
+        serde_json::to_string(&dashboard_queries()).unwrap(),
+    )
+    .unwrap();
     let out = std::process::Command::new("python3")
         .arg(script)
         .arg(dir.path().join("ddl.sql"))
         .arg(dir.path().join("archive"))
         .arg(&rb)
+        .arg(&queries)
         .output()
         .unwrap();
     assert!(
@@ -297,7 +386,12 @@ fn the_modern_tables_take_the_archive_and_the_encoder_in_chdb() {
         .lines()
         .map(|l| serde_json::from_str(l).unwrap())
         .collect();
-    assert_eq!(tables.len(), 3, "{tables:?}");
+    assert_eq!(tables.len(), 4, "{tables:?}");
+    assert_eq!(
+        tables[3]["failed_queries"],
+        serde_json::json!([]),
+        "dashboard panels on ClickHouse 26"
+    );
     let events = &tables[0];
     assert_eq!(events["parquet_rows"], 3, "{events}");
     assert_eq!(events["rowbinary_rows"], 3, "{events}");

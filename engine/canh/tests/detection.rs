@@ -178,6 +178,40 @@ fn a_scripted_attack_raises_the_expected_alerts_and_no_others() {
             _ => assert_eq!(ip, "10.1.2.3"),
         }
     }
+
+    // The same rules over the archive afterwards find the same things.
+    let out = std::process::Command::new(common::CANH)
+        .args(["hunt", "--rules"])
+        .arg(pack())
+        .arg("--data-dir")
+        .arg(dir.path())
+        .args([
+            "--from",
+            "2000-01-01T00:00:00Z",
+            "--to",
+            "2100-01-01T00:00:00Z",
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let mut found: BTreeMap<String, usize> = BTreeMap::new();
+    for line in String::from_utf8(out.stdout).unwrap().lines() {
+        let m: serde_json::Value = serde_json::from_str(line).unwrap();
+        *found
+            .entry(m["rule.title"].as_str().unwrap().to_owned())
+            .or_default() += 1;
+    }
+    let mut hunted: Vec<&str> = found.keys().map(String::as_str).collect();
+    hunted.sort_unstable();
+    assert_eq!(hunted, titles, "{found:?}");
+    assert_eq!(
+        found["Traffic to or from an IOC-listed address"], 1,
+        "{found:?}"
+    );
 }
 
 #[test]

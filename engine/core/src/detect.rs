@@ -39,6 +39,14 @@ use crate::config::DetectionConfig;
 /// Columns keywords (Sigma keyword lists) are searched in: the whole raw line.
 const EVENT_KEYWORDS: [&str; 1] = ["event.original"];
 
+/// The columns a table's keywords are searched in (flows and alerts have none).
+pub fn keywords(table: Table) -> &'static [&'static str] {
+    match table {
+        Table::Events => &EVENT_KEYWORDS,
+        _ => &[],
+    }
+}
+
 /// One rule set, as loaded at one time.
 #[derive(Debug)]
 pub struct Loaded {
@@ -260,16 +268,16 @@ impl WorkerDetect {
             self.loaded = self.rules.current();
             self.scratch = self.loaded.set.scratch();
         }
-        let (target, keywords): (Target, &[&str]) = match batch.table {
-            Table::Events => (Target::Events, &EVENT_KEYWORDS),
-            Table::Flows => (Target::Flows, &[]),
+        let target = match batch.table {
+            Table::Events => Target::Events,
+            Table::Flows => Target::Flows,
             Table::Alerts => return,
         };
         self.hits.clear();
         let records = &batch.records;
         self.loaded.set.matches(
             target,
-            &BatchEvents::new(records, keywords),
+            &BatchEvents::new(records, keywords(batch.table)),
             &mut self.scratch,
             &mut self.hits,
         );
@@ -375,11 +383,7 @@ pub fn run_alerts(
                     metrics.detection("stale_matches", d.hits.len() as u64);
                     continue;
                 }
-                let keywords: &[&str] = match d.table {
-                    Table::Events => &EVENT_KEYWORDS,
-                    _ => &[],
-                };
-                let events = BatchEvents::new(&d.records, keywords);
+                let events = BatchEvents::new(&d.records, keywords(d.table));
                 for &(row, rule, time_ns) in &d.hits {
                     watermark = watermark.max(time_ns);
                     let row = row as usize;

@@ -20,9 +20,11 @@
 pub mod config;
 pub mod detect;
 pub mod http;
+pub mod hunt;
 pub mod inventory;
 pub mod json;
 pub mod pipeline;
+pub mod query;
 pub mod sink;
 pub mod zone;
 

@@ -1,12 +1,14 @@
 """Checks the modern-dialect ClickHouse DDL against a current ClickHouse (chDB, in process).
 
-usage: chdb_check.py DDL_FILE ARCHIVE_DIR ROWBINARY_DIR
+usage: chdb_check.py DDL_FILE ARCHIVE_DIR ROWBINARY_DIR [QUERIES_JSON]
 
 Creates the tables of DDL_FILE twice (databases `canh` and `canh_rb`), loads every table's
 Parquet files of ARCHIVE_DIR (the archive's layout: TABLE/date=…/hour=…/*.parquet) into the first
 and every TABLE.rowbinary of ROWBINARY_DIR (Canh's RowBinary encoder) into the second, and prints
 one JSON object per table: rows in each, and whether the two hold the same rows.
-Exits non-zero, with ClickHouse's message, when a statement fails.
+QUERIES_JSON, a JSON list of [title, sql] pairs, is run over the loaded tables afterwards; one
+last object lists the titles of those that failed, with the error.
+Exits non-zero, with ClickHouse's message, when a statement of the DDL or a load fails.
 """
 import glob
 import json
@@ -50,3 +52,12 @@ for table in ("events", "flows", "alerts"):
         "same": a == b,
         "sample": a.splitlines()[:1],
     }))
+
+if len(sys.argv) > 4:
+    failed = []
+    for title, sql in json.load(open(sys.argv[4])):
+        try:
+            s.query(sql)
+        except Exception as e:  # the query's error, reported to the caller
+            failed.append([title, str(e)[:500]])
+    print(json.dumps({"failed_queries": failed}))

@@ -4,13 +4,13 @@
 //! Two dialects, chosen from the server's version ([`Dialect::of_version`]):
 //!
 //! * **legacy** — ClickHouse before 20.1 (Debian 12 ships 18.16), which has no `DateTime64`,
-//!   `Map`, codecs or TTL: times are `Int64` nanoseconds since the epoch (an `ALIAS` column
-//!   `<name>_time` gives them as `DateTime`), the vendor map is `Nested(key, value)` (two
-//!   arrays), retention drops old partitions.
+//!   `Map`, codecs or TTL: times are `Int64` nanoseconds since the epoch, the vendor map is
+//!   `Nested(key, value)` (two arrays), retention drops old partitions.
 //! * **modern** — `DateTime64(9, 'UTC')`, `Map(String, Nullable(String))`,
 //!   `LowCardinality` for repetitive text, ZSTD for the nearly unique columns, and a TTL.
 //!
-//! `DateTime64(9)` is sent as the same 64-bit count of nanoseconds as `Int64`, so one encoder
+//! In both, an `ALIAS` column `<name>_time` gives each time as a `DateTime` (seconds), so
+//! dashboards and queries read the same names on either. `DateTime64(9)` is sent as the same 64-bit count of nanoseconds as `Int64`, so one encoder
 //! serves both; only the vendor map is laid out per dialect (`Nested`: two arrays; `Map`:
 //! key and value pairs). IP addresses are text in every dialect, as in the Parquet archive
 //! (18.16 has no IP types).
@@ -132,21 +132,19 @@ pub fn create_table(table: Table, layout: &Layout) -> String {
         }
         sql.push_str(",\n");
     }
-    if d == Dialect::Legacy {
-        // Times as DateTime for queries (seconds; the stored column keeps nanoseconds).
-        for f in table
-            .fields()
-            .iter()
-            .filter(|f| f.ty == FieldType::Timestamp)
-        {
-            let col = f.column();
-            let _ = writeln!(
-                sql,
-                "  {} ALIAS toDateTime(intDiv({}, 1000000000)),",
-                quote(&format!("{col}_time")),
-                quote(&col)
-            );
-        }
+    // Every time also as `<name>_time`, a DateTime (seconds): the same name in both dialects
+    // for dashboards and ad-hoc queries.
+    for f in table
+        .fields()
+        .iter()
+        .filter(|f| f.ty == FieldType::Timestamp)
+    {
+        let col = f.column();
+        let expr = match d {
+            Dialect::Legacy => format!("toDateTime(intDiv({}, 1000000000))", quote(&col)),
+            Dialect::Modern => format!("toDateTime({})", quote(&col)),
+        };
+        let _ = writeln!(sql, "  {} ALIAS {expr},", quote(&format!("{col}_time")));
     }
     sql.truncate(sql.trim_end_matches([',', '\n']).len());
     let time = time_expr(d);
