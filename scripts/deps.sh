@@ -21,6 +21,9 @@ command -v softflowd >/dev/null || need+=(softflowd)
 command -v tshark >/dev/null || need+=(tshark)
 # Hyperscan for the compiled rule matcher (the hyperscan crate links libhs via pkg-config).
 pkg-config --exists libhs 2>/dev/null || need+=(libhyperscan-dev)
+# ClickHouse 18.16 for the ClickHouse tests (deploy/clickhouse.sh starts it; installed here so
+# that tests starting servers at once do not race for the package manager).
+command -v clickhouse-server >/dev/null || need+=(clickhouse-server clickhouse-client)
 if [ ${#need[@]} -gt 0 ]; then
   echo "deps: installing Debian packages: ${need[*]}" >&2
   $SUDO apt-get update -qq
@@ -34,8 +37,7 @@ if ! python3 -c 'import pyarrow' 2>/dev/null; then
 fi
 
 # chDB (ClickHouse 26 in process): the tests check the DDL Canh generates for current ClickHouse
-# releases with it (Debian's server is 18.16). The 18.16 server itself is installed by
-# deploy/clickhouse.sh when a test first starts one.
+# releases with it (Debian's server, installed above, is 18.16).
 if ! python3 -c 'import chdb' 2>/dev/null; then
   echo "deps: installing chdb" >&2
   python3 -m pip install -q chdb 2>/dev/null || python3 -m pip install -q --break-system-packages chdb

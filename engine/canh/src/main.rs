@@ -69,33 +69,6 @@ enum Command {
         #[command(subcommand)]
         command: ConfigCommand,
     },
-    /// Read-only SQL over the Parquet archive (tables events, flows, alerts; partition columns
-    /// `date` and `hour`), or over ClickHouse with --clickhouse-url.
-    Query {
-        /// One SQL statement (SELECT, WITH, EXPLAIN, SHOW, DESCRIBE).
-        sql: String,
-        /// TOML configuration file: its data_dir (and [clickhouse] database) are used.
-        #[arg(long, short)]
-        config: Option<PathBuf>,
-        /// The folder `canh serve` stores into (default: the config's, else ./data).
-        #[arg(long)]
-        data_dir: Option<PathBuf>,
-        /// Run on ClickHouse at this HTTP URL instead of the archive (read-only).
-        #[arg(long)]
-        clickhouse_url: Option<String>,
-        /// The ClickHouse database (default: the config's, else canh).
-        #[arg(long)]
-        database: Option<String>,
-        /// `table`, `csv` or `json` (one object per line).
-        #[arg(long, default_value = "table", value_parser = canh_core::query::Output::parse)]
-        format: canh_core::query::Output,
-        /// Rows returned at most.
-        #[arg(long, default_value_t = 10_000)]
-        max_rows: usize,
-        /// The query is stopped after this long.
-        #[arg(long, default_value = "60s", value_parser = humantime::parse_duration)]
-        timeout: std::time::Duration,
-    },
     /// ClickHouse tools.
     Clickhouse {
         #[command(subcommand)]
@@ -236,24 +209,6 @@ fn main() -> ExitCode {
         Command::Config {
             command: ConfigCommand::Check { file },
         } => config_check(&file),
-        Command::Query {
-            sql,
-            config,
-            data_dir,
-            clickhouse_url,
-            database,
-            format,
-            max_rows,
-            timeout,
-        } => query(
-            &sql,
-            config,
-            data_dir,
-            clickhouse_url,
-            database,
-            format,
-            canh_core::query::Limits { max_rows, timeout },
-        ),
         Command::Clickhouse {
             command:
                 ClickhouseCommand::Ddl {
@@ -391,62 +346,6 @@ fn serve(
     tracing::info!(data_dir = %config.data_dir.display(), "canh is running; SIGTERM or Ctrl-C stops it");
     engine.wait_for_signal().context("waiting for a signal")?;
     engine.shutdown();
-    Ok(ExitCode::SUCCESS)
-}
-
-fn query(
-    sql: &str,
-    config: Option<PathBuf>,
-    data_dir: Option<PathBuf>,
-    clickhouse_url: Option<String>,
-    database: Option<String>,
-    format: canh_core::query::Output,
-    limits: canh_core::query::Limits,
-) -> anyhow::Result<ExitCode> {
-    let Some(config) = load_config(config.as_ref()) else {
-        return Ok(ExitCode::from(2));
-    };
-    let data_dir = data_dir.unwrap_or(config.data_dir.clone());
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .context("starting the query runtime")?;
-    let mut out = std::io::stdout().lock();
-    let mut err = std::io::stderr().lock();
-    match clickhouse_url {
-        Some(url) => {
-            let database = database
-                .or(config.clickhouse.as_ref().map(|c| c.database.clone()))
-                .unwrap_or_else(|| "canh".into());
-            match rt.block_on(canh_core::query::clickhouse(
-                &url, &database, sql, format, limits,
-            )) {
-                Ok(text) => out.write_all(text.as_bytes())?,
-                Err(e) => {
-                    writeln!(err, "query failed: {e}")?;
-                    return Ok(ExitCode::FAILURE);
-                }
-            }
-        }
-        _ => {
-            let archive = data_dir.join("archive");
-            match rt.block_on(canh_core::query::archive(&archive, sql, limits)) {
-                Ok(answer) => {
-                    if let Err(e) = canh_core::query::write(&answer.batches, format, &mut out) {
-                        writeln!(err, "{e}")?;
-                        return Ok(ExitCode::FAILURE);
-                    }
-                    if answer.truncated {
-                        writeln!(err, "(stopped at {} rows: --max-rows)", limits.max_rows)?;
-                    }
-                }
-                Err(e) => {
-                    writeln!(err, "query failed: {e}")?;
-                    return Ok(ExitCode::FAILURE);
-                }
-            }
-        }
-    }
     Ok(ExitCode::SUCCESS)
 }
 

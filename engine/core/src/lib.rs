@@ -24,7 +24,6 @@ pub mod hunt;
 pub mod inventory;
 pub mod json;
 pub mod pipeline;
-pub mod query;
 pub mod sink;
 pub mod zone;
 
