@@ -76,6 +76,7 @@ fn main() {
         database: "canh_bench".into(),
         dialect: server.dialect,
         retention_days: None,
+        cluster: None,
     };
     rt.block_on(async {
         server

@@ -36,8 +36,8 @@ use crate::plain::{compare, Det, Item, Matcher, PlainRule, Row};
 /// Many detection rules compiled together.
 #[derive(Debug)]
 pub struct Compiled {
-    rules: Vec<CRule>,
-    atoms: Vec<Atom>,
+    pub(crate) rules: Vec<CRule>,
+    pub(crate) atoms: Vec<Atom>,
     fields: Vec<FieldIndex>,
     /// For each atom, the rules to evaluate where it hits.
     triggers: Vec<Vec<u32>>,
@@ -62,33 +62,33 @@ pub struct Stats {
 }
 
 #[derive(Debug)]
-struct Atom {
-    field: Option<String>,
-    matcher: Matcher,
+pub(crate) struct Atom {
+    pub(crate) field: Option<String>,
+    pub(crate) matcher: Matcher,
     indexed: bool,
 }
 
 #[derive(Debug)]
-struct CRule {
-    dets: Vec<CDet>,
-    conditions: Vec<Cond>,
+pub(crate) struct CRule {
+    pub(crate) dets: Vec<CDet>,
+    pub(crate) conditions: Vec<Cond>,
 }
 
 #[derive(Debug)]
-enum CDet {
+pub(crate) enum CDet {
     AllOf(Vec<CItem>),
     AnyOf(Vec<CDet>),
     And(Vec<CDet>),
 }
 
 #[derive(Debug)]
-struct CItem {
-    atoms: Vec<u32>,
-    all: bool,
+pub(crate) struct CItem {
+    pub(crate) atoms: Vec<u32>,
+    pub(crate) all: bool,
 }
 
 #[derive(Debug)]
-enum Cond {
+pub(crate) enum Cond {
     And(Vec<Cond>),
     Or(Vec<Cond>),
     Not(Box<Cond>),

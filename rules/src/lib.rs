@@ -32,6 +32,7 @@ mod load;
 pub mod mapping;
 pub mod plain;
 mod set;
+pub mod sql;
 pub mod tests;
 
 pub use check::{check, Checked};

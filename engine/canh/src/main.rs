@@ -69,6 +69,33 @@ enum Command {
         #[command(subcommand)]
         command: ConfigCommand,
     },
+    /// Read-only SQL over the Parquet archive (tables events, flows, alerts; partition columns
+    /// `date` and `hour`), or over ClickHouse with --clickhouse-url.
+    Query {
+        /// One SQL statement (SELECT, WITH, EXPLAIN, SHOW, DESCRIBE).
+        sql: String,
+        /// TOML configuration file: its data_dir (and [clickhouse] database) are used.
+        #[arg(long, short)]
+        config: Option<PathBuf>,
+        /// The folder `canh serve` stores into (default: the config's, else ./data).
+        #[arg(long)]
+        data_dir: Option<PathBuf>,
+        /// Run on ClickHouse at this HTTP URL instead of the archive (read-only).
+        #[arg(long)]
+        clickhouse_url: Option<String>,
+        /// The ClickHouse database (default: the config's, else canh).
+        #[arg(long)]
+        database: Option<String>,
+        /// `table`, `csv` or `json` (one object per line).
+        #[arg(long, default_value = "table", value_parser = canh_query::Output::parse)]
+        format: canh_query::Output,
+        /// Rows returned at most.
+        #[arg(long, default_value_t = 10_000)]
+        max_rows: usize,
+        /// The query is stopped after this long.
+        #[arg(long, default_value = "60s", value_parser = humantime::parse_duration)]
+        timeout: std::time::Duration,
+    },
     /// ClickHouse tools.
     Clickhouse {
         #[command(subcommand)]
@@ -98,6 +125,13 @@ enum Command {
         /// The folder `canh serve` stores into (default: ./data).
         #[arg(long, default_value = "data")]
         data_dir: PathBuf,
+        /// Hunt over ClickHouse at this HTTP URL instead of the archive: the rules become SQL
+        /// that narrows the rows down, and Canh decides on the rows that come back.
+        #[arg(long)]
+        clickhouse_url: Option<String>,
+        /// The ClickHouse database.
+        #[arg(long, default_value = "canh")]
+        database: String,
         /// Field mapping: `builtin` (rule names to ECS, log sources to the events they
         /// select), `none` (events are read with the rules' own names), or a mapping file.
         #[arg(long, default_value = "builtin")]
@@ -106,6 +140,11 @@ enum Command {
         /// beside the rules (inside the first rules folder).
         #[arg(long)]
         iocs: Option<PathBuf>,
+        /// Also store the alerts the matches make (deduplicated and suppressed as in `canh
+        /// serve`, same ids) in the archive's `alerts` table under --data-dir, and in
+        /// ClickHouse's when hunting there.
+        #[arg(long)]
+        store: bool,
     },
 }
 
@@ -175,6 +214,10 @@ enum ClickhouseCommand {
         /// Days of data to keep (a TTL in the modern dialect).
         #[arg(long)]
         retention_days: Option<u32>,
+        /// For a cluster of this name (from the servers' remote_servers): per-shard
+        /// `<table>_local` tables and Distributed tables over them, run on every server.
+        #[arg(long)]
+        cluster: Option<String>,
     },
 }
 
@@ -209,14 +252,33 @@ fn main() -> ExitCode {
         Command::Config {
             command: ConfigCommand::Check { file },
         } => config_check(&file),
+        Command::Query {
+            sql,
+            config,
+            data_dir,
+            clickhouse_url,
+            database,
+            format,
+            max_rows,
+            timeout,
+        } => query(
+            &sql,
+            config,
+            data_dir,
+            clickhouse_url,
+            database,
+            format,
+            canh_query::Limits { max_rows, timeout },
+        ),
         Command::Clickhouse {
             command:
                 ClickhouseCommand::Ddl {
                     dialect,
                     database,
                     retention_days,
+                    cluster,
                 },
-        } => clickhouse_ddl(&dialect, database, retention_days),
+        } => clickhouse_ddl(&dialect, database, retention_days, cluster),
         Command::Rules {
             command:
                 RulesCommand::Check {
@@ -239,19 +301,36 @@ fn main() -> ExitCode {
             from,
             to,
             data_dir,
+            clickhouse_url,
+            database,
             mapping,
             iocs,
+            store,
         } => match input {
-            Some(input) => hunt(&rules, HuntSource::Json(&input), &mapping, iocs),
+            Some(input) => hunt(
+                &rules,
+                HuntSource::Json(&input),
+                &mapping,
+                iocs,
+                store.then(|| data_dir.join("archive")),
+            ),
             None => match hunt_window(from.as_deref(), to.as_deref()) {
                 Ok(window) => hunt(
                     &rules,
-                    HuntSource::Archive {
-                        archive: data_dir.join("archive"),
-                        window,
+                    match clickhouse_url {
+                        Some(url) => HuntSource::ClickHouse {
+                            url,
+                            database,
+                            window,
+                        },
+                        None => HuntSource::Archive {
+                            archive: data_dir.join("archive"),
+                            window,
+                        },
                     },
                     &mapping,
                     iocs,
+                    store.then(|| data_dir.join("archive")),
                 ),
                 Err(e) => {
                     let _ = writeln!(std::io::stderr(), "{e}");
@@ -349,12 +428,69 @@ fn serve(
     Ok(ExitCode::SUCCESS)
 }
 
+fn query(
+    sql: &str,
+    config: Option<PathBuf>,
+    data_dir: Option<PathBuf>,
+    clickhouse_url: Option<String>,
+    database: Option<String>,
+    format: canh_query::Output,
+    limits: canh_query::Limits,
+) -> anyhow::Result<ExitCode> {
+    let Some(config) = load_config(config.as_ref()) else {
+        return Ok(ExitCode::from(2));
+    };
+    let data_dir = data_dir.unwrap_or(config.data_dir.clone());
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("starting the query runtime")?;
+    let mut out = std::io::stdout().lock();
+    let mut err = std::io::stderr().lock();
+    match clickhouse_url {
+        Some(url) => {
+            let database = database
+                .or(config.clickhouse.as_ref().map(|c| c.database.clone()))
+                .unwrap_or_else(|| "canh".into());
+            match rt.block_on(canh_query::clickhouse(&url, &database, sql, format, limits)) {
+                Ok(text) => out.write_all(text.as_bytes())?,
+                Err(e) => {
+                    writeln!(err, "query failed: {e}")?;
+                    return Ok(ExitCode::FAILURE);
+                }
+            }
+        }
+        _ => {
+            let archive = data_dir.join("archive");
+            match rt.block_on(canh_query::archive(&archive, sql, limits)) {
+                Ok(answer) => {
+                    if let Err(e) = canh_query::write(&answer.batches, format, &mut out) {
+                        writeln!(err, "{e}")?;
+                        return Ok(ExitCode::FAILURE);
+                    }
+                    if answer.truncated {
+                        writeln!(err, "(stopped at {} rows: --max-rows)", limits.max_rows)?;
+                    }
+                }
+                Err(e) => {
+                    writeln!(err, "query failed: {e}")?;
+                    return Ok(ExitCode::FAILURE);
+                }
+            }
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
 fn clickhouse_ddl(
     dialect: &str,
     database: String,
     retention_days: Option<u32>,
+    cluster: Option<String>,
 ) -> anyhow::Result<ExitCode> {
-    use canh_core::sink::clickhouse::{create_database, create_table, Dialect, Layout};
+    use canh_core::sink::clickhouse::{
+        create_database, create_distributed, create_table, Dialect, Layout,
+    };
     let layout = Layout {
         database,
         dialect: if dialect == "legacy" {
@@ -363,11 +499,15 @@ fn clickhouse_ddl(
             Dialect::Modern
         },
         retention_days,
+        cluster,
     };
     let mut out = std::io::stdout().lock();
     writeln!(out, "{};\n", create_database(&layout))?;
     for t in Table::ALL {
         writeln!(out, "{};\n", create_table(t, &layout))?;
+        if let Some(sql) = create_distributed(t, &layout) {
+            writeln!(out, "{sql};\n")?;
+        }
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -636,6 +776,12 @@ enum HuntSource<'a> {
         archive: PathBuf,
         window: canh_core::hunt::Window,
     },
+    /// ClickHouse tables, by event time.
+    ClickHouse {
+        url: String,
+        database: String,
+        window: canh_core::hunt::Window,
+    },
 }
 
 /// Rules, correlations and the output of `canh hunt`, whatever the source.
@@ -647,6 +793,8 @@ struct Hunter {
     heads: Vec<Option<String>>,
     out: std::io::BufWriter<std::io::StdoutLock<'static>>,
     matches: u64,
+    /// With `--store`: the alerts the matches make.
+    store: Option<(canh_core::detect::Alerts, TableBuilder, Metrics)>,
 }
 
 impl Hunter {
@@ -667,6 +815,7 @@ impl Hunter {
             silent,
             out: std::io::BufWriter::new(std::io::stdout().lock()),
             matches: 0,
+            store: None,
         })
     }
 
@@ -680,6 +829,9 @@ impl Hunter {
         line: Option<&str>,
     ) -> anyhow::Result<()> {
         use canh_rules::correlation::Source;
+        if let Some((alerts, builder, metrics)) = &mut self.store {
+            alerts.matched(rule, time_ns, event, &|| event.clone(), builder, metrics);
+        }
         if self.correlator.wants(rule) {
             for f in self
                 .correlator
@@ -737,13 +889,36 @@ fn hunt(
     source: HuntSource<'_>,
     map: &str,
     ioc_dir: Option<PathBuf>,
+    store: Option<PathBuf>,
 ) -> anyhow::Result<ExitCode> {
     let mut h = Hunter::new(rule_paths, map, ioc_dir)?;
+    if store.is_some() {
+        let config = canh_core::config::DetectionConfig::default();
+        h.store = Some((
+            canh_core::detect::Alerts::new(&h.set, &config),
+            TableBuilder::new(Table::Alerts, 1024),
+            Metrics::new(),
+        ));
+    }
+    let clickhouse = match &source {
+        HuntSource::ClickHouse { url, database, .. } => Some((url.clone(), database.clone())),
+        _ => None,
+    };
     let (events, bad) = match source {
         HuntSource::Json(input) => hunt_json(&mut h, input)?,
         HuntSource::Archive { archive, window } => (hunt_archive(&mut h, &archive, window)?, 0),
+        HuntSource::ClickHouse {
+            url,
+            database,
+            window,
+        } => (hunt_clickhouse(&mut h, &url, database, window)?, 0),
     };
     h.out.flush()?;
+    if let (Some(archive), Some((mut alerts, mut builder, metrics))) = (store, h.store.take()) {
+        alerts.close(&mut builder, &metrics);
+        let stored = store_alerts(&archive, clickhouse, builder.finish()?, metrics)?;
+        writeln!(std::io::stderr(), "{stored} alert row(s) stored")?;
+    }
     writeln!(
         std::io::stderr(),
         "{events} event(s), {} rule(s), {} match(es){}",
@@ -760,6 +935,50 @@ fn hunt(
     } else {
         ExitCode::SUCCESS
     })
+}
+
+/// Writes a hunt's alert rows into the archive (and ClickHouse's `alerts`): how many.
+fn store_alerts(
+    archive: &std::path::Path,
+    clickhouse: Option<(String, String)>,
+    batch: Option<canh_schema::Batch>,
+    metrics: Metrics,
+) -> anyhow::Result<usize> {
+    let Some(batch) = batch else {
+        return Ok(0);
+    };
+    let mut a = canh_core::sink::parquet::ParquetArchive::open(
+        archive,
+        canh_core::config::ArchiveConfig::default(),
+        metrics,
+    )
+    .with_context(|| format!("opening the archive {}", archive.display()))?;
+    a.write(&batch)
+        .and_then(|()| a.close())
+        .context("storing alerts in the archive")?;
+    if let Some((url, database)) = clickhouse {
+        use canh_core::sink::clickhouse::{encode, Layout, Server};
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .context("starting the ClickHouse client")?;
+        rt.block_on(async {
+            let server = Server::connect(&url).await?;
+            let layout = Layout {
+                database,
+                dialect: server.dialect,
+                retention_days: None,
+                cluster: None,
+            };
+            let mut data = Vec::new();
+            encode(Table::Alerts, layout.dialect, &batch.records, &mut data)
+                .map_err(|e| anyhow::anyhow!("{e}"))?;
+            server.insert(Table::Alerts, &layout, data).await?;
+            Ok::<_, anyhow::Error>(())
+        })
+        .context("storing alerts in ClickHouse")?;
+    }
+    Ok(batch.rows())
 }
 
 /// JSON lines through the compiled matcher in batches: (events, lines that are not objects).
@@ -879,7 +1098,66 @@ fn hunt_archive(
     }
     bar.finish_and_clear();
     // Correlation windows need event-time order across files and tables.
-    all.sort_by_key(|m| m.time_ns);
+    canh_core::hunt::sort(&mut all);
+    for m in &all {
+        h.hit(m.rule, m.time_ns, &m.event, None)?;
+    }
+    Ok(rows.load(Ordering::Relaxed))
+}
+
+/// ClickHouse's events and flows of a time window: per table, ClickHouse runs the rules' SQL
+/// condition and Canh the compiled rules on the rows it sends; then correlations in
+/// event-time order, as over the archive. Returns the rows received.
+fn hunt_clickhouse(
+    h: &mut Hunter,
+    url: &str,
+    database: String,
+    window: canh_core::hunt::Window,
+) -> anyhow::Result<u64> {
+    use canh_core::sink::clickhouse::{Layout, Server};
+    use std::sync::atomic::{AtomicU64, Ordering};
+    canh_core::config::ClickHouseConfig::check_url(url).map_err(anyhow::Error::msg)?;
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("starting the ClickHouse client")?;
+    let server = rt
+        .block_on(Server::connect(url))
+        .with_context(|| format!("connecting to ClickHouse at {url}"))?;
+    let layout = Layout {
+        database,
+        dialect: server.dialect,
+        retention_days: None,
+        cluster: None,
+    };
+    let rows = AtomicU64::new(0);
+    let mut all = Vec::new();
+    let mut err = std::io::stderr().lock();
+    for t in [Table::Events, Table::Flows] {
+        if let Some((sql, filter)) = canh_core::hunt::clickhouse_select(&h.set, t, &layout, window)
+        {
+            tracing::debug!(table = t.name(), %sql, "hunt query");
+            writeln!(
+                err,
+                "{}: {} rule(s) decided by ClickHouse, {} narrowed there and decided by Canh{}",
+                t.name(),
+                filter.exact,
+                filter.widened,
+                if filter.condition == "1" {
+                    " (every row of the window is read)"
+                } else {
+                    ""
+                }
+            )?;
+        }
+        let found = rt
+            .block_on(canh_core::hunt::clickhouse(
+                &h.set, t, &server, &layout, window, &rows,
+            ))
+            .map_err(|e| anyhow::anyhow!("hunting over ClickHouse: {e}"))?;
+        all.extend(found);
+    }
+    canh_core::hunt::sort(&mut all);
     for m in &all {
         h.hit(m.rule, m.time_ns, &m.event, None)?;
     }

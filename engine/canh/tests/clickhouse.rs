@@ -1,7 +1,8 @@
 //! ClickHouse against a real server: the one Debian 12 ships (18.16), installed and started on
 //! loopback by `deploy/clickhouse.sh` in a folder of the test's own, and stopped afterwards.
 //! The tables and the RowBinary encoder; `canh serve` storing events through an outage of the
-//! server and a restart of Canh with a full spool.
+//! server and a restart of Canh with a full spool; a million events over TCP stored field for
+//! field as in the Parquet archive; two servers as the shards of a cluster.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
@@ -65,6 +66,7 @@ fn events_round_trip_through_clickhouse_18_16() {
             database: "canh_test".into(),
             dialect: server.dialect,
             retention_days: Some(30),
+            cluster: None,
         };
         server.create(&layout).await.unwrap();
         // Creating again is harmless.
@@ -243,6 +245,34 @@ fn serve_keeps_every_event_through_an_outage_and_a_restart_with_a_full_spool() {
         .count();
     assert_eq!(dead, 0, "nothing should be dead-lettered");
 
+    // `canh query` on ClickHouse: the same answer as the archive; read-only.
+    let q = |sql: &str| {
+        std::process::Command::new(common::CANH)
+            .args([
+                "query",
+                "--format",
+                "csv",
+                "--clickhouse-url",
+                &ch.url(),
+                sql,
+            ])
+            .output()
+            .unwrap()
+    };
+    let out = q("SELECT count() AS n FROM events WHERE message LIKE 'seq=%'");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "\"n\"\n8000\n");
+    let out = q("DROP TABLE events");
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("readonly"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert_eq!(count(&ch), 8000);
 
     // Every panel of the Grafana dashboard runs on this server.
@@ -368,4 +398,173 @@ fn the_modern_tables_take_the_archive_and_the_encoder_in_chdb() {
     assert_eq!(events["parquet_rows"], 3, "{events}");
     assert_eq!(events["rowbinary_rows"], 3, "{events}");
     assert_eq!(events["same"], true, "{events}");
+}
+
+/// A RowBinary dump of `canh.events` sorted by sender and line, as the server sends it back.
+fn dump_sorted(ch: &ClickHouse) -> Vec<u8> {
+    let mut s = TcpStream::connect(("127.0.0.1", ch.http)).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(300))).unwrap();
+    let sql =
+        "SELECT * FROM canh.events ORDER BY log_source_address, event_original FORMAT RowBinary";
+    write!(
+        s,
+        "POST / HTTP/1.0\r\nHost: x\r\nContent-Length: {}\r\n\r\n{sql}",
+        sql.len()
+    )
+    .unwrap();
+    let mut out = Vec::new();
+    std::io::Read::read_to_end(&mut s, &mut out).unwrap();
+    let head = out
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .expect("an HTTP answer");
+    assert!(
+        out.starts_with(b"HTTP/1.0 200"),
+        "{}",
+        String::from_utf8_lossy(&out[..head])
+    );
+    out.split_off(head + 4)
+}
+
+/// The archive's events sorted as [`dump_sorted`], encoded as Canh sends them.
+fn archive_sorted(data: &std::path::Path, dialect: Dialect) -> (usize, Vec<u8>) {
+    use arrow::compute::{concat_batches, lexsort_to_indices, take_record_batch, SortColumn};
+    let batches = read_events(data, None);
+    let all = concat_batches(&batches[0].schema(), &batches).unwrap();
+    let key = |name: &str| SortColumn {
+        values: all.column_by_name(name).unwrap().clone(),
+        options: None,
+    };
+    let order =
+        lexsort_to_indices(&[key("log_source_address"), key("event_original")], None).unwrap();
+    let sorted = take_record_batch(&all, &order).unwrap();
+    let mut bytes = Vec::new();
+    encode(Table::Events, dialect, &sorted, &mut bytes).unwrap();
+    (sorted.num_rows(), bytes)
+}
+
+#[test]
+fn a_million_events_over_tcp_land_in_clickhouse_as_in_the_archive() {
+    const LINES: u64 = 1_000_000;
+    let dir = tempfile::tempdir().unwrap();
+    let ch = ClickHouse::start(&dir.path().join("clickhouse"));
+    let data = dir.path().join("data");
+    let canh = Canh::start(
+        &data,
+        &format!("[clickhouse]\nurl = \"{}\"\ntimeout = \"60s\"\n", ch.url()),
+    );
+    let spec = canh_benches::Spec {
+        target: canh.tcp,
+        proto: canh_benches::Proto::TcpOctet,
+        count: Some(LINES),
+        duration: None,
+        rate: 0,
+        connections: 4,
+        seq: true,
+        source: canh_benches::Source::Mix { rfc5424: true },
+        seed: 5,
+    };
+    assert_eq!(canh_benches::run(&spec).unwrap().lines, LINES);
+    assert!(
+        eventually(Duration::from_secs(300), || count(&ch) == LINES),
+        "{} rows in ClickHouse\n{}",
+        count(&ch),
+        canh.log()
+    );
+    assert!(canh.stop().success());
+    assert_eq!(count(&ch), LINES, "no row more after the stop");
+
+    // Every field of every row: the server's RowBinary dump of the table is byte for byte the
+    // archive's rows (Parquet), sorted alike and encoded as the sink encodes them.
+    let version = ch.query("SELECT version()");
+    let dialect = Dialect::of_version(&version);
+    let (rows, from_archive) = archive_sorted(&data, dialect);
+    assert_eq!(rows as u64, LINES);
+    let from_clickhouse = dump_sorted(&ch);
+    assert_eq!(from_clickhouse.len(), from_archive.len());
+    assert!(
+        from_clickhouse == from_archive,
+        "the rows differ from byte {:?}",
+        from_clickhouse
+            .iter()
+            .zip(&from_archive)
+            .position(|(a, b)| a != b)
+    );
+    // And a few columns checked as values, not bytes.
+    let summary = ch.query(
+        "SELECT uniqExact(log_source_address), countIf(observer_vendor = 'Fortinet'), \
+         countIf(parse_status = 'ok') > 0, sum(source_bytes) > 0 FROM canh.events",
+    );
+    let fields: Vec<&str> = summary.split_whitespace().collect();
+    assert_eq!(fields[0], "4", "{summary}");
+    assert!(fields[1].parse::<u64>().unwrap() > LINES / 3, "{summary}");
+    assert_eq!(&fields[2..], ["1", "1"], "{summary}");
+}
+
+#[test]
+fn a_two_shard_cluster_gets_rows_on_both_shards_and_reads_them_back_whole() {
+    const LINES: usize = 20_000;
+    let dir = tempfile::tempdir().unwrap();
+    let shards = ClickHouse::start_cluster(
+        "canh_pair",
+        &[dir.path().join("shard1"), dir.path().join("shard2")],
+    );
+    let data = dir.path().join("data");
+    let canh = Canh::start(
+        &data,
+        &format!(
+            "[clickhouse]\nurl = \"{}\"\ncluster = \"canh_pair\"\nshards = [\"{}\", \"{}\"]\n\
+             flush_interval = \"100ms\"\n",
+            shards[0].url(),
+            shards[0].url(),
+            shards[1].url()
+        ),
+    );
+    send(&canh, 0, LINES);
+    // The Distributed table forwards rows to the other shard in the background.
+    let total = |ch: &ClickHouse| {
+        ch.try_query("SELECT count() FROM canh.events")
+            .ok()
+            .and_then(|c| c.trim().parse::<usize>().ok())
+            .unwrap_or(0)
+    };
+    assert!(
+        eventually(Duration::from_secs(120), || total(&shards[0]) == LINES),
+        "{} rows through the Distributed table\n{}",
+        total(&shards[0]),
+        canh.log()
+    );
+    assert!(canh.stop().success());
+    let local: Vec<usize> = shards
+        .iter()
+        .map(|ch| {
+            ch.query("SELECT count() FROM canh.events_local")
+                .trim()
+                .parse()
+                .unwrap()
+        })
+        .collect();
+    assert_eq!(local.iter().sum::<usize>(), LINES, "{local:?}");
+    assert!(
+        local.iter().all(|&n| n > LINES / 4),
+        "rows should spread over both shards: {local:?}"
+    );
+    // Either shard's Distributed table reads the whole, each line once.
+    for ch in &shards {
+        let whole = ch.query(
+            "SELECT count(), uniqExact(message), countIf(message LIKE 'seq=%') FROM canh.events",
+        );
+        assert_eq!(whole.trim(), format!("{LINES}\t{LINES}\t{LINES}"));
+    }
+    // `canh query` on the cluster.
+    let out = std::process::Command::new(common::CANH)
+        .args(["query", "--format", "csv", "--clickhouse-url"])
+        .arg(shards[1].url())
+        .arg("SELECT count() AS n FROM events")
+        .output()
+        .unwrap();
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        format!("\"n\"\n{LINES}\n")
+    );
 }

@@ -1,7 +1,9 @@
 //! End-to-end detection: `canh serve` with the starter rule pack, and a scripted attack sent
 //! over the network — an SSH brute force followed by a successful login (sshd lines sent by
 //! `logger`), a port scan seen in NetFlow v5, and a firewall logging traffic to an address on
-//! the IOC list. The archive's `alerts` table must hold exactly the expected alerts. A second
+//! the IOC list. The archive's `alerts` table must hold exactly the expected alerts; `canh hunt`
+//! over the archive and over ClickHouse (which `canh serve` also stored everything in) finds the
+//! same matches, and `--store` makes the same alerts again. A second
 //! test changes the rules while events flow: the new rule fires without a restart and every
 //! event is archived.
 
@@ -17,7 +19,7 @@ use std::time::Duration;
 
 use arrow::array::AsArray;
 use arrow::datatypes::UInt64Type;
-use common::{eventually, read_table, Canh};
+use common::{eventually, read_table, Canh, ClickHouse};
 
 fn pack() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../rules")
@@ -108,7 +110,12 @@ fn alerts(data: &Path) -> BTreeMap<String, (String, u64, String, String)> {
 #[test]
 fn a_scripted_attack_raises_the_expected_alerts_and_no_others() {
     let dir = tempfile::tempdir().unwrap();
-    let extra = format!("[detection]\nrules = \"{}\"\n", pack().display());
+    let ch = ClickHouse::start(&dir.path().join("clickhouse"));
+    let extra = format!(
+        "[detection]\nrules = \"{}\"\n[clickhouse]\nurl = \"{}\"\nflush_interval = \"100ms\"\n",
+        pack().display(),
+        ch.url()
+    );
     let canh = Canh::start(dir.path(), &extra);
     let port = canh.tcp.port();
     // SSH: twelve failed passwords from one address, then it gets in.
@@ -179,27 +186,36 @@ fn a_scripted_attack_raises_the_expected_alerts_and_no_others() {
         }
     }
 
-    // The same rules over the archive afterwards find the same things.
-    let out = std::process::Command::new(common::CANH)
-        .args(["hunt", "--rules"])
-        .arg(pack())
-        .arg("--data-dir")
-        .arg(dir.path())
-        .args([
-            "--from",
-            "2000-01-01T00:00:00Z",
-            "--to",
-            "2100-01-01T00:00:00Z",
-        ])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    // The same rules over the archive afterwards find the same things…
+    let hunt = |source: &[&str]| -> (Vec<String>, String) {
+        let out = std::process::Command::new(common::CANH)
+            .args(["hunt", "--rules"])
+            .arg(pack())
+            .args(source)
+            .args([
+                "--from",
+                "2000-01-01T00:00:00Z",
+                "--to",
+                "2100-01-01T00:00:00Z",
+            ])
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let mut lines: Vec<String> = String::from_utf8(out.stdout)
+            .unwrap()
+            .lines()
+            .map(str::to_owned)
+            .collect();
+        lines.sort();
+        (lines, String::from_utf8_lossy(&out.stderr).into_owned())
+    };
+    let (from_archive, _) = hunt(&["--data-dir", dir.path().to_str().unwrap()]);
     let mut found: BTreeMap<String, usize> = BTreeMap::new();
-    for line in String::from_utf8(out.stdout).unwrap().lines() {
+    for line in &from_archive {
         let m: serde_json::Value = serde_json::from_str(line).unwrap();
         *found
             .entry(m["rule.title"].as_str().unwrap().to_owned())
@@ -212,6 +228,46 @@ fn a_scripted_attack_raises_the_expected_alerts_and_no_others() {
         found["Traffic to or from an IOC-listed address"], 1,
         "{found:?}"
     );
+    // …and so do they over ClickHouse, which has every event and flow: the same lines.
+    let url = ch.url();
+    assert!(eventually(Duration::from_secs(30), || {
+        ch.try_query("SELECT count() FROM canh.alerts")
+            .is_ok_and(|n| n.trim() == alerts.len().to_string())
+    }));
+    let (from_clickhouse, said) = hunt(&["--clickhouse-url", &url]);
+    // The rules narrowed the rows down in ClickHouse.
+    let events = said
+        .lines()
+        .find(|l| l.starts_with("events: "))
+        .unwrap_or_else(|| panic!("{said}"));
+    assert!(
+        !events.starts_with("events: 0 ") && !events.contains("every row"),
+        "{said}"
+    );
+    eprintln!("{said}");
+    assert_eq!(from_clickhouse.len(), from_archive.len());
+    for (a, c) in from_archive.iter().zip(&from_clickhouse) {
+        assert_eq!(a, c);
+    }
+
+    // Stored as alerts, the hunt's matches are the live pipeline's alerts again: the same ids,
+    // in the archive and in ClickHouse.
+    let (_, said) = hunt(&[
+        "--clickhouse-url",
+        &url,
+        "--store",
+        "--data-dir",
+        dir.path().to_str().unwrap(),
+    ]);
+    assert!(said.contains("alert row(s) stored"), "{said}");
+    let again = self::alerts(dir.path());
+    assert_eq!(
+        again.keys().collect::<Vec<_>>(),
+        alerts.keys().collect::<Vec<_>>()
+    );
+    let in_clickhouse =
+        ch.query("SELECT uniqExact(alert_id), count() > uniqExact(alert_id) FROM canh.alerts");
+    assert_eq!(in_clickhouse.trim(), format!("{}\t1", alerts.len()));
 }
 
 #[test]

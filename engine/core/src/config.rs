@@ -69,6 +69,11 @@ pub struct ClickHouseConfig {
     /// Rows older than this many days are dropped (TTL, or partitions dropped on servers
     /// without TTL); `None`: kept.
     pub retention_days: Option<u32>,
+    /// A cluster from the servers' `remote_servers`: rows go into Distributed tables over
+    /// per-shard `<table>_local` tables, which are created on every server of `shards`.
+    pub cluster: Option<String>,
+    /// The HTTP URL of every shard server (with `cluster`).
+    pub shards: Vec<String>,
 }
 
 impl ClickHouseConfig {
@@ -82,6 +87,8 @@ impl ClickHouseConfig {
             timeout: Duration::from_secs(30),
             spool_max_size: 10 << 30,
             retention_days: None,
+            cluster: None,
+            shards: Vec::new(),
         }
     }
 
@@ -403,6 +410,20 @@ impl Reader {
                 None
             }
         }
+    }
+
+    fn strings(&mut self, s: &mut Section<'_>, key: &'static str) -> Option<Vec<String>> {
+        let (v, path) = s.get(key)?;
+        let strings: Option<Vec<String>> = v.as_array().and_then(|items| {
+            items
+                .iter()
+                .map(|i| i.as_str().map(str::to_owned))
+                .collect()
+        });
+        if strings.is_none() {
+            self.error(&path, "expected a list of strings");
+        }
+        strings
     }
 
     fn integer(
@@ -802,6 +823,36 @@ impl Reader {
         c.retention_days = self
             .integer(s, "retention_days", 1, 36_500)
             .map(|n| n as u32);
+        c.cluster = self.string(s, "cluster");
+        if let Some(shards) = self.strings(s, "shards") {
+            for (i, u) in shards.iter().enumerate() {
+                if let Err(e) = ClickHouseConfig::check_url(u) {
+                    self.error(&format!("{}[{i}]", s.key_path("shards")), e);
+                }
+            }
+            c.shards = shards
+                .iter()
+                .map(|u| u.trim_end_matches('/').to_owned())
+                .collect();
+        }
+        match (&c.cluster, c.shards.is_empty()) {
+            (Some(name), _)
+                if name.is_empty()
+                    || !name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_') =>
+            {
+                self.error(
+                    &s.key_path("cluster"),
+                    format!("{name:?}: use letters, digits and _"),
+                );
+            }
+            (Some(_), true) => self.error(
+                &s.key_path("shards"),
+                "a cluster needs the HTTP URL of every shard server: the per-shard tables are \
+                 created on each (ON CLUSTER would need ZooKeeper)",
+            ),
+            (None, false) => self.error(&s.key_path("shards"), "given without a cluster name"),
+            _ => {}
+        }
         Some(c)
     }
 
@@ -913,6 +964,24 @@ mod tests {
             (ch.url.as_str(), ch.database.as_str(), ch.batch_rows),
             ("http://127.0.0.1:8123", "canh", 5000)
         );
+        let c = Config::from_toml(
+            "[clickhouse]\nurl = \"http://127.0.0.1:8123\"\ncluster = \"two\"\n\
+             shards = [\"http://127.0.0.1:8123/\", \"http://127.0.0.1:8124\"]\n",
+        )
+        .expect("valid");
+        let ch = c.clickhouse.expect("clickhouse");
+        assert_eq!(ch.cluster.as_deref(), Some("two"));
+        assert_eq!(
+            ch.shards,
+            ["http://127.0.0.1:8123", "http://127.0.0.1:8124"]
+        );
+        let errors = Config::from_toml("[clickhouse]\nurl = \"http://h:1\"\ncluster = \"c\"\n")
+            .expect_err("a cluster without shards")
+            .0;
+        assert!(
+            errors[0].starts_with("clickhouse.shards: a cluster needs"),
+            "{errors:?}"
+        );
     }
 
     #[test]
@@ -942,6 +1011,7 @@ mod tests {
             database = "canh-prod"
             flush_interval = "1ns"
             retention_days = 0
+            shards = ["http://127.0.0.1:1", 5]
         "#;
         let errors = Config::from_toml(text).expect_err("invalid").0;
         let expect = [
@@ -961,6 +1031,7 @@ mod tests {
             "clickhouse.database: \"canh-prod\": use letters, digits and _",
             "clickhouse.flush_interval: must be at least 10ms",
             "clickhouse.retention_days: 0 is out of range",
+            "clickhouse.shards: expected a list of strings",
         ];
         for e in expect {
             assert!(

@@ -313,17 +313,22 @@ impl WorkerDetect {
     }
 }
 
-/// What the alerts thread runs for one rule set.
-struct Stage {
-    loaded: Arc<Loaded>,
+/// Matches of one rule set turned into alerts: correlations, deduplication and suppression,
+/// alert rows. The alerts thread runs one per rule set; `canh hunt --store` runs one too.
+pub struct Alerts {
     correlator: canh_rules::correlation::Correlator,
     alerter: Alerter,
     detections: usize,
 }
 
-impl Stage {
-    fn new(loaded: Arc<Loaded>, config: &DetectionConfig) -> Stage {
-        let set = &loaded.set;
+impl std::fmt::Debug for Alerts {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Alerts").finish_non_exhaustive()
+    }
+}
+
+impl Alerts {
+    pub fn new(set: &RuleSet, config: &DetectionConfig) -> Alerts {
         let correlator = set.correlator(Limits {
             lateness_ns: i64::try_from(config.lateness.as_nanos()).unwrap_or(i64::MAX),
             max_events: config.max_correlation_events,
@@ -343,10 +348,51 @@ impl Stage {
             .collect();
         let suppress = i64::try_from(config.suppress.as_nanos()).unwrap_or(i64::MAX);
         let n = rules.len();
-        Stage {
+        Alerts {
             detections: set.rules.len(),
             correlator,
             alerter: Alerter::new(rules, vec![suppress; n], config.samples, 100_000),
+        }
+    }
+
+    /// One event that detection rule `rule` matched (events in event-time order): alert rows
+    /// for it and for the correlations it completes go into `builder`.
+    pub fn matched(
+        &mut self,
+        rule: u32,
+        time_ns: i64,
+        row: &dyn canh_rules::plain::Row,
+        sample: &dyn Fn() -> Value,
+        builder: &mut TableBuilder,
+        metrics: &Metrics,
+    ) {
+        let hit = Match {
+            rule,
+            time_ns,
+            row,
+            sample,
+        };
+        handle(self, hit, builder, metrics);
+    }
+
+    /// Closes every open alert (their final counts into `builder`).
+    pub fn close(&mut self, builder: &mut TableBuilder, metrics: &Metrics) {
+        for a in self.alerter.close_all() {
+            write_alert(builder, &a, metrics, false);
+        }
+    }
+}
+
+/// What the alerts thread runs for one rule set.
+struct Stage {
+    loaded: Arc<Loaded>,
+    alerts: Alerts,
+}
+
+impl Stage {
+    fn new(loaded: Arc<Loaded>, config: &DetectionConfig) -> Stage {
+        Stage {
+            alerts: Alerts::new(&loaded.set, config),
             loaded,
         }
     }
@@ -369,11 +415,9 @@ pub fn run_alerts(
         match input.recv_timeout(Duration::from_millis(200)) {
             Ok(d) => {
                 if d.generation > stage.loaded.generation {
-                    let held = stage.correlator.counters().held;
+                    let held = stage.alerts.correlator.counters().held;
                     metrics.detection("correlation_reset", held);
-                    for a in stage.alerter.close_all() {
-                        write_alert(&mut builder, &a, &metrics, false);
-                    }
+                    stage.alerts.close(&mut builder, &metrics);
                     stage = Stage::new(rules.current(), &config);
                     seen = Default::default();
                 }
@@ -389,45 +433,45 @@ pub fn run_alerts(
                     let row = row as usize;
                     let sample =
                         || Value::Object(crate::json::row_to_json(d.table, &d.records, row));
-                    let hit = Match {
+                    stage.alerts.matched(
                         rule,
                         time_ns,
-                        row: &RowOf {
+                        &RowOf {
                             events: &events,
                             row,
                         },
-                        sample: &sample,
-                    };
-                    handle(&mut stage, hit, &mut builder, &metrics);
+                        &sample,
+                        &mut builder,
+                        &metrics,
+                    );
                 }
             }
             Err(RecvTimeoutError::Timeout) => {}
             Err(RecvTimeoutError::Disconnected) => {
-                for a in stage.alerter.close_all() {
-                    write_alert(&mut builder, &a, &metrics, false);
-                }
+                stage.alerts.close(&mut builder, &metrics);
                 flush(&mut builder, &output, &metrics);
                 return;
             }
         }
         if last_tick.elapsed() >= Duration::from_millis(200) || builder.rows() >= 1024 {
             last_tick = Instant::now();
-            for a in stage.alerter.expire(watermark) {
+            let alerts = &mut stage.alerts;
+            for a in alerts.alerter.expire(watermark) {
                 write_alert(&mut builder, &a, &metrics, false);
             }
-            stage.correlator.sweep();
-            let c = stage.correlator.counters();
+            alerts.correlator.sweep();
+            let c = alerts.correlator.counters();
             metrics.detection("correlation_fired", c.fired - seen.fired);
             metrics.detection("correlation_too_late", c.too_late - seen.too_late);
             metrics.detection(
                 "correlation_evicted_groups",
                 c.evicted_groups - seen.evicted_groups,
             );
-            metrics.detection("suppressed", stage.alerter.suppressed);
-            stage.alerter.suppressed = 0;
+            metrics.detection("suppressed", alerts.alerter.suppressed);
+            alerts.alerter.suppressed = 0;
             seen = c;
             metrics.set_detection("correlation_held_events", c.held);
-            metrics.set_detection("open_alerts", stage.alerter.open() as u64);
+            metrics.set_detection("open_alerts", alerts.alerter.open() as u64);
             flush(&mut builder, &output, &metrics);
         }
     }
@@ -442,7 +486,7 @@ struct Match<'a> {
     sample: &'a dyn Fn() -> Value,
 }
 
-fn handle(stage: &mut Stage, d: Match<'_>, builder: &mut TableBuilder, metrics: &Metrics) {
+fn handle(stage: &mut Alerts, d: Match<'_>, builder: &mut TableBuilder, metrics: &Metrics) {
     let silent = stage.correlator.silent_rules();
     let detection_silent = silent.contains(&Source::Detection(d.rule));
     if stage.correlator.wants(d.rule) {
@@ -502,7 +546,7 @@ fn handle(stage: &mut Stage, d: Match<'_>, builder: &mut TableBuilder, metrics: 
     raise(stage, c, builder, metrics);
 }
 
-fn raise(stage: &mut Stage, c: Candidate, builder: &mut TableBuilder, metrics: &Metrics) {
+fn raise(stage: &mut Alerts, c: Candidate, builder: &mut TableBuilder, metrics: &Metrics) {
     let (new, closed) = stage.alerter.raise(c);
     for a in closed {
         write_alert(builder, &a, metrics, false);

@@ -10,14 +10,19 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use arrow::array::{Array, TimestampNanosecondArray};
+use arrow::record_batch::RecordBatch;
 use canh_rules::batch::BatchEvents;
-use canh_rules::{RuleSet, Target};
+use canh_rules::compiled::Hit;
+use canh_rules::sql::{literal, SqlField};
+use canh_rules::{RuleSet, SetScratch, Target};
+use canh_schema::fields::{column_name, FieldType};
 use canh_schema::Table;
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 use rayon::prelude::*;
 use serde_json::Value;
 
 use crate::detect::keywords;
+use crate::sink::clickhouse::{complete_rows, decode, quote, Dialect, Layout, Server};
 
 const HOUR_NS: i64 = 3_600_000_000_000;
 
@@ -34,8 +39,21 @@ pub struct HuntMatch {
     /// Position of the rule in [`RuleSet::rules`].
     pub rule: u32,
     pub time_ns: i64,
+    /// When Canh received it (`event.created`; 0 when unknown): ties of `time_ns` go in
+    /// arrival order.
+    pub created_ns: i64,
     /// The row, as `canh_core::json::row_to_json` gives it.
     pub event: Value,
+}
+
+/// Puts matches in the order correlations see them: event time, then arrival, then rule;
+/// the same order whatever the source and however it was read.
+pub fn sort(matches: &mut [HuntMatch]) {
+    matches.sort_by(|a, b| {
+        (a.time_ns, a.created_ns, a.rule)
+            .cmp(&(b.time_ns, b.created_ns, b.rule))
+            .then_with(|| a.event.to_string().cmp(&b.event.to_string()))
+    });
 }
 
 /// The archive's files of a table whose receive hour may hold events of the window, in
@@ -94,6 +112,58 @@ pub fn files(archive: &Path, table: Table, w: Window) -> Result<Vec<PathBuf>, St
     Ok(out)
 }
 
+/// The matches of the rules of `set` in one batch of `table`, rows in the window only.
+#[allow(clippy::too_many_arguments)]
+fn batch_matches(
+    set: &RuleSet,
+    table: Table,
+    target: Target,
+    batch: &RecordBatch,
+    w: Window,
+    scratch: &mut SetScratch,
+    hits: &mut Vec<Hit>,
+    out: &mut Vec<HuntMatch>,
+) {
+    hits.clear();
+    set.matches(
+        target,
+        &BatchEvents::new(batch, keywords(table)),
+        scratch,
+        hits,
+    );
+    let times = batch
+        .column_by_name("timestamp")
+        .and_then(|c| c.as_any().downcast_ref::<TimestampNanosecondArray>());
+    let created = batch
+        .column_by_name("event_created")
+        .and_then(|c| c.as_any().downcast_ref::<TimestampNanosecondArray>());
+    for h in hits.iter() {
+        let row = h.row as usize;
+        let Some(t) = times.filter(|t| t.is_valid(row)).map(|t| t.value(row)) else {
+            continue;
+        };
+        if t < w.from_ns || t >= w.to_ns {
+            continue;
+        }
+        out.push(HuntMatch {
+            rule: h.rule,
+            time_ns: t,
+            created_ns: created
+                .filter(|c| c.is_valid(row))
+                .map_or(0, |c| c.value(row)),
+            event: Value::Object(crate::json::row_to_json(table, batch, row)),
+        });
+    }
+}
+
+fn target(table: Table) -> Option<Target> {
+    match table {
+        Table::Events => Some(Target::Events),
+        Table::Flows => Some(Target::Flows),
+        Table::Alerts => None,
+    }
+}
+
 /// Runs the rules of `set` for `table` over the files, in parallel; the matches of each file
 /// in row order, files in the order given. `rows` counts the rows read (for progress).
 pub fn run(
@@ -103,10 +173,8 @@ pub fn run(
     w: Window,
     rows: &AtomicU64,
 ) -> Result<Vec<Vec<HuntMatch>>, String> {
-    let target = match table {
-        Table::Events => Target::Events,
-        Table::Flows => Target::Flows,
-        Table::Alerts => return Ok(Vec::new()),
+    let Some(target) = target(table) else {
+        return Ok(Vec::new());
     };
     files
         .par_iter()
@@ -122,34 +190,141 @@ pub fn run(
                 for batch in reader {
                     let batch = batch.map_err(|e| format!("{}: {e}", path.display()))?;
                     rows.fetch_add(batch.num_rows() as u64, Ordering::Relaxed);
-                    hits.clear();
-                    set.matches(
-                        target,
-                        &BatchEvents::new(&batch, keywords(table)),
-                        scratch,
-                        hits,
-                    );
-                    let times = batch
-                        .column_by_name("timestamp")
-                        .and_then(|c| c.as_any().downcast_ref::<TimestampNanosecondArray>());
-                    for h in hits.iter() {
-                        let row = h.row as usize;
-                        let Some(t) = times.filter(|t| t.is_valid(row)).map(|t| t.value(row))
-                        else {
-                            continue;
-                        };
-                        if t < w.from_ns || t >= w.to_ns {
-                            continue;
-                        }
-                        out.push(HuntMatch {
-                            rule: h.rule,
-                            time_ns: t,
-                            event: Value::Object(crate::json::row_to_json(table, &batch, row)),
-                        });
-                    }
+                    batch_matches(set, table, target, &batch, w, scratch, hits, &mut out);
                 }
                 Ok(out)
             },
         )
         .collect()
+}
+
+/// How a field name reads in SQL on a ClickHouse table, as [`BatchEvents`] reads it from a
+/// batch: a column by its name or ECS name, anything else a vendor field.
+pub fn sql_field(table: Table, dialect: Dialect, name: &str) -> SqlField {
+    let fields = table.fields();
+    let by_name = |n: &str| fields.iter().find(|f| f.column() == n || f.ecs == n);
+    let field = by_name(name).or_else(|| {
+        (name.contains('.') || name.starts_with('@'))
+            .then(|| by_name(&column_name(name)))
+            .flatten()
+    });
+    let Some(f) = field else {
+        let Some(map) = fields.iter().find(|f| f.column() == "vendor_fields") else {
+            return SqlField::Opaque;
+        };
+        let col = map.column();
+        let expr = match dialect {
+            Dialect::Legacy => format!(
+                "{}[indexOf({}, {})]",
+                quote(&format!("{col}.value")),
+                quote(&format!("{col}.key")),
+                literal(name)
+            ),
+            Dialect::Modern => format!("{}[{}]", quote(&col), literal(name)),
+        };
+        return SqlField::Text {
+            expr,
+            nullable: true,
+        };
+    };
+    let expr = quote(&f.column());
+    match f.ty {
+        FieldType::Str => SqlField::Text {
+            expr,
+            nullable: f.nullable,
+        },
+        FieldType::StrList => SqlField::TextList { expr },
+        FieldType::U8 | FieldType::U16 | FieldType::U32 | FieldType::U64 => SqlField::Number {
+            expr,
+            nullable: f.nullable,
+        },
+        FieldType::Timestamp | FieldType::Bytes | FieldType::StrMap => SqlField::Opaque,
+    }
+}
+
+/// The `SELECT` of a hunt over one ClickHouse table: the rows of the window that the rules'
+/// SQL condition lets through, with how many rules it decides exactly and how many it widens.
+pub fn clickhouse_select(
+    set: &RuleSet,
+    table: Table,
+    layout: &Layout,
+    w: Window,
+) -> Option<(String, canh_rules::sql::SqlFilter)> {
+    let compiled = set.compiled(target(table)?)?;
+    let fields = |name: &str| sql_field(table, layout.dialect, name);
+    let keyword_fields: Vec<SqlField> = keywords(table)
+        .iter()
+        .map(|k| sql_field(table, layout.dialect, k))
+        .collect();
+    let filter = compiled.sql_filter(&fields, &keyword_fields);
+    let time = match layout.dialect {
+        Dialect::Legacy => format!("`timestamp` >= {} AND `timestamp` < {}", w.from_ns, w.to_ns),
+        Dialect::Modern => format!(
+            "toUnixTimestamp64Nano(`timestamp`) >= {} AND toUnixTimestamp64Nano(`timestamp`) < {}",
+            w.from_ns, w.to_ns
+        ),
+    };
+    let sql = format!(
+        "SELECT * FROM {}.{} WHERE {time} AND ({})",
+        quote(&layout.database),
+        quote(table.name()),
+        filter.condition
+    );
+    Some((sql, filter))
+}
+
+/// Hunts over one ClickHouse table: ClickHouse sends the rows the rules' SQL condition lets
+/// through, and the compiled rules decide on each, as over the archive. `rows` counts the
+/// rows received.
+pub async fn clickhouse(
+    set: &RuleSet,
+    table: Table,
+    server: &Server,
+    layout: &Layout,
+    w: Window,
+    rows: &AtomicU64,
+) -> Result<Vec<HuntMatch>, String> {
+    let (Some(target), Some((sql, _))) = (target(table), clickhouse_select(set, table, layout, w))
+    else {
+        return Ok(Vec::new());
+    };
+    let mut cursor = server.row_binary(&sql).map_err(|e| e.to_string())?;
+    let (mut scratch, mut hits, mut out) = (set.scratch(), Vec::new(), Vec::new());
+    let mut buf: Vec<u8> = Vec::new();
+    let mut run = |buf: &mut Vec<u8>, last: bool| -> Result<(), String> {
+        let (end, n) = complete_rows(table, layout.dialect, buf);
+        if last && end != buf.len() {
+            return Err(format!(
+                "{}: the server's answer ends inside a row",
+                table.name()
+            ));
+        }
+        if n == 0 {
+            return Ok(());
+        }
+        let batch = decode(table, layout.dialect, &buf[..end]).map_err(|e| e.to_string())?;
+        buf.drain(..end);
+        if let Some(batch) = batch {
+            rows.fetch_add(batch.rows() as u64, Ordering::Relaxed);
+            batch_matches(
+                set,
+                table,
+                target,
+                &batch.records,
+                w,
+                &mut scratch,
+                &mut hits,
+                &mut out,
+            );
+        }
+        Ok(())
+    };
+    while let Some(chunk) = cursor.next().await.map_err(|e| e.to_string())? {
+        buf.extend_from_slice(&chunk);
+        if buf.len() >= 4 << 20 {
+            run(&mut buf, false)?;
+        }
+    }
+    run(&mut buf, true)?;
+    Ok(out)
 }

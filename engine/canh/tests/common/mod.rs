@@ -313,10 +313,36 @@ impl ClickHouse {
         Self::start_on(dir, None)
     }
 
+    /// Starts one server per folder as the shards of a cluster `name` (each server knows the
+    /// cluster).
+    pub fn start_cluster(name: &str, dirs: &[PathBuf]) -> Vec<ClickHouse> {
+        let free = || {
+            std::net::TcpListener::bind("127.0.0.1:0")
+                .unwrap()
+                .local_addr()
+                .unwrap()
+                .port()
+        };
+        let ports: Vec<(u16, u16)> = dirs.iter().map(|_| (free(), free())).collect();
+        let tcp: Vec<String> = ports.iter().map(|p| p.1.to_string()).collect();
+        let cluster = format!("{name}={}", tcp.join(","));
+        dirs.iter()
+            .zip(&ports)
+            .map(|(d, p)| Self::start_with(d, Some(*p), Some(&cluster)))
+            .collect()
+    }
+
     /// Starts a server in `dir`, on the given (HTTP, native) ports if any.
     pub fn start_on(dir: &Path, ports: Option<(u16, u16)>) -> ClickHouse {
+        Self::start_with(dir, ports, None)
+    }
+
+    fn start_with(dir: &Path, ports: Option<(u16, u16)>, cluster: Option<&str>) -> ClickHouse {
         let mut cmd = Command::new("bash");
         cmd.arg(clickhouse_script()).arg("start").arg(dir);
+        if let Some(c) = cluster {
+            cmd.env("CLUSTER", c);
+        }
         if let Some((http, tcp)) = ports {
             cmd.arg(http.to_string()).arg(tcp.to_string());
         }

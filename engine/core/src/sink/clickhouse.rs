@@ -65,6 +65,20 @@ pub struct Layout {
     /// Rows older than this many days are dropped (TTL on modern servers; the sink drops old
     /// partitions on legacy ones). `None`: kept for ever.
     pub retention_days: Option<u32>,
+    /// With a cluster (a name of the servers' `remote_servers`), each table is a Distributed
+    /// table over `<table>_local` MergeTree tables on every shard.
+    pub cluster: Option<String>,
+}
+
+impl Layout {
+    /// The name of the table that stores a table's rows on a server: `<table>_local` in a
+    /// cluster, else the table itself.
+    pub fn storage_name(&self, table: Table) -> String {
+        match self.cluster {
+            Some(_) => format!("{}_local", table.name()),
+            None => table.name().to_owned(),
+        }
+    }
 }
 
 /// The ClickHouse type of a column.
@@ -112,15 +126,16 @@ pub fn create_database(layout: &Layout) -> String {
     format!("CREATE DATABASE IF NOT EXISTS {}", quote(&layout.database))
 }
 
-/// `CREATE TABLE IF NOT EXISTS` for a table: MergeTree partitioned by day of `@timestamp`,
-/// sorted by organization, time and source address (the filters of nearly every query), and
-/// column comments from the schema.
+/// `CREATE TABLE IF NOT EXISTS` for the table that stores a table's rows (see
+/// [`Layout::storage_name`]): MergeTree partitioned by day of `@timestamp`, sorted by
+/// organization, time and source address (the filters of nearly every query), and column
+/// comments from the schema.
 pub fn create_table(table: Table, layout: &Layout) -> String {
     let d = layout.dialect;
     let mut sql = format!(
         "CREATE TABLE IF NOT EXISTS {}.{} (\n",
         quote(&layout.database),
-        quote(table.name())
+        quote(&layout.storage_name(table))
     );
     for f in table.fields() {
         let _ = write!(sql, "  {} {}", quote(&f.column()), column_type(f, d));
@@ -160,6 +175,22 @@ pub fn create_table(table: Table, layout: &Layout) -> String {
         );
     }
     sql
+}
+
+/// In a cluster, the Distributed table over every shard's `<table>_local` (rows spread at
+/// random, so shards fill evenly); `None` without a cluster.
+pub fn create_distributed(table: Table, layout: &Layout) -> Option<String> {
+    let cluster = layout.cluster.as_ref()?;
+    let db = quote(&layout.database);
+    Some(format!(
+        "CREATE TABLE IF NOT EXISTS {db}.{} AS {db}.{} \
+         ENGINE = Distributed({}, {}, {}, rand())",
+        quote(table.name()),
+        quote(&layout.storage_name(table)),
+        quote(cluster),
+        quote(&layout.database),
+        quote(&layout.storage_name(table)),
+    ))
 }
 
 /// The `INSERT` statement whose data [`encode`] writes.
@@ -387,6 +418,216 @@ fn varint(mut x: u64, out: &mut Vec<u8>) {
     out.push(x as u8);
 }
 
+/// Why `RowBinary` data could not be read back.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+#[error("{table}: row {row}, column {column}: {what}")]
+pub struct DecodeError {
+    pub table: &'static str,
+    pub row: usize,
+    pub column: String,
+    pub what: &'static str,
+}
+
+/// Reads `RowBinary` rows of `SELECT *` from a table (the inverse of [`encode`]) into a batch
+/// of the table's schema. An empty array reads as an empty list.
+pub fn decode(
+    table: Table,
+    dialect: Dialect,
+    mut data: &[u8],
+) -> Result<Option<Batch>, DecodeError> {
+    let fields = table.fields();
+    let mut b = canh_schema::TableBuilder::new(table, 1024);
+    let mut row = 0;
+    while !data.is_empty() {
+        for (i, f) in fields.iter().enumerate() {
+            let err = |what| DecodeError {
+                table: table.name(),
+                row,
+                column: f.column(),
+                what,
+            };
+            let r = &mut data;
+            match f.ty {
+                FieldType::StrList => {
+                    for _ in 0..read_varint(r).ok_or_else(|| err("truncated"))? {
+                        if let Some(v) = read_nullable_str(r).ok_or_else(|| err("bad string"))? {
+                            b.push_list(i, v);
+                        }
+                    }
+                }
+                FieldType::StrMap => {
+                    let n = read_varint(r).ok_or_else(|| err("truncated"))?;
+                    match dialect {
+                        Dialect::Legacy => {
+                            let mut keys = Vec::new();
+                            for _ in 0..n {
+                                keys.push(read_str(r).ok_or_else(|| err("bad key"))?);
+                            }
+                            if read_varint(r) != Some(n) {
+                                return Err(err("keys and values differ in number"));
+                            }
+                            for k in keys {
+                                let v = read_nullable_str(r).ok_or_else(|| err("bad value"))?;
+                                b.insert_map(i, k, v);
+                            }
+                        }
+                        Dialect::Modern => {
+                            for _ in 0..n {
+                                let k = read_str(r).ok_or_else(|| err("bad key"))?;
+                                let v = read_nullable_str(r).ok_or_else(|| err("bad value"))?;
+                                b.insert_map(i, k, v);
+                            }
+                        }
+                    }
+                }
+                ty => {
+                    if f.nullable {
+                        match take(r, 1).ok_or_else(|| err("truncated"))?[0] {
+                            0 => {}
+                            1 => continue,
+                            _ => return Err(err("bad null marker")),
+                        }
+                    }
+                    match ty {
+                        FieldType::Timestamp => {
+                            let v = take(r, 8).ok_or_else(|| err("truncated"))?;
+                            b.set_ts(i, i64::from_le_bytes(v.try_into().unwrap_or_default()));
+                        }
+                        FieldType::Str => {
+                            b.set_str(i, read_str(r).ok_or_else(|| err("bad string"))?)
+                        }
+                        FieldType::Bytes => {
+                            let n = read_varint(r).ok_or_else(|| err("truncated"))?;
+                            let v = take(r, n as usize).ok_or_else(|| err("truncated"))?;
+                            b.set_bytes(i, v);
+                        }
+                        FieldType::U8 | FieldType::U16 | FieldType::U32 | FieldType::U64 => {
+                            let width = match ty {
+                                FieldType::U8 => 1,
+                                FieldType::U16 => 2,
+                                FieldType::U32 => 4,
+                                _ => 8,
+                            };
+                            let v = take(r, width).ok_or_else(|| err("truncated"))?;
+                            let mut le = [0u8; 8];
+                            le[..width].copy_from_slice(v);
+                            b.set_uint(i, u64::from_le_bytes(le));
+                        }
+                        FieldType::StrList | FieldType::StrMap => {}
+                    }
+                }
+            }
+        }
+        b.end_row();
+        row += 1;
+    }
+    b.finish().map_err(|_| DecodeError {
+        table: table.name(),
+        row,
+        column: String::new(),
+        what: "the rows do not make a batch",
+    })
+}
+
+/// The length of the complete rows at the start of `data` (what [`decode`] can read now
+/// from a stream; the rest waits for more bytes), and how many.
+pub fn complete_rows(table: Table, dialect: Dialect, data: &[u8]) -> (usize, usize) {
+    let (mut rest, mut rows, mut end) = (data, 0, 0);
+    let skip_str = |r: &mut &[u8]| -> Option<()> {
+        let n = read_varint(r)?;
+        take(r, usize::try_from(n).ok()?).map(|_| ())
+    };
+    let skip_nullable_str = |r: &mut &[u8]| -> Option<()> {
+        if take(r, 1)?[0] == 0 {
+            skip_str(r)?;
+        }
+        Some(())
+    };
+    let row = |r: &mut &[u8]| -> Option<()> {
+        for f in table.fields() {
+            match f.ty {
+                FieldType::StrList => {
+                    for _ in 0..read_varint(r)? {
+                        skip_nullable_str(r)?;
+                    }
+                }
+                FieldType::StrMap => {
+                    let n = read_varint(r)?;
+                    if dialect == Dialect::Legacy {
+                        for _ in 0..n {
+                            skip_str(r)?;
+                        }
+                        read_varint(r)?;
+                        for _ in 0..n {
+                            skip_nullable_str(r)?;
+                        }
+                    } else {
+                        for _ in 0..n {
+                            skip_str(r)?;
+                            skip_nullable_str(r)?;
+                        }
+                    }
+                }
+                ty => {
+                    if f.nullable && take(r, 1)?[0] != 0 {
+                        continue;
+                    }
+                    match ty {
+                        FieldType::Timestamp | FieldType::U64 => take(r, 8).map(|_| ())?,
+                        FieldType::U32 => take(r, 4).map(|_| ())?,
+                        FieldType::U16 => take(r, 2).map(|_| ())?,
+                        FieldType::U8 => take(r, 1).map(|_| ())?,
+                        _ => skip_str(r)?,
+                    }
+                }
+            }
+        }
+        Some(())
+    };
+    while !rest.is_empty() {
+        if row(&mut rest).is_none() {
+            break;
+        }
+        rows += 1;
+        end = data.len() - rest.len();
+    }
+    (end, rows)
+}
+
+fn take<'a>(data: &mut &'a [u8], n: usize) -> Option<&'a [u8]> {
+    if data.len() < n {
+        return None;
+    }
+    let (head, rest) = data.split_at(n);
+    *data = rest;
+    Some(head)
+}
+
+fn read_varint(data: &mut &[u8]) -> Option<u64> {
+    let mut x = 0u64;
+    for shift in (0..64).step_by(7) {
+        let b = take(data, 1)?[0];
+        x |= u64::from(b & 0x7f) << shift;
+        if b < 0x80 {
+            return Some(x);
+        }
+    }
+    None
+}
+
+fn read_str<'a>(data: &mut &'a [u8]) -> Option<&'a str> {
+    let n = read_varint(data)?;
+    std::str::from_utf8(take(data, usize::try_from(n).ok()?)?).ok()
+}
+
+fn read_nullable_str<'a>(data: &mut &'a [u8]) -> Option<Option<&'a str>> {
+    match take(data, 1)?[0] {
+        0 => read_str(data).map(Some),
+        1 => Some(None),
+        _ => None,
+    }
+}
+
 /// A ClickHouse server over HTTP, with the dialect its version speaks.
 #[derive(Clone)]
 pub struct Server {
@@ -429,11 +670,23 @@ impl Server {
         text(&self.client, sql).await
     }
 
-    /// Creates the database and every table, when missing.
+    /// A query's result as `RowBinary`, chunk by chunk.
+    pub fn row_binary(
+        &self,
+        sql: &str,
+    ) -> Result<clickhouse::query::BytesCursor, clickhouse::error::Error> {
+        self.client.query_raw(sql).fetch_bytes("RowBinary")
+    }
+
+    /// Creates the database and every table (in a cluster: this server's shard tables and
+    /// the Distributed tables over them), when missing.
     pub async fn create(&self, layout: &Layout) -> Result<(), clickhouse::error::Error> {
         self.execute(&create_database(layout)).await?;
         for t in Table::ALL {
             self.execute(&create_table(t, layout)).await?;
+            if let Some(sql) = create_distributed(t, layout) {
+                self.execute(&sql).await?;
+            }
         }
         Ok(())
     }
@@ -509,11 +762,42 @@ struct Pending {
 /// the spool for ever).
 const MAX_ATTEMPTS: u32 = 20;
 
+/// Drops the daily partitions before `cutoff` (`YYYYMMDD`) of every table on a server.
+async fn drop_partitions_before(server: &Server, layout: &Layout, cutoff: u32) {
+    for t in Table::ALL {
+        let table = layout.storage_name(t);
+        let sql = format!(
+            "SELECT DISTINCT partition FROM system.parts WHERE database = '{}' AND table = '{table}' AND active",
+            layout.database,
+        );
+        let Ok(parts) = server.text(&sql).await else {
+            return;
+        };
+        for p in parts.lines().filter_map(|p| p.trim().parse::<u32>().ok()) {
+            if p < cutoff {
+                let drop = format!(
+                    "ALTER TABLE {}.{} DROP PARTITION {p}",
+                    quote(&layout.database),
+                    quote(&table)
+                );
+                match server.execute(&drop).await {
+                    Ok(()) => info!(table, partition = p, "retention: partition dropped"),
+                    Err(e) => {
+                        warn!(error = %e, table, partition = p, "retention: cannot drop partition")
+                    }
+                }
+            }
+        }
+    }
+}
+
 /// The sink: batches in, `INSERT`s out; the spool while the server cannot take them.
 struct Sink {
     config: ClickHouseConfig,
     metrics: Metrics,
     server: Option<(Server, Layout)>,
+    /// In a cluster, every shard server (for their tables and retention).
+    shards: Vec<(Server, Layout)>,
     spool: Option<Spool>,
     pending: [Pending; 3],
     /// False from the first failure until the spool has drained.
@@ -546,20 +830,31 @@ impl Sink {
             return Ok(());
         }
         let timeout = self.config.timeout;
-        let connect = async {
-            let server = Server::connect(&self.config.url).await?;
+        let config = &self.config;
+        let ready = |url: String| async move {
+            let server = Server::connect(&url).await?;
             let layout = Layout {
-                database: self.config.database.clone(),
+                database: config.database.clone(),
                 dialect: server.dialect,
-                retention_days: self.config.retention_days,
+                retention_days: config.retention_days,
+                cluster: config.cluster.clone(),
             };
             server.create(&layout).await?;
             Ok::<_, clickhouse::error::Error>((server, layout))
         };
+        let connect = async {
+            // The shards' own tables first: the Distributed tables read and write them.
+            let mut shards = Vec::new();
+            for url in &config.shards {
+                shards.push(ready(url.clone()).await?);
+            }
+            Ok::<_, clickhouse::error::Error>((ready(config.url.clone()).await?, shards))
+        };
         match tokio::time::timeout(timeout, connect).await {
-            Ok(Ok((server, layout))) => {
-                info!(url = %self.config.url, version = %server.version, dialect = ?server.dialect, "ClickHouse connected; tables ready");
+            Ok(Ok(((server, layout), shards))) => {
+                info!(url = %self.config.url, version = %server.version, dialect = ?server.dialect, shards = shards.len(), "ClickHouse connected; tables ready");
                 self.server = Some((server, layout));
+                self.shards = shards;
                 Ok(())
             }
             Ok(Err(e)) => Err(Failure::Transient(format!("connecting: {e}"))),
@@ -745,7 +1040,8 @@ impl Sink {
         }
     }
 
-    /// Drops whole days past the retention on servers without TTL.
+    /// Drops whole days past the retention on servers without TTL (in a cluster, on every
+    /// shard).
     async fn retention(&mut self) {
         let Some(days) = self.config.retention_days else {
             return;
@@ -754,42 +1050,17 @@ impl Sink {
             return;
         }
         self.retention_at = Instant::now() + Duration::from_secs(3600);
-        let Some((server, layout)) = &self.server else {
-            return;
-        };
-        if layout.dialect != Dialect::Legacy {
-            return;
-        }
         let cutoff =
             jiff::Timestamp::now() - jiff::SignedDuration::from_hours(24 * i64::from(days));
         let cutoff: u32 = cutoff.strftime("%Y%m%d").to_string().parse().unwrap_or(0);
-        for t in Table::ALL {
-            let sql = format!(
-                "SELECT DISTINCT partition FROM system.parts WHERE database = '{}' AND table = '{}' AND active",
-                layout.database,
-                t.name()
-            );
-            let Ok(parts) = server.text(&sql).await else {
-                return;
-            };
-            for p in parts.lines().filter_map(|p| p.trim().parse::<u32>().ok()) {
-                if p < cutoff {
-                    let drop = format!(
-                        "ALTER TABLE {}.{} DROP PARTITION {p}",
-                        quote(&layout.database),
-                        quote(t.name())
-                    );
-                    match server.execute(&drop).await {
-                        Ok(()) => info!(
-                            table = t.name(),
-                            partition = p,
-                            "retention: partition dropped"
-                        ),
-                        Err(e) => {
-                            warn!(error = %e, table = t.name(), partition = p, "retention: cannot drop partition")
-                        }
-                    }
-                }
+        let servers = if self.shards.is_empty() {
+            self.server.iter().collect::<Vec<_>>()
+        } else {
+            self.shards.iter().collect()
+        };
+        for (server, layout) in servers {
+            if layout.dialect == Dialect::Legacy {
+                drop_partitions_before(server, layout, cutoff).await;
             }
         }
     }
@@ -886,6 +1157,7 @@ pub fn run(
         config,
         metrics,
         server: None,
+        shards: Vec::new(),
         spool,
         pending: Default::default(),
         retry_at: Instant::now(),
@@ -951,6 +1223,48 @@ mod tests {
             let mut out = Vec::new();
             varint(x, &mut out);
             assert_eq!(out, want, "{x}");
+            assert_eq!(read_varint(&mut &out[..]), Some(x));
+        }
+    }
+
+    #[test]
+    fn rows_decode_back_to_the_batch_they_were_encoded_from() {
+        use canh_schema::fields::events::Col;
+        let mut b = canh_schema::TableBuilder::new(Table::Events, 4);
+        b.set_ts(Col::Timestamp, 1_764_460_800_123_456_789);
+        b.set_str(Col::SourceIp, "10.0.0.1");
+        b.set_str(Col::OrganizationName, "Sở Tài chính");
+        b.set_uint(Col::DestinationPort, 443);
+        b.push_list(Col::EventCategory, "network");
+        b.push_list(Col::EventCategory, "authentication");
+        b.insert_map(Col::VendorFields, "srcintf", Some("port1"));
+        b.insert_map(Col::VendorFields, "policyid", None);
+        b.set_str(Col::EventOriginal, "line 1");
+        b.set_ts(Col::EventCreated, 7);
+        b.set_str(Col::ParseStatus, "ok");
+        b.end_row();
+        b.set_ts(Col::Timestamp, -5);
+        b.set_ts(Col::EventCreated, 8);
+        b.set_str(Col::EventOriginal, "line 2\n\t");
+        b.set_str(Col::ParseStatus, "failed");
+        b.end_row();
+        let batch = b.finish().expect("batch").expect("rows");
+        for dialect in [Dialect::Legacy, Dialect::Modern] {
+            let mut data = Vec::new();
+            encode(Table::Events, dialect, &batch.records, &mut data).expect("encode");
+            let back = decode(Table::Events, dialect, &data)
+                .expect("decode")
+                .expect("rows");
+            assert_eq!(back.records, batch.records, "{dialect:?}");
+            // Truncated data is an error, never a panic; the complete rows are found.
+            for cut in [1, data.len() / 2, data.len() - 1] {
+                assert!(decode(Table::Events, dialect, &data[..cut]).is_err());
+                assert!(complete_rows(Table::Events, dialect, &data[..cut]).1 < 2);
+            }
+            assert_eq!(
+                complete_rows(Table::Events, dialect, &data),
+                (data.len(), 2)
+            );
         }
     }
 
@@ -961,6 +1275,7 @@ mod tests {
                 database: "canh".into(),
                 dialect,
                 retention_days: Some(30),
+                cluster: None,
             };
             let sql = create_table(Table::Events, &layout);
             for f in Table::Events.fields() {
