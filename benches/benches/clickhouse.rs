@@ -19,7 +19,7 @@
 use std::time::Instant;
 
 use canh_benches::Mix;
-use canh_core::sink::clickhouse::{encode, Layout, Server};
+use canh_core::sink::clickhouse::{encode_native, Layout, Server};
 use canh_parsers::{append_event, Format, Meta};
 use canh_schema::{Batch, Table, TableBuilder};
 
@@ -91,7 +91,7 @@ fn main() {
     let mut bytes = 0;
     for b in &batches {
         let mut data = Vec::new();
-        encode(Table::Events, layout.dialect, &b.records, &mut data).unwrap();
+        encode_native(Table::Events, layout.dialect, &b.records, &mut data).unwrap();
         bytes += data.len();
     }
     let (encode_s, encode_cpu) = (t0.elapsed().as_secs_f64(), cpu_seconds() - c0);
@@ -180,7 +180,7 @@ fn insert(url: &str, layout: &Layout, batches: &[Batch], streams: usize) -> (f64
                 let mut chunk = Vec::new();
                 let mut rows = 0;
                 for (i, b) in mine.iter().enumerate() {
-                    encode(Table::Events, layout.dialect, &b.records, &mut chunk).unwrap();
+                    encode_native(Table::Events, layout.dialect, &b.records, &mut chunk).unwrap();
                     rows += b.rows();
                     if rows >= PER_INSERT / streams || i + 1 == mine.len() {
                         rt.block_on(server.insert(

@@ -957,7 +957,7 @@ fn store_alerts(
         .and_then(|()| a.close())
         .context("storing alerts in the archive")?;
     if let Some((url, database)) = clickhouse {
-        use canh_core::sink::clickhouse::{encode, Layout, Server};
+        use canh_core::sink::clickhouse::{encode_native, Layout, Server};
         let rt = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()
@@ -971,7 +971,7 @@ fn store_alerts(
                 cluster: None,
             };
             let mut data = Vec::new();
-            encode(Table::Alerts, layout.dialect, &batch.records, &mut data)
+            encode_native(Table::Alerts, layout.dialect, &batch.records, &mut data)
                 .map_err(|e| anyhow::anyhow!("{e}"))?;
             server.insert(Table::Alerts, &layout, data).await?;
             Ok::<_, anyhow::Error>(())

@@ -12,7 +12,7 @@ use std::io::Write;
 use std::net::TcpStream;
 use std::time::Duration;
 
-use canh_core::sink::clickhouse::{encode, Dialect, Layout, Server};
+use canh_core::sink::clickhouse::{encode, encode_native, Dialect, Layout, Server};
 use canh_schema::fields::events::Col;
 use canh_schema::{Table, TableBuilder};
 use common::{eventually, read_events, Canh, ClickHouse};
@@ -73,7 +73,7 @@ fn events_round_trip_through_clickhouse_18_16() {
         server.create(&layout).await.unwrap();
         let batch = events();
         let mut data = Vec::new();
-        encode(Table::Events, layout.dialect, &batch.records, &mut data).unwrap();
+        encode_native(Table::Events, layout.dialect, &batch.records, &mut data).unwrap();
         server.insert(Table::Events, &layout, data).await.unwrap();
         let got = server
             .text(
@@ -348,6 +348,9 @@ fn the_modern_tables_take_the_archive_and_the_encoder_in_chdb() {
     let mut data = Vec::new();
     encode(Table::Events, Dialect::Modern, &batch.records, &mut data).unwrap();
     std::fs::write(rb.join("events.rowbinary"), data).unwrap();
+    let mut data = Vec::new();
+    encode_native(Table::Events, Dialect::Modern, &batch.records, &mut data).unwrap();
+    std::fs::write(rb.join("events.native"), data).unwrap();
     let ddl = std::process::Command::new(common::CANH)
         .args([
             "clickhouse",
@@ -397,6 +400,7 @@ fn the_modern_tables_take_the_archive_and_the_encoder_in_chdb() {
     let events = &tables[0];
     assert_eq!(events["parquet_rows"], 3, "{events}");
     assert_eq!(events["rowbinary_rows"], 3, "{events}");
+    assert_eq!(events["native_rows"], 3, "{events}");
     assert_eq!(events["same"], true, "{events}");
 }
 

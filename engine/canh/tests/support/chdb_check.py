@@ -1,11 +1,12 @@
 """Checks the modern-dialect ClickHouse DDL against a current ClickHouse (chDB, in process).
 
-usage: chdb_check.py DDL_FILE ARCHIVE_DIR ROWBINARY_DIR [QUERIES_JSON]
+usage: chdb_check.py DDL_FILE ARCHIVE_DIR ENCODED_DIR [QUERIES_JSON]
 
 Creates the tables of DDL_FILE twice (databases `canh` and `canh_rb`), loads every table's
 Parquet files of ARCHIVE_DIR (the archive's layout: TABLE/date=…/hour=…/*.parquet) into the first
-and every TABLE.rowbinary of ROWBINARY_DIR (Canh's RowBinary encoder) into the second, and prints
-one JSON object per table: rows in each, and whether the two hold the same rows.
+every TABLE.rowbinary of ENCODED_DIR (Canh's RowBinary encoder) into the second and every
+TABLE.native (Canh's Native encoder) into a third, and prints one JSON object per table: rows in
+each, and whether they all hold the same rows.
 QUERIES_JSON, a JSON list of [title, sql] pairs, is run over the loaded tables afterwards; one
 last object lists the titles of those that failed, with the error.
 Exits non-zero, with ClickHouse's message, when a statement of the DDL or a load fails.
@@ -20,7 +21,7 @@ from chdb import session
 ddl_file, archive, rowbinary = sys.argv[1:4]
 s = session.Session()
 ddl = open(ddl_file).read()
-for db in ("canh", "canh_rb"):
+for db in ("canh", "canh_rb", "canh_nat"):
     for stmt in ddl.split(";\n"):
         if stmt.strip():
             s.query(stmt.replace("`canh`", "`%s`" % db))
@@ -44,12 +45,16 @@ for table in ("events", "flows", "alerts"):
         ).bytes().decode().strip()
         s.query("INSERT INTO canh_rb.%s SELECT * FROM file('%s', RowBinary, '%s')"
                 % (table, rb, structure.replace("'", "\\'")))
-    a, b = rows("canh", table), rows("canh_rb", table)
+    native = os.path.join(rowbinary, table + ".native")
+    if os.path.exists(native):
+        s.query("INSERT INTO canh_nat.%s SELECT * FROM file('%s', Native)" % (table, native))
+    a, b, c = rows("canh", table), rows("canh_rb", table), rows("canh_nat", table)
     print(json.dumps({
         "table": table,
         "parquet_rows": a.count("\n"),
         "rowbinary_rows": b.count("\n"),
-        "same": a == b,
+        "native_rows": c.count("\n"),
+        "same": a == b and (a == c or not os.path.exists(native)),
         "sample": a.splitlines()[:1],
     }))
 

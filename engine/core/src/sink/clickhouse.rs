@@ -193,13 +193,136 @@ pub fn create_distributed(table: Table, layout: &Layout) -> Option<String> {
     ))
 }
 
-/// The `INSERT` statement whose data [`encode`] writes.
+/// The `INSERT` statement whose data [`encode_native`] writes.
 pub fn insert_sql(table: Table, layout: &Layout) -> String {
     format!(
-        "INSERT INTO {}.{} FORMAT RowBinary",
+        "INSERT INTO {}.{} FORMAT Native",
         quote(&layout.database),
         quote(table.name())
     )
+}
+
+/// Appends a batch of `table` as one block of ClickHouse's `Native` format: column after
+/// column, each in one piece (null map, then values; arrays as end offsets, then elements),
+/// which the server reads far faster than rows. `LowCardinality` columns are sent as their
+/// plain type, which current servers convert on insert.
+pub fn encode_native(
+    table: Table,
+    dialect: Dialect,
+    records: &RecordBatch,
+    out: &mut Vec<u8>,
+) -> Result<(), EncodeError> {
+    let fields = table.fields();
+    if records.num_columns() != fields.len() {
+        return Err(EncodeError::Columns {
+            table: table.name(),
+            got: records.num_columns(),
+            want: fields.len(),
+        });
+    }
+    let columns: Vec<Column<'_>> = fields
+        .iter()
+        .zip(records.columns())
+        .map(|(f, c)| Column::of(f, c, dialect).ok_or_else(|| type_error(table, f, c)))
+        .collect::<Result<_, _>>()?;
+    let legacy_maps = columns
+        .iter()
+        .filter(|c| matches!(c, Column::Map(_, Dialect::Legacy)))
+        .count();
+    varint((fields.len() + legacy_maps) as u64, out);
+    varint(records.num_rows() as u64, out);
+    for (f, c) in fields.iter().zip(&columns) {
+        let name = f.column();
+        let ty = column_type(f, dialect);
+        let plain = |ty: &str| -> String {
+            ty.strip_prefix("LowCardinality(")
+                .and_then(|t| t.strip_suffix(')'))
+                .unwrap_or(ty)
+                .to_owned()
+        };
+        match c {
+            Column::Map(m, Dialect::Legacy) => {
+                let (keys, values) = (m.keys().as_string::<i32>(), m.values().as_string::<i32>());
+                let (offsets, range) = array_offsets(m.value_offsets(), m.nulls());
+                bytes(format!("{name}.key").as_bytes(), out);
+                bytes(b"Array(String)", out);
+                out.extend_from_slice(&offsets);
+                for i in range.iter().flat_map(|r| r.clone()) {
+                    bytes(keys.value(i).as_bytes(), out);
+                }
+                bytes(format!("{name}.value").as_bytes(), out);
+                bytes(b"Array(Nullable(String))", out);
+                out.extend_from_slice(&offsets);
+                native_nullable_strings(values, range, out);
+            }
+            Column::Map(m, Dialect::Modern) => {
+                let (keys, values) = (m.keys().as_string::<i32>(), m.values().as_string::<i32>());
+                let (offsets, range) = array_offsets(m.value_offsets(), m.nulls());
+                bytes(name.as_bytes(), out);
+                bytes(ty.as_bytes(), out);
+                out.extend_from_slice(&offsets);
+                for i in range.iter().flat_map(|r| r.clone()) {
+                    bytes(keys.value(i).as_bytes(), out);
+                }
+                native_nullable_strings(values, range, out);
+            }
+            Column::List(l) => {
+                let values = l.values().as_string::<i32>();
+                let (offsets, range) = array_offsets(l.value_offsets(), l.nulls());
+                bytes(name.as_bytes(), out);
+                bytes(ty.as_bytes(), out);
+                out.extend_from_slice(&offsets);
+                native_nullable_strings(values, range, out);
+            }
+            _ => {
+                bytes(name.as_bytes(), out);
+                bytes(plain(&ty).as_bytes(), out);
+                c.write_native(out);
+            }
+        }
+    }
+    Ok(())
+}
+
+/// The end offsets (UInt64, from 0) of an array column with Arrow offsets and nulls, and the
+/// elements sent, as index ranges: a null array is sent empty, as [`encode`] sends it.
+fn array_offsets(
+    offsets: &[i32],
+    nulls: Option<&arrow::buffer::NullBuffer>,
+) -> (Vec<u8>, Vec<std::ops::Range<usize>>) {
+    let mut out = Vec::with_capacity(offsets.len().saturating_sub(1) * 8);
+    let mut ranges: Vec<std::ops::Range<usize>> = Vec::new();
+    let mut end = 0u64;
+    for (row, w) in offsets.windows(2).enumerate() {
+        let (a, b) = (w[0] as usize, w[1] as usize);
+        if b > a && !nulls.is_some_and(|n| n.is_null(row)) {
+            end += (b - a) as u64;
+            match ranges.last_mut() {
+                Some(last) if last.end == a => last.end = b,
+                _ => ranges.push(a..b),
+            }
+        }
+        out.extend_from_slice(&end.to_le_bytes());
+    }
+    (out, ranges)
+}
+
+/// A `Nullable(String)` column in one piece: the null map, then every value (empty for nulls).
+fn native_nullable_strings(
+    values: &StringArray,
+    ranges: Vec<std::ops::Range<usize>>,
+    out: &mut Vec<u8>,
+) {
+    for i in ranges.iter().flat_map(|r| r.clone()) {
+        out.push(u8::from(values.is_null(i)));
+    }
+    for i in ranges.into_iter().flatten() {
+        if values.is_null(i) {
+            out.push(0);
+        } else {
+            bytes(values.value(i).as_bytes(), out);
+        }
+    }
 }
 
 /// Why a batch could not be encoded.
@@ -299,6 +422,54 @@ impl<'a> Column<'a> {
             }
             _ => return None,
         })
+    }
+
+    /// The whole column in `Native` form (not for arrays and maps, which
+    /// [`encode_native`] writes).
+    fn write_native(&self, out: &mut Vec<u8>) {
+        fn null_map(a: &dyn Array, nullable: bool, out: &mut Vec<u8>) {
+            if nullable {
+                out.extend((0..a.len()).map(|i| u8::from(a.is_null(i))));
+            }
+        }
+        fn fixed<T: arrow::datatypes::ArrowPrimitiveType>(
+            a: &arrow::array::PrimitiveArray<T>,
+            nullable: bool,
+            out: &mut Vec<u8>,
+        ) {
+            null_map(a, nullable, out);
+            let values = a.values().inner();
+            let width = std::mem::size_of::<T::Native>();
+            let start = a.offset() * width;
+            out.extend_from_slice(&values.as_slice()[start..start + a.len() * width]);
+        }
+        match self {
+            Column::Time(a, n) => fixed(*a, *n, out),
+            Column::U8(a, n) => fixed(*a, *n, out),
+            Column::U16(a, n) => fixed(*a, *n, out),
+            Column::U32(a, n) => fixed(*a, *n, out),
+            Column::U64(a, n) => fixed(*a, *n, out),
+            Column::Text(a, n) => {
+                null_map(*a, *n, out);
+                for i in 0..a.len() {
+                    bytes(
+                        if a.is_null(i) {
+                            b""
+                        } else {
+                            a.value(i).as_bytes()
+                        },
+                        out,
+                    );
+                }
+            }
+            Column::Bytes(a, n) => {
+                null_map(*a, *n, out);
+                for i in 0..a.len() {
+                    bytes(if a.is_null(i) { b"" } else { a.value(i) }, out);
+                }
+            }
+            Column::List(_) | Column::Map(..) => {}
+        }
     }
 
     fn write(&self, row: usize, out: &mut Vec<u8>) {
@@ -691,7 +862,7 @@ impl Server {
         Ok(())
     }
 
-    /// Inserts rows encoded by [`encode`] in one `INSERT`.
+    /// Inserts blocks encoded by [`encode_native`] in one `INSERT`.
     pub async fn insert(
         &self,
         table: Table,
@@ -870,7 +1041,7 @@ impl Sink {
         };
         let mut data = Vec::new();
         for b in batches {
-            encode(table, layout.dialect, b, &mut data)
+            encode_native(table, layout.dialect, b, &mut data)
                 .map_err(|e| Failure::Invalid(e.to_string()))?;
         }
         let result = tokio::time::timeout(self.config.timeout, server.insert(table, layout, data))
