@@ -3,7 +3,8 @@
 # trying Canh with ClickHouse on one machine. Installs the Debian package (clickhouse-server,
 # 18.16 on Debian 12) when the server is missing.
 #
-#   deploy/clickhouse.sh start DIR [HTTP_PORT [TCP_PORT]]   prints HTTP_PORT TCP_PORT
+#   deploy/clickhouse.sh start DIR [HTTP_PORT [TCP_PORT [HTTPS_PORT]]]
+#                                       prints HTTP_PORT TCP_PORT [HTTPS_PORT]
 #   deploy/clickhouse.sh stop DIR
 #
 # DIR        holds the config, data, logs and pid file of this server (created; reused when it
@@ -13,6 +14,9 @@
 #
 # CLUSTER="NAME=TCP_PORT,TCP_PORT,…" adds a cluster NAME with one shard per native port on
 # 127.0.0.1 (every server of the cluster is started with the same CLUSTER).
+# TLS_DIR=DIR also serves HTTPS (printed as a third port) with DIR/server.crt and
+# DIR/server.key; with DIR/ca.crt there, clients must present a certificate that CA signed.
+# PASSWORD=P gives the user `default` that password.
 #
 # Listens on 127.0.0.1 only; user `default` without a password. `start` waits for /ping (at
 # most 30 s) and fails with the server's error log if it does not answer; `stop` waits for the
@@ -20,7 +24,7 @@
 set -euo pipefail
 
 usage() {
-  echo "usage: $0 start DIR [HTTP_PORT [TCP_PORT]] | stop DIR" >&2
+  echo "usage: $0 start DIR [HTTP_PORT [TCP_PORT [HTTPS_PORT]]] | stop DIR" >&2
   exit 2
 }
 [ $# -ge 2 ] || usage
@@ -68,14 +72,34 @@ cluster_xml() {
   echo "  </remote_servers>"
 }
 
+tls_xml() {
+  [ -n "${TLS_DIR:-}" ] || return 0
+  local tls
+  tls=$(cd "$TLS_DIR" && pwd)
+  echo "  <https_port>$1</https_port>"
+  echo "  <openSSL><server>"
+  echo "    <certificateFile>$tls/server.crt</certificateFile>"
+  echo "    <privateKeyFile>$tls/server.key</privateKeyFile>"
+  if [ -f "$tls/ca.crt" ]; then
+    echo "    <verificationMode>strict</verificationMode><caConfig>$tls/ca.crt</caConfig>"
+  else
+    echo "    <verificationMode>none</verificationMode>"
+  fi
+  echo "    <loadDefaultCAFile>false</loadDefaultCAFile>"
+  echo "    <disableProtocols>sslv2,sslv3,tlsv1,tlsv1_1</disableProtocols>"
+  echo "    <preferServerCiphers>true</preferServerCiphers>"
+  echo "  </server></openSSL>"
+}
+
 start() {
   install
-  local http=${1:-} tcp=${2:-}
+  local http=${1:-} tcp=${2:-} https=${3:-}
   mkdir -p "$dir"/{data,tmp,log,user_files,format_schemas}
   dir=$(cd "$dir" && pwd)
   stop
   [ -n "$http" ] || http=$(free_port)
   [ -n "$tcp" ] || tcp=$(free_port)
+  if [ -n "${TLS_DIR:-}" ] && [ -z "$https" ]; then https=$(free_port); fi
   cat >"$dir/config.xml" <<EOF
 <yandex>
   <logger>
@@ -98,6 +122,7 @@ start() {
   <mark_cache_size>268435456</mark_cache_size>
   <max_concurrent_queries>64</max_concurrent_queries>
 $(cluster_xml)
+$(tls_xml "$https")
 </yandex>
 EOF
   cat >"$dir/users.xml" <<EOF
@@ -110,7 +135,7 @@ EOF
   </profiles>
   <users>
     <default>
-      <password></password>
+      <password>${PASSWORD:-}</password>
       <networks><ip>127.0.0.1</ip><ip>::1</ip></networks>
       <profile>default</profile>
       <quota>default</quota>
@@ -134,7 +159,7 @@ EOF
     >"$dir/log/stdout.log" 2>&1 || true
   for _ in $(seq 300); do
     if curl -fsS -m 1 "http://127.0.0.1:$http/ping" >/dev/null 2>&1; then
-      echo "$http $tcp"
+      echo "$http $tcp${https:+ $https}"
       return 0
     fi
     sleep 0.1

@@ -24,6 +24,8 @@ pkg-config --exists libhs 2>/dev/null || need+=(libhyperscan-dev)
 # ClickHouse 18.16 for the ClickHouse tests (deploy/clickhouse.sh starts it; installed here so
 # that tests starting servers at once do not race for the package manager).
 command -v clickhouse-server >/dev/null || need+=(clickhouse-server clickhouse-client)
+# openssl: the TLS tests make their own CA and certificates.
+command -v openssl >/dev/null || need+=(openssl)
 if [ ${#need[@]} -gt 0 ]; then
   echo "deps: installing Debian packages: ${need[*]}" >&2
   $SUDO apt-get update -qq

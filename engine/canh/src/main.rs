@@ -452,7 +452,15 @@ fn query(
             let database = database
                 .or(config.clickhouse.as_ref().map(|c| c.database.clone()))
                 .unwrap_or_else(|| "canh".into());
-            match rt.block_on(canh_query::clickhouse(&url, &database, sql, format, limits)) {
+            // The config's credentials and TLS files when it names the same server.
+            let endpoint = match config.clickhouse.as_ref() {
+                Some(c) if c.url == url.trim_end_matches('/') => c.endpoint(),
+                _ => canh_core::sink::clickhouse::Endpoint::new(&url),
+            };
+            let client = endpoint.client().map_err(anyhow::Error::msg)?;
+            match rt.block_on(canh_query::clickhouse(
+                client, &database, sql, format, limits,
+            )) {
                 Ok(text) => out.write_all(text.as_bytes())?,
                 Err(e) => {
                     writeln!(err, "query failed: {e}")?;

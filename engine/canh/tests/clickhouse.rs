@@ -572,3 +572,137 @@ fn a_two_shard_cluster_gets_rows_on_both_shards_and_reads_them_back_whole() {
         format!("\"n\"\n{LINES}\n")
     );
 }
+
+/// A CA, a server certificate for 127.0.0.1 and a client certificate, made with openssl in
+/// `dir` (ca.crt, server.crt/.key, client.crt/.key).
+fn certificates(dir: &std::path::Path) {
+    let run = |args: &[&str]| {
+        let out = std::process::Command::new("openssl")
+            .args(args)
+            .current_dir(dir)
+            .output()
+            .expect("openssl is installed (scripts/deps.sh)");
+        assert!(
+            out.status.success(),
+            "openssl {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    let ec = [
+        "-newkey",
+        "ec",
+        "-pkeyopt",
+        "ec_paramgen_curve:P-256",
+        "-nodes",
+    ];
+    run(&[
+        &["req", "-x509"][..],
+        &ec,
+        &[
+            "-keyout",
+            "ca.key",
+            "-out",
+            "ca.crt",
+            "-days",
+            "2",
+            "-subj",
+            "/CN=canh test CA",
+            "-addext",
+            "basicConstraints=critical,CA:TRUE",
+            "-addext",
+            "keyUsage=critical,keyCertSign,cRLSign",
+        ],
+    ]
+    .concat());
+    for (name, ext) in [
+        (
+            "server",
+            "subjectAltName=IP:127.0.0.1\nextendedKeyUsage=serverAuth\n",
+        ),
+        ("client", "extendedKeyUsage=clientAuth\n"),
+    ] {
+        std::fs::write(dir.join(format!("{name}.ext")), ext).unwrap();
+        run(&[
+            &["req"][..],
+            &ec,
+            &[
+                "-keyout",
+                &format!("{name}.key"),
+                "-out",
+                &format!("{name}.csr"),
+                "-subj",
+                &format!("/CN=canh {name}"),
+            ],
+        ]
+        .concat());
+        run(&[
+            "x509",
+            "-req",
+            "-in",
+            &format!("{name}.csr"),
+            "-CA",
+            "ca.crt",
+            "-CAkey",
+            "ca.key",
+            "-CAcreateserial",
+            "-out",
+            &format!("{name}.crt"),
+            "-days",
+            "2",
+            "-extfile",
+            &format!("{name}.ext"),
+        ]);
+    }
+}
+
+#[test]
+fn serve_stores_over_https_with_a_private_ca_a_client_certificate_and_a_password() {
+    let dir = tempfile::tempdir().unwrap();
+    let tls = dir.path().join("tls");
+    std::fs::create_dir_all(&tls).unwrap();
+    certificates(&tls);
+    // The server requires a client certificate signed by the CA, and the password.
+    let (ch, https) = ClickHouse::start_tls(&dir.path().join("clickhouse"), &tls, "pw:s3cret");
+    let url = format!("https://127.0.0.1:{https}");
+    let data = dir.path().join("data");
+    let section = format!(
+        "[clickhouse]\nurl = \"{url}\"\nuser = \"default\"\npassword = \"pw:s3cret\"\n\
+         ca_file = \"{0}/ca.crt\"\nclient_cert = \"{0}/client.crt\"\nclient_key = \"{0}/client.key\"\n\
+         flush_interval = \"100ms\"\n",
+        tls.display()
+    );
+    let canh = Canh::start(&data, &section);
+    send(&canh, 0, 500);
+    let config = data.join("canh-test.toml");
+    let query = |args: &[&str], config: Option<&std::path::Path>| {
+        let mut cmd = std::process::Command::new(common::CANH);
+        cmd.args(["query", "--format", "csv"]).args(args);
+        if let Some(c) = config {
+            cmd.arg("--config").arg(c);
+        }
+        cmd.arg("SELECT count() AS n FROM events")
+            .env("SSL_CERT_FILE", tls.join("ca.crt"))
+            .output()
+            .unwrap()
+    };
+    assert!(
+        eventually(Duration::from_secs(60), || {
+            String::from_utf8_lossy(&query(&["--clickhouse-url", &url], Some(&config)).stdout)
+                == "\"n\"\n500\n"
+        }),
+        "{}",
+        canh.log()
+    );
+    assert_eq!(canh.metric("canh_clickhouse_state{kind=\"up\"}"), 1);
+    assert!(canh.stop().success());
+    // Without the client certificate, the server refuses the connection.
+    let out = query(
+        &[
+            "--clickhouse-url",
+            &format!("https://default:pw%3As3cret@127.0.0.1:{https}"),
+        ],
+        None,
+    );
+    assert!(!out.status.success());
+    drop(ch);
+}

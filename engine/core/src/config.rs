@@ -74,6 +74,14 @@ pub struct ClickHouseConfig {
     pub cluster: Option<String>,
     /// The HTTP URL of every shard server (with `cluster`).
     pub shards: Vec<String>,
+    /// Log in as this user (else `default`), with this password.
+    pub user: Option<String>,
+    pub password: Option<String>,
+    /// For https: a CA (PEM) trusted besides the system's roots; a client certificate and
+    /// key (PEM) for servers that verify clients.
+    pub ca_file: Option<PathBuf>,
+    pub client_cert: Option<PathBuf>,
+    pub client_key: Option<PathBuf>,
 }
 
 impl ClickHouseConfig {
@@ -89,17 +97,32 @@ impl ClickHouseConfig {
             retention_days: None,
             cluster: None,
             shards: Vec::new(),
+            user: None,
+            password: None,
+            ca_file: None,
+            client_cert: None,
+            client_key: None,
+        }
+    }
+
+    /// How to reach the server of `url`.
+    pub fn endpoint(&self) -> crate::sink::clickhouse_client::Endpoint {
+        let from_url = crate::sink::clickhouse_client::Endpoint::new(&self.url);
+        crate::sink::clickhouse_client::Endpoint {
+            user: self.user.clone().or(from_url.user),
+            password: self.password.clone().or(from_url.password),
+            url: from_url.url,
+            ca_file: self.ca_file.clone(),
+            client_cert: self.client_cert.clone(),
+            client_key: self.client_key.clone(),
         }
     }
 
     /// What is wrong with a server URL, if anything.
     pub fn check_url(url: &str) -> Result<(), String> {
         match url.split_once("://") {
-            Some(("http", rest)) if !rest.is_empty() => Ok(()),
-            Some(("https", _)) => Err(
-                "https is not supported yet: use http:// (on loopback or a trusted network)".into(),
-            ),
-            _ => Err(format!("{url:?} is not an http:// URL")),
+            Some(("http" | "https", rest)) if !rest.is_empty() => Ok(()),
+            _ => Err(format!("{url:?} is not an http:// or https:// URL")),
         }
     }
 }
@@ -823,6 +846,21 @@ impl Reader {
         c.retention_days = self
             .integer(s, "retention_days", 1, 36_500)
             .map(|n| n as u32);
+        c.user = self.string(s, "user");
+        c.password = self.string(s, "password");
+        for (key, slot) in [
+            ("ca_file", &mut c.ca_file),
+            ("client_cert", &mut c.client_cert),
+            ("client_key", &mut c.client_key),
+        ] {
+            *slot = self.string(s, key).map(PathBuf::from);
+        }
+        if c.client_cert.is_some() != c.client_key.is_some() {
+            self.error(
+                &s.key_path("client_cert"),
+                "client_cert and client_key go together",
+            );
+        }
         c.cluster = self.string(s, "cluster");
         if let Some(shards) = self.strings(s, "shards") {
             for (i, u) in shards.iter().enumerate() {
@@ -1008,6 +1046,7 @@ mod tests {
             reload_interval = "1s"
             [clickhouse]
             url = "https://ch.example:8443"
+            client_key = "k.pem"
             database = "canh-prod"
             flush_interval = "1ns"
             retention_days = 0
@@ -1027,7 +1066,7 @@ mod tests {
             "syslog.tcp[0].extra: unknown key",
             "pipeline.batch_rows: -1 is out of range",
             "inventory.file: is required",
-            "clickhouse.url: https is not supported yet",
+            "clickhouse.client_cert: client_cert and client_key go together",
             "clickhouse.database: \"canh-prod\": use letters, digits and _",
             "clickhouse.flush_interval: must be at least 10ms",
             "clickhouse.retention_days: 0 is out of range",

@@ -154,7 +154,7 @@ pub fn write(batches: &[RecordBatch], output: Output, out: &mut dyn Write) -> Re
 /// Runs one statement on ClickHouse as a read-only user would (`readonly=1`), with the same
 /// limits, and returns the server's text in the requested form.
 pub async fn clickhouse(
-    url: &str,
+    client: clickhouse::Client,
     database: &str,
     sql: &str,
     output: Output,
@@ -165,10 +165,8 @@ pub async fn clickhouse(
         Output::Csv => "CSVWithNames",
         Output::Json => "JSONEachRow",
     };
-    let client = clickhouse::Client::default()
-        .with_url(url)
+    let client = client
         .with_database(database)
-        .with_validation(false)
         .with_setting("readonly", "1")
         .with_setting("max_result_rows", limits.max_rows.to_string())
         .with_setting("result_overflow_mode", "break")

@@ -328,21 +328,34 @@ impl ClickHouse {
         let cluster = format!("{name}={}", tcp.join(","));
         dirs.iter()
             .zip(&ports)
-            .map(|(d, p)| Self::start_with(d, Some(*p), Some(&cluster)))
+            .map(|(d, p)| Self::start_with(d, Some(*p), &[("CLUSTER", cluster.as_str())]).0)
             .collect()
     }
 
     /// Starts a server in `dir`, on the given (HTTP, native) ports if any.
     pub fn start_on(dir: &Path, ports: Option<(u16, u16)>) -> ClickHouse {
-        Self::start_with(dir, ports, None)
+        Self::start_with(dir, ports, &[]).0
     }
 
-    fn start_with(dir: &Path, ports: Option<(u16, u16)>, cluster: Option<&str>) -> ClickHouse {
+    /// Starts a server that also serves HTTPS with the certificates of `tls` (see
+    /// `deploy/clickhouse.sh`), user `default` with `password`; and its HTTPS port.
+    pub fn start_tls(dir: &Path, tls: &Path, password: &str) -> (ClickHouse, u16) {
+        let (ch, https) = Self::start_with(
+            dir,
+            None,
+            &[("TLS_DIR", tls.to_str().unwrap()), ("PASSWORD", password)],
+        );
+        (ch, https.expect("an HTTPS port"))
+    }
+
+    fn start_with(
+        dir: &Path,
+        ports: Option<(u16, u16)>,
+        env: &[(&str, &str)],
+    ) -> (ClickHouse, Option<u16>) {
         let mut cmd = Command::new("bash");
         cmd.arg(clickhouse_script()).arg("start").arg(dir);
-        if let Some(c) = cluster {
-            cmd.env("CLUSTER", c);
-        }
+        cmd.envs(env.iter().copied());
         if let Some((http, tcp)) = ports {
             cmd.arg(http.to_string()).arg(tcp.to_string());
         }
@@ -354,11 +367,12 @@ impl ClickHouse {
         );
         let ports = String::from_utf8(out.stdout).unwrap();
         let mut p = ports.split_whitespace().map(|p| p.parse().unwrap());
-        ClickHouse {
+        let ch = ClickHouse {
             dir: dir.to_owned(),
             http: p.next().unwrap(),
             tcp: p.next().unwrap(),
-        }
+        };
+        (ch, p.next())
     }
 
     pub fn url(&self) -> String {

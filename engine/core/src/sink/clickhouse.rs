@@ -31,6 +31,7 @@ use canh_schema::{Batch, Table};
 use tracing::{error, info, warn};
 
 use crate::config::ClickHouseConfig;
+pub use crate::sink::clickhouse_client::Endpoint;
 use crate::sink::spool::Spool;
 
 /// The SQL a server understands.
@@ -817,12 +818,16 @@ impl std::fmt::Debug for Server {
 }
 
 impl Server {
-    /// Connects to `url` (`http://127.0.0.1:8123`) and asks the server's version.
+    /// Connects to `url` (`http://127.0.0.1:8123`) as `default` and asks the server's version.
     pub async fn connect(url: &str) -> Result<Server, clickhouse::error::Error> {
-        // Validation reads RowBinaryWithNamesAndTypes headers, which 18.16 cannot send.
-        let client = clickhouse::Client::default()
-            .with_url(url)
-            .with_validation(false);
+        Server::open(&Endpoint::new(url)).await
+    }
+
+    /// Connects to a server and asks its version.
+    pub async fn open(endpoint: &Endpoint) -> Result<Server, clickhouse::error::Error> {
+        let client = endpoint
+            .client()
+            .map_err(clickhouse::error::Error::Custom)?;
         let version = text(&client, "SELECT version()").await?.trim().to_owned();
         Ok(Server {
             dialect: Dialect::of_version(&version),
@@ -1003,7 +1008,11 @@ impl Sink {
         let timeout = self.config.timeout;
         let config = &self.config;
         let ready = |url: String| async move {
-            let server = Server::connect(&url).await?;
+            let server = Server::open(&Endpoint {
+                url,
+                ..config.endpoint()
+            })
+            .await?;
             let layout = Layout {
                 database: config.database.clone(),
                 dialect: server.dialect,

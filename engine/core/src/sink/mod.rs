@@ -1,5 +1,6 @@
 //! Sinks: where finished batches go.
 
 pub mod clickhouse;
+pub mod clickhouse_client;
 pub mod parquet;
 pub mod spool;
