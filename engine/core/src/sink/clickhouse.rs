@@ -214,18 +214,7 @@ pub fn encode_native(
     out: &mut Vec<u8>,
 ) -> Result<(), EncodeError> {
     let fields = table.fields();
-    if records.num_columns() != fields.len() {
-        return Err(EncodeError::Columns {
-            table: table.name(),
-            got: records.num_columns(),
-            want: fields.len(),
-        });
-    }
-    let columns: Vec<Column<'_>> = fields
-        .iter()
-        .zip(records.columns())
-        .map(|(f, c)| Column::of(f, c, dialect).ok_or_else(|| type_error(table, f, c)))
-        .collect::<Result<_, _>>()?;
+    let columns = columns(table, dialect, records)?;
     let legacy_maps = columns
         .iter()
         .filter(|c| matches!(c, Column::Map(_, Dialect::Legacy)))
@@ -344,13 +333,12 @@ pub enum EncodeError {
     },
 }
 
-/// Appends a batch of `table` as `RowBinary`, row by row in the table's column order.
-pub fn encode(
+/// A batch's columns, typed against the table's fields.
+fn columns<'a>(
     table: Table,
     dialect: Dialect,
-    records: &RecordBatch,
-    out: &mut Vec<u8>,
-) -> Result<(), EncodeError> {
+    records: &'a RecordBatch,
+) -> Result<Vec<Column<'a>>, EncodeError> {
     let fields = table.fields();
     if records.num_columns() != fields.len() {
         return Err(EncodeError::Columns {
@@ -359,11 +347,22 @@ pub fn encode(
             want: fields.len(),
         });
     }
-    let columns: Vec<Column<'_>> = fields
+    fields
         .iter()
         .zip(records.columns())
         .map(|(f, c)| Column::of(f, c, dialect).ok_or_else(|| type_error(table, f, c)))
-        .collect::<Result<_, _>>()?;
+        .collect()
+}
+
+/// Appends a batch of `table` as `RowBinary`, row by row in the table's column order.
+pub fn encode(
+    table: Table,
+    dialect: Dialect,
+    records: &RecordBatch,
+    out: &mut Vec<u8>,
+) -> Result<(), EncodeError> {
+    let fields = table.fields();
+    let columns = columns(table, dialect, records)?;
     for row in 0..records.num_rows() {
         for c in &columns {
             c.write(row, out);
