@@ -361,7 +361,6 @@ pub fn encode(
     records: &RecordBatch,
     out: &mut Vec<u8>,
 ) -> Result<(), EncodeError> {
-    let fields = table.fields();
     let columns = columns(table, dialect, records)?;
     for row in 0..records.num_rows() {
         for c in &columns {
