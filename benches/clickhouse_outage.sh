@@ -46,10 +46,10 @@ CONF
 (cd "$D" && exec "$BIN" serve --config "$D/canh.toml" 2>"$D/canh.stderr") &
 PID=$!
 for _ in $(seq 100); do curl -fs "127.0.0.1:$HTTP/healthz" >/dev/null 2>&1 && break; sleep 0.1; done
-metric() { curl -s "127.0.0.1:$HTTP/metrics" | awk -v m="$1" 'index($0, m) == 1 {s += $NF} END {printf "%d", s}'; }
+metric() { curl -s "127.0.0.1:$HTTP/metrics" | awk -v m="$1" 'index($0, m) == 1 {s += $NF} END {printf "%.0f", s}'; }
 line() {
   printf '%4ss archived=%s inserted=%s spooled=%s replayed=%s spool_bytes=%s spool_files=%s oldest_s=%s up=%s\n' \
-    "$1" "$(metric 'canh_sink_rows_total{table="events"')" \
+    "$1" "$(metric 'canh_sink_rows_total{sink="parquet",table="events"')" \
     "$(metric 'canh_clickhouse_rows_total{kind="inserted",table="events"')" \
     "$(metric 'canh_clickhouse_rows_total{kind="spooled",table="events"')" \
     "$(metric 'canh_clickhouse_rows_total{kind="replayed",table="events"')" \

@@ -7,7 +7,7 @@
 # Each prints wall time and the CPU time of the canh process (user+sys, from `time`), and hunts
 # their events per CPU-second.
 #
-# usage: benches/history.sh [LINES]   (default 2000000)
+# usage: benches/history.sh [LINES]   (default 2000000; KEEP=1 keeps the data folder)
 #   CANH_BIN / LOADGEN_BIN   binaries (default: target/release/…; build with
 #                            `cargo build --release -p canh -p canh-benches`)
 set -euo pipefail
@@ -18,6 +18,7 @@ D=$(mktemp -d)
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
 PORT=$(free_port); HTTP=$(free_port)
 cleanup() {
+  [ -n "${KEEP:-}" ] && { echo "kept $D"; return; }
   [ -n "${PID:-}" ] && kill "$PID" 2>/dev/null && wait "$PID" 2>/dev/null || true
   bash "$ROOT/deploy/clickhouse.sh" stop "$D/ch" >/dev/null 2>&1 || true
   rm -rf "$D"
@@ -55,9 +56,8 @@ echo "stored: $(du -sh "$D/data/archive/events" | cut -f1) of Parquet, $n rows i
 
 measure() { # label, command…
   local label=$1; shift
-  local t
-  t=$( { /usr/bin/time -f '%e %U %S' "$@" >"$D/out" 2>"$D/err"; } 2>&1 | tail -1)
-  read -r wall user sys <<<"$t"
+  /usr/bin/time -o "$D/time" -f '%e %U %S' "$@" >"$D/out" 2>"$D/err"
+  read -r wall user sys <"$D/time"
   echo "$label: wall=${wall}s cpu=$(python3 -c "print(round($user + $sys, 2))")s lines_out=$(wc -l <"$D/out")"
   tail -n 3 "$D/err" | sed 's/^/    /'
 }

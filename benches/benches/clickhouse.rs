@@ -132,7 +132,7 @@ fn main() {
     let parquet: u64 = walk(dir.path());
 
     println!(
-        "clickhouse {} ({:?}) rows={ROWS} rowbinary_bytes_per_row={:.0}",
+        "clickhouse {} ({:?}) rows={ROWS} native_bytes_per_row={:.0}",
         server.version,
         server.dialect,
         bytes as f64 / ROWS as f64

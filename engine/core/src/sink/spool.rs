@@ -2,7 +2,7 @@
 //! until it can.
 //!
 //! * One file per spooled chunk, `<sequence>-<table>.arrows`: a header line, then the batches as
-//!   an Arrow IPC stream. The header holds the table, the row count, when the chunk was spooled
+//!   an Arrow IPC stream (LZ4-compressed buffers). The header holds the table, the row count, when the chunk was spooled
 //!   and a CRC-32 of the stream, so a torn or corrupted file is recognised and set aside rather
 //!   than replayed.
 //! * A file is written as `.….tmp`, `fsync`ed and renamed, then the folder is `fsync`ed: after a
@@ -117,8 +117,13 @@ impl Spool {
         };
         let mut stream = Vec::new();
         {
-            let mut w = StreamWriter::try_new(&mut stream, first.schema_ref())
+            // LZ4 frames: a minute's outage at 150k rows/s is ~1 GB instead of ~10.
+            let options = arrow::ipc::writer::IpcWriteOptions::default()
+                .try_with_compression(Some(arrow::ipc::CompressionType::LZ4_FRAME))
                 .map_err(|e| e.to_string())?;
+            let mut w =
+                StreamWriter::try_new_with_options(&mut stream, first.schema_ref(), options)
+                    .map_err(|e| e.to_string())?;
             for b in batches {
                 w.write(b).map_err(|e| e.to_string())?;
             }
