@@ -833,18 +833,16 @@ impl Hunter {
         &mut self,
         rule: u32,
         time_ns: i64,
-        event: &serde_json::Value,
+        event: &dyn canh_rules::plain::Row,
+        sample: &dyn Fn() -> serde_json::Value,
         line: Option<&str>,
     ) -> anyhow::Result<()> {
         use canh_rules::correlation::Source;
         if let Some((alerts, builder, metrics)) = &mut self.store {
-            alerts.matched(rule, time_ns, event, &|| event.clone(), builder, metrics);
+            alerts.matched(rule, time_ns, event, sample, builder, metrics);
         }
         if self.correlator.wants(rule) {
-            for f in self
-                .correlator
-                .observe(rule, time_ns, event, &|| event.clone())
-            {
+            for f in self.correlator.observe(rule, time_ns, event, sample) {
                 if self.silent.contains(&Source::Correlation(f.correlation)) {
                     continue;
                 }
@@ -884,7 +882,7 @@ impl Hunter {
         self.out.write_all(head.as_bytes())?;
         match line {
             Some(l) => self.out.write_all(l.trim().as_bytes())?,
-            None => serde_json::to_writer(&mut self.out, event)?,
+            None => serde_json::to_writer(&mut self.out, &sample())?,
         }
         self.out.write_all(b"}\n")?;
         self.matches += 1;
@@ -1022,7 +1020,13 @@ fn hunt_json(h: &mut Hunter, input: &std::path::Path) -> anyhow::Result<(u64, u6
         for hit in &hits {
             let event = &batch[hit.row as usize];
             let t = canh_rules::correlation::event_time_ns(event).unwrap_or(0);
-            h.hit(hit.rule, t, event, Some(&lines[hit.row as usize]))?;
+            h.hit(
+                hit.rule,
+                t,
+                event,
+                &|| event.clone(),
+                Some(&lines[hit.row as usize]),
+            )?;
         }
         batch.clear();
         lines.clear();
@@ -1087,7 +1091,7 @@ fn hunt_archive(
         .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
     );
     let rows = AtomicU64::new(0);
-    let mut all = Vec::new();
+    let mut all = canh_core::hunt::Found::default();
     for (t, files) in tables.iter().zip(&files) {
         // Files in chunks, so progress moves and output starts before the end.
         for chunk in files.chunks(16) {
@@ -1101,16 +1105,26 @@ fn hunt_archive(
                     .sum(),
             );
             bar.set_message(format!("{} rows", rows.load(Ordering::Relaxed)));
-            all.extend(found.into_iter().flatten());
+            for f in found {
+                all.extend(f);
+            }
         }
     }
     bar.finish_and_clear();
     // Correlation windows need event-time order across files and tables.
-    canh_core::hunt::sort(&mut all);
-    for m in &all {
-        h.hit(m.rule, m.time_ns, &m.event, None)?;
-    }
+    run_found(h, all)?;
     Ok(rows.load(Ordering::Relaxed))
+}
+
+/// A hunt's matches, in the order correlations need, through the hunter.
+fn run_found(h: &mut Hunter, mut found: canh_core::hunt::Found) -> anyhow::Result<()> {
+    found.sort();
+    found
+        .each(|m, row, sample| {
+            h.hit(m.rule, m.time_ns, row, sample, None)
+                .map_err(|e| e.to_string())
+        })
+        .map_err(anyhow::Error::msg)
 }
 
 /// ClickHouse's events and flows of a time window: per table, ClickHouse runs the rules' SQL
@@ -1139,7 +1153,7 @@ fn hunt_clickhouse(
         cluster: None,
     };
     let rows = AtomicU64::new(0);
-    let mut all = Vec::new();
+    let mut all = canh_core::hunt::Found::default();
     let mut err = std::io::stderr().lock();
     for t in [Table::Events, Table::Flows] {
         if let Some((sql, filter)) = canh_core::hunt::clickhouse_select(&h.set, t, &layout, window)
@@ -1165,10 +1179,8 @@ fn hunt_clickhouse(
             .map_err(|e| anyhow::anyhow!("hunting over ClickHouse: {e}"))?;
         all.extend(found);
     }
-    canh_core::hunt::sort(&mut all);
-    for m in &all {
-        h.hit(m.rule, m.time_ns, &m.event, None)?;
-    }
+    drop(err);
+    run_found(h, all)?;
     Ok(rows.load(Ordering::Relaxed))
 }
 

@@ -33,8 +33,9 @@ pub struct Window {
     pub to_ns: i64,
 }
 
-/// One matching row.
-#[derive(Debug)]
+/// One matching row, by where it is: rows stay in their batches, and JSON is made only for
+/// what is printed or sampled.
+#[derive(Debug, Clone, Copy)]
 pub struct HuntMatch {
     /// Position of the rule in [`RuleSet::rules`].
     pub rule: u32,
@@ -42,18 +43,72 @@ pub struct HuntMatch {
     /// When Canh received it (`event.created`; 0 when unknown): ties of `time_ns` go in
     /// arrival order.
     pub created_ns: i64,
-    /// The row, as `canh_core::json::row_to_json` gives it.
-    pub event: Value,
+    /// Position of its batch in [`Found::batches`], and its row there.
+    pub batch: u32,
+    pub row: u32,
 }
 
-/// Puts matches in the order correlations see them: event time, then arrival, then rule;
-/// the same order whatever the source and however it was read.
-pub fn sort(matches: &mut [HuntMatch]) {
-    matches.sort_by(|a, b| {
-        (a.time_ns, a.created_ns, a.rule)
-            .cmp(&(b.time_ns, b.created_ns, b.rule))
-            .then_with(|| a.event.to_string().cmp(&b.event.to_string()))
-    });
+/// What a hunt found: the batches that hold matches, and the matches.
+#[derive(Debug, Default)]
+pub struct Found {
+    pub batches: Vec<(Table, RecordBatch)>,
+    pub matches: Vec<HuntMatch>,
+}
+
+impl Found {
+    /// Adds what another part of the hunt found.
+    pub fn extend(&mut self, other: Found) {
+        let base = self.batches.len() as u32;
+        self.batches.extend(other.batches);
+        self.matches
+            .extend(other.matches.into_iter().map(|m| HuntMatch {
+                batch: m.batch + base,
+                ..m
+            }));
+    }
+
+    /// A match's row as a JSON object (`canh_core::json::row_to_json`).
+    pub fn event(&self, m: &HuntMatch) -> Value {
+        let (table, batch) = &self.batches[m.batch as usize];
+        Value::Object(crate::json::row_to_json(*table, batch, m.row as usize))
+    }
+
+    /// Puts the matches in the order correlations see them: event time, then arrival, then
+    /// rule, then the event itself; the same order whatever the source and however it was
+    /// read.
+    pub fn sort(&mut self) {
+        let mut matches = std::mem::take(&mut self.matches);
+        matches.sort_by(|a, b| {
+            (a.time_ns, a.created_ns, a.rule)
+                .cmp(&(b.time_ns, b.created_ns, b.rule))
+                .then_with(|| self.event(a).to_string().cmp(&self.event(b).to_string()))
+        });
+        self.matches = matches;
+    }
+
+    /// Calls `f` with each match (in their order), its row, and a maker of its JSON.
+    pub fn each(
+        &self,
+        mut f: impl FnMut(
+            &HuntMatch,
+            &dyn canh_rules::plain::Row,
+            &dyn Fn() -> Value,
+        ) -> Result<(), String>,
+    ) -> Result<(), String> {
+        let views: Vec<BatchEvents<'_>> = self
+            .batches
+            .iter()
+            .map(|(t, b)| BatchEvents::new(b, keywords(*t)))
+            .collect();
+        for m in &self.matches {
+            let row = canh_rules::events::RowOf {
+                events: &views[m.batch as usize],
+                row: m.row as usize,
+            };
+            f(m, &row, &|| self.event(m))?;
+        }
+        Ok(())
+    }
 }
 
 /// The archive's files of a table whose receive hour may hold events of the window, in
@@ -122,7 +177,7 @@ fn batch_matches(
     w: Window,
     scratch: &mut SetScratch,
     hits: &mut Vec<Hit>,
-    out: &mut Vec<HuntMatch>,
+    out: &mut Found,
 ) {
     hits.clear();
     set.matches(
@@ -137,6 +192,8 @@ fn batch_matches(
     let created = batch
         .column_by_name("event_created")
         .and_then(|c| c.as_any().downcast_ref::<TimestampNanosecondArray>());
+    let index = out.batches.len() as u32;
+    let before = out.matches.len();
     for h in hits.iter() {
         let row = h.row as usize;
         let Some(t) = times.filter(|t| t.is_valid(row)).map(|t| t.value(row)) else {
@@ -145,14 +202,18 @@ fn batch_matches(
         if t < w.from_ns || t >= w.to_ns {
             continue;
         }
-        out.push(HuntMatch {
+        out.matches.push(HuntMatch {
             rule: h.rule,
             time_ns: t,
             created_ns: created
                 .filter(|c| c.is_valid(row))
                 .map_or(0, |c| c.value(row)),
-            event: Value::Object(crate::json::row_to_json(table, batch, row)),
+            batch: index,
+            row: h.row,
         });
+    }
+    if out.matches.len() > before {
+        out.batches.push((table, batch.clone()));
     }
 }
 
@@ -164,15 +225,15 @@ fn target(table: Table) -> Option<Target> {
     }
 }
 
-/// Runs the rules of `set` for `table` over the files, in parallel; the matches of each file
-/// in row order, files in the order given. `rows` counts the rows read (for progress).
+/// Runs the rules of `set` for `table` over the files, in parallel; what each file holds,
+/// files in the order given. `rows` counts the rows read (for progress).
 pub fn run(
     set: &RuleSet,
     table: Table,
     files: &[PathBuf],
     w: Window,
     rows: &AtomicU64,
-) -> Result<Vec<Vec<HuntMatch>>, String> {
+) -> Result<Vec<Found>, String> {
     let Some(target) = target(table) else {
         return Ok(Vec::new());
     };
@@ -186,7 +247,7 @@ pub fn run(
                 let reader = ParquetRecordBatchReaderBuilder::try_new(file)
                     .and_then(|b| b.with_batch_size(8192).build())
                     .map_err(|e| format!("{}: {e}", path.display()))?;
-                let mut out = Vec::new();
+                let mut out = Found::default();
                 for batch in reader {
                     let batch = batch.map_err(|e| format!("{}: {e}", path.display()))?;
                     rows.fetch_add(batch.num_rows() as u64, Ordering::Relaxed);
@@ -283,13 +344,13 @@ pub async fn clickhouse(
     layout: &Layout,
     w: Window,
     rows: &AtomicU64,
-) -> Result<Vec<HuntMatch>, String> {
+) -> Result<Found, String> {
     let (Some(target), Some((sql, _))) = (target(table), clickhouse_select(set, table, layout, w))
     else {
-        return Ok(Vec::new());
+        return Ok(Found::default());
     };
     let mut cursor = server.row_binary(&sql).map_err(|e| e.to_string())?;
-    let (mut scratch, mut hits, mut out) = (set.scratch(), Vec::new(), Vec::new());
+    let (mut scratch, mut hits, mut out) = (set.scratch(), Vec::new(), Found::default());
     let mut buf: Vec<u8> = Vec::new();
     let mut run = |buf: &mut Vec<u8>, last: bool| -> Result<(), String> {
         let (end, n) = complete_rows(table, layout.dialect, buf);
