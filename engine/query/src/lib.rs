@@ -116,12 +116,15 @@ pub async fn archive(archive: &Path, sql: &str, limits: Limits) -> Result<Answer
     };
     tokio::time::timeout(limits.timeout, run)
         .await
-        .map_err(|_| {
-            format!(
-                "stopped after {}",
-                humantime::format_duration(limits.timeout)
-            )
-        })?
+        .map_err(|_| stopped(limits))?
+}
+
+/// The error of a query stopped by its time limit.
+fn stopped(limits: Limits) -> String {
+    format!(
+        "stopped after {}",
+        humantime::format_duration(limits.timeout)
+    )
 }
 
 /// Prints batches.
@@ -184,10 +187,5 @@ pub async fn clickhouse(
     };
     tokio::time::timeout(limits.timeout + Duration::from_secs(5), run)
         .await
-        .map_err(|_| {
-            format!(
-                "stopped after {}",
-                humantime::format_duration(limits.timeout)
-            )
-        })?
+        .map_err(|_| stopped(limits))?
 }
