@@ -7,7 +7,9 @@
 
 use std::sync::Arc;
 
-use prometheus::{IntCounterVec, IntGaugeVec, Opts, Registry, TextEncoder};
+use prometheus::{
+    HistogramOpts, HistogramVec, IntCounterVec, IntGaugeVec, Opts, Registry, TextEncoder,
+};
 
 /// Why a message was dropped before it reached the archive (label `reason`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -64,6 +66,11 @@ struct Inner {
     rule_reloads: IntCounterVec,
     clickhouse: IntCounterVec,
     clickhouse_gauges: IntGaugeVec,
+    outbox: IntCounterVec,
+    outbox_gauges: IntGaugeVec,
+    forward: IntCounterVec,
+    forward_gauges: IntGaugeVec,
+    forward_latency: HistogramVec,
 }
 
 /// Handles to every metric, sharing one registry.
@@ -81,6 +88,24 @@ fn counter(registry: &Registry, name: &str, help: &str, labels: &[&str]) -> IntC
         IntCounterVec::new(Opts::new(name, help), labels).unwrap_or_else(|_| unreachable_metric());
     let _ = registry.register(Box::new(c.clone()));
     c
+}
+
+fn histogram(registry: &Registry, name: &str, help: &str, labels: &[&str]) -> HistogramVec {
+    let buckets = vec![
+        0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0, 1800.0,
+    ];
+    let h = HistogramVec::new(HistogramOpts::new(name, help).buckets(buckets), labels)
+        .unwrap_or_else(|_| unreachable_histogram());
+    let _ = registry.register(Box::new(h.clone()));
+    h
+}
+
+fn unreachable_histogram() -> HistogramVec {
+    HistogramVec::new(
+        HistogramOpts::new("canh_invalid_seconds", "invalid metric definition"),
+        &[],
+    )
+    .unwrap_or_else(|_| unreachable_histogram())
 }
 
 fn gauge(registry: &Registry, name: &str, help: &str, labels: &[&str]) -> IntGaugeVec {
@@ -140,6 +165,11 @@ impl Metrics {
             rule_reloads: counter(&r, "canh_detection_reloads_total", "Rule set (re)loads, per result (ok, failed).", &["result"]),
             clickhouse: counter(&r, "canh_clickhouse_rows_total", "Rows through the ClickHouse sink, per table and kind: inserted (directly), spooled (written to the outage spool), replayed (inserted from the spool), dead (rejected by ClickHouse as invalid: in the dead-letter folder), dropped (not spooled because the spool was full; still in the Parquet archive).", &["table", "kind"]),
             clickhouse_gauges: gauge(&r, "canh_clickhouse_state", "The ClickHouse sink now, per kind: spool_bytes, spool_files and spool_oldest_age_seconds (the outage spool), up (1 while inserts succeed, 0 during an outage).", &["kind"]),
+            outbox: counter(&r, "canh_outbox_records_total", "Alert records of the forwarding outbox, per kind: appended, dropped (refused because undelivered alerts filled the outbox; still in the archive), torn (a torn tail cut at start), skipped (damaged or removed records a reader passed over).", &["kind"]),
+            outbox_gauges: gauge(&r, "canh_outbox_state", "The forwarding outbox now, per kind: bytes, max_bytes, segments, last_seq, full (1 while new alerts are refused: the alarm).", &["kind"]),
+            forward: counter(&r, "canh_forward_alerts_total", "Alerts per destination and kind: delivered, retried (a failed attempt, retried later), dead (rejected for good: in the dead-letter file), filtered (not for this destination).", &["destination", "kind"]),
+            forward_gauges: gauge(&r, "canh_forward_state", "Each destination now, per kind: pending (outbox records not yet acknowledged), up (1 after a delivery, 0 after a failure), oldest_pending_age_seconds.", &["destination", "kind"]),
+            forward_latency: histogram(&r, "canh_forward_delivery_latency_seconds", "From an alert being raised to its acknowledged delivery, per destination.", &["destination"]),
             registry: r,
         }))
     }
@@ -327,6 +357,42 @@ impl Metrics {
             .set(i64::try_from(value).unwrap_or(i64::MAX));
     }
 
+    pub fn outbox(&self, kind: &str, n: u64) {
+        if n > 0 {
+            self.0.outbox.with_label_values(&[kind]).inc_by(n);
+        }
+    }
+
+    pub fn set_outbox(&self, kind: &str, value: u64) {
+        self.0
+            .outbox_gauges
+            .with_label_values(&[kind])
+            .set(i64::try_from(value).unwrap_or(i64::MAX));
+    }
+
+    pub fn forward(&self, destination: &str, kind: &str, n: u64) {
+        if n > 0 {
+            self.0
+                .forward
+                .with_label_values(&[destination, kind])
+                .inc_by(n);
+        }
+    }
+
+    pub fn set_forward(&self, destination: &str, kind: &str, value: u64) {
+        self.0
+            .forward_gauges
+            .with_label_values(&[destination, kind])
+            .set(i64::try_from(value).unwrap_or(i64::MAX));
+    }
+
+    pub fn forward_latency(&self, destination: &str, seconds: f64) {
+        self.0
+            .forward_latency
+            .with_label_values(&[destination])
+            .observe(seconds);
+    }
+
     pub fn error(&self, stage: &str, code: &str) {
         self.0.errors.with_label_values(&[stage, code]).inc();
     }
@@ -365,6 +431,11 @@ mod tests {
         m.rules_reloaded(true);
         m.clickhouse("events", "spooled", 7);
         m.set_clickhouse("spool_bytes", 1024);
+        m.outbox("appended", 3);
+        m.set_outbox("bytes", 99);
+        m.forward("soc", "delivered", 2);
+        m.set_forward("soc", "pending", 1);
+        m.forward_latency("soc", 0.2);
         let text = m.render();
         for name in [
             "canh_collector_received_messages_total{listener=\"udp\"} 3",
@@ -389,6 +460,11 @@ mod tests {
             "canh_detection_reloads_total{result=\"ok\"} 1",
             "canh_clickhouse_rows_total{kind=\"spooled\",table=\"events\"} 7",
             "canh_clickhouse_state{kind=\"spool_bytes\"} 1024",
+            "canh_outbox_records_total{kind=\"appended\"} 3",
+            "canh_outbox_state{kind=\"bytes\"} 99",
+            "canh_forward_alerts_total{destination=\"soc\",kind=\"delivered\"} 2",
+            "canh_forward_state{destination=\"soc\",kind=\"pending\"} 1",
+            "canh_forward_delivery_latency_seconds_bucket{destination=\"soc\",le=\"0.25\"} 1",
         ] {
             assert!(text.contains(name), "missing {name} in\n{text}");
         }
