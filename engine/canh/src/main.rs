@@ -1,6 +1,7 @@
 //! The `canh` binary: thin glue over `canh-core`.
 
 mod flows;
+mod forward;
 
 use std::io::{BufRead, IsTerminal, Write};
 use std::path::PathBuf;
@@ -41,6 +42,11 @@ enum Command {
         /// (`http://127.0.0.1:8123`; overrides `[clickhouse] url`; database `canh`).
         #[arg(long)]
         clickhouse_url: Option<String>,
+        /// Forward alerts to this destination too (repeatable): `taxii+https://user:pass@host/
+        /// API-ROOT/collections/ID/`, `syslog+tls://host:6514` (or `+tcp`, `+udp`), or an
+        /// `https://` webhook. The config's `[[forward]]` tables take every other setting.
+        #[arg(long)]
+        forward: Vec<String>,
     },
     /// Parse lines from stdin and print one normalised event per line as JSON.
     Parse {
@@ -95,6 +101,11 @@ enum Command {
         /// The query is stopped after this long.
         #[arg(long, default_value = "60s", value_parser = humantime::parse_duration)]
         timeout: std::time::Duration,
+    },
+    /// Alert forwarding: the outbox and its destinations.
+    Forward {
+        #[command(subcommand)]
+        command: forward::ForwardCommand,
     },
     /// ClickHouse tools.
     Clickhouse {
@@ -242,7 +253,9 @@ fn main() -> ExitCode {
             data_dir,
             rules,
             clickhouse_url,
-        } => serve(config, data_dir, rules, clickhouse_url),
+            forward,
+        } => serve(config, data_dir, rules, clickhouse_url, forward),
+        Command::Forward { command } => forward::run(command),
         Command::Parse {
             format,
             timezone,
@@ -400,10 +413,17 @@ fn serve(
     data_dir: Option<PathBuf>,
     rules: Vec<PathBuf>,
     clickhouse_url: Option<String>,
+    forward: Vec<String>,
 ) -> anyhow::Result<ExitCode> {
     let Some(mut config) = load_config(config.as_ref()) else {
         return Ok(ExitCode::from(2));
     };
+    for url in &forward {
+        if let Err(e) = config.add_forward(url) {
+            writeln!(std::io::stderr(), "--forward: {e}")?;
+            return Ok(ExitCode::from(2));
+        }
+    }
     if let Some(url) = clickhouse_url {
         if let Err(e) = canh_core::config::ClickHouseConfig::check_url(&url) {
             writeln!(std::io::stderr(), "--clickhouse-url: {e}")?;
@@ -747,23 +767,27 @@ fn mapping(name: &str) -> anyhow::Result<canh_rules::Mapping> {
 }
 
 /// `--from`/`--to` as a window of event times.
+/// A time on the command line: RFC 3339, or a duration ago (`24h`); ns since the epoch.
+fn time_arg(text: Option<&str>, default: jiff::Timestamp, name: &str) -> Result<i64, String> {
+    let t = match text {
+        None => default,
+        Some(t) => match t.parse::<jiff::Timestamp>() {
+            Ok(t) => t,
+            Err(_) => {
+                let ago = humantime::parse_duration(t).map_err(|_| {
+                    format!("--{name} {t:?}: an RFC 3339 time (2026-11-30T08:00:00Z) or a duration ago (24h)")
+                })?;
+                jiff::Timestamp::now()
+                    - jiff::SignedDuration::try_from(ago).map_err(|e| e.to_string())?
+            }
+        },
+    };
+    i64::try_from(t.as_nanosecond()).map_err(|e| e.to_string())
+}
+
 fn hunt_window(from: Option<&str>, to: Option<&str>) -> Result<canh_core::hunt::Window, String> {
     let now = jiff::Timestamp::now();
-    let at = |text: Option<&str>, default: jiff::Timestamp, name: &str| -> Result<i64, String> {
-        let t = match text {
-            None => default,
-            Some(t) => match t.parse::<jiff::Timestamp>() {
-                Ok(t) => t,
-                Err(_) => {
-                    let ago = humantime::parse_duration(t).map_err(|_| {
-                        format!("--{name} {t:?}: an RFC 3339 time (2026-11-30T08:00:00Z) or a duration ago (24h)")
-                    })?;
-                    now - jiff::SignedDuration::try_from(ago).map_err(|e| e.to_string())?
-                }
-            },
-        };
-        i64::try_from(t.as_nanosecond()).map_err(|e| e.to_string())
-    };
+    let at = time_arg;
     let from_ns = at(from, now - jiff::SignedDuration::from_hours(24), "from")?;
     let to_ns = at(to, now, "to")?;
     if from_ns >= to_ns {

@@ -22,6 +22,9 @@ use canh_parsers::Format;
 use canh_schema::Transport;
 
 use crate::zone::Zone;
+use canh_forward::dest::Tlp;
+use canh_forward::outbox::{Fsync, OutboxConfig};
+use canh_forward::Destination;
 use toml::Value;
 
 /// Default syslog port for UDP and TCP (unprivileged, so Canh need not run as root).
@@ -49,6 +52,34 @@ pub struct Config {
     pub detection: DetectionConfig,
     /// ClickHouse, besides the archive (`[clickhouse]` or `canh serve --clickhouse-url`).
     pub clickhouse: Option<ClickHouseConfig>,
+    /// The alert outbox (`[outbox]`); its folder defaults to `data_dir/outbox`.
+    pub outbox: OutboxSettings,
+    /// Where alerts are forwarded (`[[forward]]` or `canh serve --forward URL`).
+    pub forward: Vec<Destination>,
+}
+
+/// The alert outbox, before `data_dir` is known.
+#[derive(Debug, Clone, PartialEq)]
+pub struct OutboxSettings {
+    /// `None`: `data_dir/outbox`.
+    pub dir: Option<PathBuf>,
+    pub max_size: u64,
+    pub segment_size: u64,
+    pub fsync: Fsync,
+    pub retention: Duration,
+}
+
+impl Default for OutboxSettings {
+    fn default() -> Self {
+        let d = OutboxConfig::new(PathBuf::new());
+        OutboxSettings {
+            dir: None,
+            max_size: d.max_size,
+            segment_size: d.segment_size,
+            fsync: d.fsync,
+            retention: d.retention,
+        }
+    }
 }
 
 /// The ClickHouse sink.
@@ -282,6 +313,8 @@ impl Default for Config {
             inventory: None,
             detection: DetectionConfig::default(),
             clickhouse: None,
+            outbox: OutboxSettings::default(),
+            forward: Vec::new(),
         }
     }
 }
@@ -352,6 +385,35 @@ impl Config {
     /// The archive folder.
     pub fn archive_dir(&self) -> PathBuf {
         self.data_dir.join("archive")
+    }
+
+    /// The outbox, with its folder.
+    pub fn outbox(&self) -> OutboxConfig {
+        let o = &self.outbox;
+        OutboxConfig {
+            dir: o
+                .dir
+                .clone()
+                .unwrap_or_else(|| self.data_dir.join("outbox")),
+            max_size: o.max_size,
+            segment_size: o.segment_size,
+            fsync: o.fsync,
+            retention: o.retention,
+        }
+    }
+
+    /// Adds a destination given by its URL alone (`canh serve --forward URL`); its name is
+    /// made from the scheme, host and port, numbered when that name is taken.
+    pub fn add_forward(&mut self, url: &str) -> Result<(), String> {
+        let mut d = Destination::from_url(url)?;
+        let base = d.name.clone();
+        let mut n = 1;
+        while self.forward.iter().any(|f| f.name == d.name) {
+            n += 1;
+            d.name = format!("{base}-{n}");
+        }
+        self.forward.push(d);
+        Ok(())
     }
 }
 
@@ -671,6 +733,42 @@ impl Reader {
                 self.done(s);
             }
         }
+        if let Some((v, path)) = top.get("outbox") {
+            if let Some(mut s) = self.section(&path, v) {
+                self.outbox(&mut s, &mut c.outbox);
+                self.done(s);
+            }
+        }
+        if let Some((v, path)) = top.get("forward") {
+            match v.as_array() {
+                Some(items) => {
+                    for (i, item) in items.iter().enumerate() {
+                        if let Some(mut s) = self.section(&format!("forward[{i}]"), item) {
+                            if let Some(d) = self.destination(&mut s) {
+                                c.forward.push(d);
+                            }
+                            self.done(s);
+                        }
+                    }
+                }
+                None => self.error(
+                    &path,
+                    format!(
+                        "expected an array of tables ([[forward]]), found {}",
+                        v.type_str()
+                    ),
+                ),
+            }
+            let mut names = BTreeSet::new();
+            for (i, d) in c.forward.iter().enumerate() {
+                if !names.insert(d.name.clone()) {
+                    self.error(
+                        &format!("forward[{i}].name"),
+                        format!("{:?} is used by another destination", d.name),
+                    );
+                }
+            }
+        }
         if let Some((v, path)) = top.get("archive") {
             if let Some(mut s) = self.section(&path, v) {
                 self.archive(&mut s, &mut c.archive);
@@ -892,6 +990,167 @@ impl Reader {
             _ => {}
         }
         Some(c)
+    }
+
+    fn outbox(&mut self, s: &mut Section<'_>, o: &mut OutboxSettings) {
+        if let Some(d) = self.string(s, "dir") {
+            o.dir = Some(PathBuf::from(d));
+        }
+        o.max_size = self
+            .size(s, "max_size", 1 << 20, usize::MAX)
+            .map_or(o.max_size, |n| n as u64);
+        o.segment_size = self
+            .size(s, "segment_size", 64 << 10, 1 << 30)
+            .map_or(o.segment_size, |n| n as u64);
+        if o.segment_size > o.max_size / 4 {
+            self.error(
+                &s.key_path("segment_size"),
+                "must be at most a quarter of max_size (space is freed a segment at a time)",
+            );
+        }
+        let interval = self.duration(s, "fsync_interval", Duration::from_millis(1));
+        if let Some(f) = self.string(s, "fsync") {
+            o.fsync = match f.as_str() {
+                "batch" => Fsync::Batch,
+                "interval" => Fsync::Interval(interval.unwrap_or(Duration::from_secs(1))),
+                "off" => Fsync::Off,
+                other => {
+                    self.error(
+                        &s.key_path("fsync"),
+                        format!("{other:?}: expected \"batch\", \"interval\" or \"off\""),
+                    );
+                    o.fsync
+                }
+            };
+        }
+        if interval.is_some() && !matches!(o.fsync, Fsync::Interval(_)) {
+            self.error(
+                &s.key_path("fsync_interval"),
+                "only with fsync = \"interval\"",
+            );
+        }
+        o.retention = self
+            .duration(s, "retention", Duration::ZERO)
+            .unwrap_or(o.retention);
+    }
+
+    fn destination(&mut self, s: &mut Section<'_>) -> Option<Destination> {
+        let Some(url) = self.string(s, "url") else {
+            self.error(&s.key_path("url"), "is required");
+            return None;
+        };
+        let mut d = match Destination::from_url(&url) {
+            Ok(d) => d,
+            Err(e) => {
+                self.error(&s.key_path("url"), e);
+                return None;
+            }
+        };
+        if let Some(name) = self.string(s, "name") {
+            if !canh_forward::dest::valid_name(&name) {
+                self.error(
+                    &s.key_path("name"),
+                    format!("{name:?}: use letters, digits, '.', '-' and '_' (it names files)"),
+                );
+            }
+            d.name = name;
+        }
+        if let Some(u) = self.string(s, "user") {
+            d.user = Some(u);
+        }
+        if let Some(p) = self.string(s, "password") {
+            d.password = Some(p);
+        }
+        d.token = self.string(s, "token");
+        if d.token.is_some() && d.user.is_some() {
+            self.error(
+                &s.key_path("token"),
+                "give a token or a user and password, not both",
+            );
+        }
+        for (key, slot) in [
+            ("ca_file", &mut d.tls.ca_file),
+            ("client_cert", &mut d.tls.client_cert),
+            ("client_key", &mut d.tls.client_key),
+        ] {
+            *slot = self.string(s, key).map(PathBuf::from);
+        }
+        if d.tls.client_cert.is_some() != d.tls.client_key.is_some() {
+            self.error(
+                &s.key_path("client_cert"),
+                "client_cert and client_key go together",
+            );
+        }
+        if let Some(level) = self.string(s, "min_level") {
+            if !["informational", "low", "medium", "high", "critical"].contains(&level.as_str()) {
+                self.error(
+                    &s.key_path("min_level"),
+                    format!("{level:?}: one of informational, low, medium, high, critical"),
+                );
+            }
+            d.filter.min_level = Some(level);
+        }
+        d.filter.tags = self.strings(s, "tags").unwrap_or_default();
+        d.filter.organizations = self.strings(s, "organizations").unwrap_or_default();
+        d.redact.0 = self.strings(s, "redact").unwrap_or_default();
+        if let Some((v, path)) = s.get("rate") {
+            match v.as_float().or_else(|| v.as_integer().map(|n| n as f64)) {
+                Some(r) if r > 0.0 && r.is_finite() => d.rate = Some(r),
+                _ => self.error(&path, "expected a positive number of alerts per second"),
+            }
+        }
+        d.batch = self
+            .integer(s, "batch", 1, 10_000)
+            .map_or(d.batch, |n| n as usize);
+        d.min_backoff = self
+            .duration(s, "min_backoff", Duration::from_millis(1))
+            .unwrap_or(d.min_backoff);
+        d.max_backoff = self
+            .duration(s, "max_backoff", Duration::from_millis(1))
+            .unwrap_or(d.max_backoff);
+        if d.max_backoff < d.min_backoff {
+            self.error(&s.key_path("max_backoff"), "is shorter than min_backoff");
+        }
+        d.timeout = self
+            .duration(s, "timeout", Duration::from_millis(100))
+            .unwrap_or(d.timeout);
+        let kind = match &d.kind {
+            canh_forward::dest::Kind::Taxii { .. } => "taxii",
+            canh_forward::dest::Kind::Syslog { .. } => "syslog",
+            canh_forward::dest::Kind::Webhook { .. } => "webhook",
+        };
+        let prefix = s.path.clone();
+        let only = |r: &mut Reader, key: &str, want: &str| {
+            if kind != want {
+                r.error(
+                    &format!("{prefix}.{key}"),
+                    format!("applies to {want} destinations only"),
+                );
+            }
+        };
+        if let Some(i) = self.string(s, "identity") {
+            only(self, "identity", "taxii");
+            d.identity = i;
+        }
+        if let Some(t) = self.string(s, "tlp") {
+            only(self, "tlp", "taxii");
+            match Tlp::parse(&t) {
+                Some(t) => d.tlp = t,
+                None => self.error(
+                    &s.key_path("tlp"),
+                    format!("{t:?}: white, green, amber or red"),
+                ),
+            }
+        }
+        if let Some(h) = self.string(s, "hostname") {
+            only(self, "hostname", "syslog");
+            d.hostname = Some(h);
+        }
+        if let Some(k) = self.string(s, "signing_key") {
+            only(self, "signing_key", "webhook");
+            d.signing_key = Some(k);
+        }
+        Some(d)
     }
 
     fn archive(&mut self, s: &mut Section<'_>, a: &mut ArchiveConfig) {

@@ -15,12 +15,14 @@
 //!   sends the matching rows to the alerts thread ([`run_alerts`]), which feeds correlations,
 //!   deduplicates alerts and writes them to the archive's `alerts` table.
 
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant, SystemTime};
 
 use arrow::array::{Array, TimestampNanosecondArray};
+use canh_forward::{ForwardAlert, Outbox};
 use canh_metrics::Metrics;
 use canh_rules::alerts::{Alert, Alerter, Candidate, Observables, RuleInfo, DEDUP_FIELDS};
 use canh_rules::batch::BatchEvents;
@@ -319,6 +321,8 @@ pub struct Alerts {
     correlator: canh_rules::correlation::Correlator,
     alerter: Alerter,
     detections: usize,
+    /// New alerts since the last [`Alerts::take_raised`], when they are forwarded.
+    raised: Option<Vec<Alert>>,
 }
 
 impl std::fmt::Debug for Alerts {
@@ -352,7 +356,18 @@ impl Alerts {
             detections: set.rules.len(),
             correlator,
             alerter: Alerter::new(rules, vec![suppress; n], config.samples, 100_000),
+            raised: None,
         }
+    }
+
+    /// Keeps every new alert for [`Alerts::take_raised`] (for the forwarding outbox).
+    pub fn keep_raised(&mut self) {
+        self.raised.get_or_insert_with(Vec::new);
+    }
+
+    /// The new alerts since the last call.
+    pub fn take_raised(&mut self) -> Vec<Alert> {
+        self.raised.as_mut().map(std::mem::take).unwrap_or_default()
     }
 
     /// One event that detection rule `rule` matched (events in event-time order): alert rows
@@ -387,26 +402,124 @@ impl Alerts {
 struct Stage {
     loaded: Arc<Loaded>,
     alerts: Alerts,
+    /// Where each rule (by id) is written: its file and first line, for the forwarded text.
+    sources: HashMap<String, (PathBuf, u32)>,
+    texts: HashMap<String, Option<String>>,
 }
 
 impl Stage {
-    fn new(loaded: Arc<Loaded>, config: &DetectionConfig) -> Stage {
+    fn new(loaded: Arc<Loaded>, config: &DetectionConfig, forwarding: bool) -> Stage {
+        let mut alerts = Alerts::new(&loaded.set, config);
+        let mut sources = HashMap::new();
+        if forwarding {
+            alerts.keep_raised();
+            for r in loaded.set.rules.iter().chain(&loaded.set.correlations) {
+                let id = r.id().unwrap_or(r.title()).to_owned();
+                sources.insert(id, (r.file.clone(), r.line));
+            }
+        }
         Stage {
-            alerts: Alerts::new(&loaded.set, config),
+            alerts,
             loaded,
+            sources,
+            texts: HashMap::new(),
+        }
+    }
+
+    /// The Sigma text of a rule, read once from its file.
+    fn rule_text(&mut self, id: &str) -> Option<String> {
+        if let Some(t) = self.texts.get(id) {
+            return t.clone();
+        }
+        let text = self
+            .sources
+            .get(id)
+            .and_then(|(file, line)| yaml_document(file, *line));
+        if self.texts.len() < 100_000 {
+            self.texts.insert(id.to_owned(), text.clone());
+        }
+        text
+    }
+
+    /// Appends the alerts raised since the last call to the outbox.
+    fn forward(&mut self, outbox: &Outbox, metrics: &Metrics) {
+        let raised = self.alerts.take_raised();
+        if raised.is_empty() {
+            return;
+        }
+        let now = i64::try_from(jiff::Timestamp::now().as_nanosecond()).unwrap_or(i64::MAX);
+        let records: Vec<Vec<u8>> = raised
+            .into_iter()
+            .map(|a| {
+                let f = ForwardAlert {
+                    rule_text: self.rule_text(&a.rule.id),
+                    id: a.id,
+                    rule_id: a.rule.id,
+                    rule_title: a.rule.title,
+                    level: a.rule.level,
+                    tags: a.rule.tags,
+                    group_key: a.group_key,
+                    first_ns: a.first_ns,
+                    last_ns: a.last_ns,
+                    count: a.count,
+                    created_ns: now,
+                    organization: a.observables.organization,
+                    source_ip: a.observables.source_ip,
+                    destination_ip: a.observables.destination_ip,
+                    destination_port: a.observables.destination_port,
+                    user_name: a.observables.user_name,
+                    samples: a
+                        .samples
+                        .iter()
+                        .map(|s| serde_json::from_str(s).unwrap_or(Value::String(s.clone())))
+                        .collect(),
+                };
+                serde_json::to_vec(&f).unwrap_or_default()
+            })
+            .collect();
+        if let Err(e) = outbox.append(&records) {
+            warn!(error = %e, alerts = records.len(), "cannot append alerts to the outbox: they are not forwarded");
+            metrics.error("outbox", "append");
+            metrics.outbox("dropped", records.len() as u64);
         }
     }
 }
 
+/// The YAML document of a rule file that starts on `line` (documents are split by `---`).
+fn yaml_document(file: &Path, line: u32) -> Option<String> {
+    let text = std::fs::read_to_string(file).ok()?;
+    let mut out = String::new();
+    for l in text.lines().skip(line.saturating_sub(1) as usize) {
+        if l.trim_end() == "---" {
+            if out.trim().is_empty() {
+                continue;
+            }
+            break;
+        }
+        out.push_str(l);
+        out.push('\n');
+    }
+    (!out.trim().is_empty()).then_some(out)
+}
+
 /// The alerts thread: correlations and deduplication, alerts into the archive.
+/// New alerts go to `outbox` (when given) just before their batch goes to the archive.
 pub fn run_alerts(
     rules: Arc<Rules>,
     input: Receiver<Detected>,
     output: Sender<Batch>,
+    outbox: Option<Arc<Outbox>>,
     metrics: Metrics,
 ) {
     let config = rules.config.clone();
-    let mut stage = Stage::new(rules.current(), &config);
+    let forwarding = outbox.is_some();
+    let mut stage = Stage::new(rules.current(), &config, forwarding);
+    let flush = |stage: &mut Stage, builder: &mut TableBuilder| {
+        if let Some(o) = &outbox {
+            stage.forward(o, &metrics);
+        }
+        flush(builder, &output, &metrics);
+    };
     let mut builder = TableBuilder::new(Table::Alerts, 1024);
     let mut watermark = i64::MIN;
     let mut last_tick = Instant::now();
@@ -418,7 +531,8 @@ pub fn run_alerts(
                     let held = stage.alerts.correlator.counters().held;
                     metrics.detection("correlation_reset", held);
                     stage.alerts.close(&mut builder, &metrics);
-                    stage = Stage::new(rules.current(), &config);
+                    flush(&mut stage, &mut builder);
+                    stage = Stage::new(rules.current(), &config, forwarding);
                     seen = Default::default();
                 }
                 if d.generation != stage.loaded.generation {
@@ -449,7 +563,7 @@ pub fn run_alerts(
             Err(RecvTimeoutError::Timeout) => {}
             Err(RecvTimeoutError::Disconnected) => {
                 stage.alerts.close(&mut builder, &metrics);
-                flush(&mut builder, &output, &metrics);
+                flush(&mut stage, &mut builder);
                 return;
             }
         }
@@ -472,7 +586,7 @@ pub fn run_alerts(
             seen = c;
             metrics.set_detection("correlation_held_events", c.held);
             metrics.set_detection("open_alerts", alerts.alerter.open() as u64);
-            flush(&mut builder, &output, &metrics);
+            flush(&mut stage, &mut builder);
         }
     }
 }
@@ -553,6 +667,9 @@ fn raise(stage: &mut Alerts, c: Candidate, builder: &mut TableBuilder, metrics: 
     }
     if let Some(a) = new {
         write_alert(builder, &a, metrics, true);
+        if let Some(r) = stage.raised.as_mut() {
+            r.push(a);
+        }
     }
 }
 

@@ -35,7 +35,7 @@ use std::thread::JoinHandle;
 use canh_collectors::{Dispatch, Shutdown, ShutdownTrigger};
 use canh_metrics::Metrics;
 use canh_schema::{Batch, RawChunk};
-use tracing::info;
+use tracing::{info, warn};
 
 use crate::config::Config;
 
@@ -61,6 +61,9 @@ pub enum StartError {
     /// The detection rules cannot be loaded (a missing folder, a bad mapping file).
     #[error("detection: {0}")]
     Detection(String),
+    /// The outbox cannot be opened, or a destination cannot start (its TLS files).
+    #[error("forwarding: {}", .0.join("; "))]
+    Forward(Vec<String>),
 }
 
 /// The addresses the engine actually listens on (useful when configured with port 0).
@@ -96,6 +99,8 @@ pub struct Engine {
     alerts: Option<JoinHandle<()>>,
     rules: Option<Arc<detect::Rules>>,
     rules_watcher: Option<(Arc<std::sync::atomic::AtomicBool>, JoinHandle<()>)>,
+    /// Delivery of alerts to the configured destinations.
+    forwarder: Option<canh_forward::Forwarder>,
     /// The inventory watcher thread and the flag that stops it.
     inventory_watcher: Option<(Arc<std::sync::atomic::AtomicBool>, JoinHandle<()>)>,
     /// SIGTERM and SIGINT, registered at start.
@@ -202,14 +207,34 @@ impl Engine {
         let rules = detect::Rules::open(&config.detection, metrics.clone())
             .map_err(StartError::Detection)?;
         let (mut detected_tx, mut alerts, mut rules_watcher) = (None, None, None);
+        let mut forwarder = None;
+        if rules.is_none() && !config.forward.is_empty() {
+            warn!("alert destinations are configured but detection is off: nothing to forward");
+        }
         if let Some(rules) = &rules {
+            // Every new alert goes to the outbox, whether or not destinations are configured
+            // (`canh forward replay` can send them to one added later).
+            let outbox =
+                canh_forward::Outbox::open(config.outbox(), metrics.clone()).map_err(|e| {
+                    StartError::Forward(vec![format!(
+                        "outbox {}: {e}",
+                        config.outbox().dir.display()
+                    )])
+                })?;
+            let outbox = Arc::new(outbox);
+            if !config.forward.is_empty() {
+                forwarder = Some(
+                    canh_forward::Forwarder::start(outbox.clone(), &config.forward, &metrics)
+                        .map_err(StartError::Forward)?,
+                );
+            }
             let (tx, rx) = crossbeam_channel::bounded::<detect::Detected>(8);
             detected_tx = Some(tx);
             let (r, out, m) = (rules.clone(), batch_tx.clone(), metrics.clone());
             alerts = Some(
                 std::thread::Builder::new()
                     .name("canh-alerts".into())
-                    .spawn(move || detect::run_alerts(r, rx, out, m))
+                    .spawn(move || detect::run_alerts(r, rx, out, Some(outbox), m))
                     .map_err(StartError::Runtime)?,
             );
             let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
@@ -268,6 +293,7 @@ impl Engine {
             alerts,
             rules,
             rules_watcher,
+            forwarder,
             http: None,
         };
         if let Err(e) = engine.start_inputs(config, &dispatch, &shutdown, sink_depth, queue_depths)
@@ -393,6 +419,12 @@ impl Engine {
         if let Some((stop, handle)) = self.rules_watcher.take() {
             stop.store(true, std::sync::atomic::Ordering::Release);
             let _ = handle.join();
+        }
+        // Destinations that are up get a moment to take the last alerts; the rest stays in
+        // the outbox for the next start.
+        if let Some(f) = self.forwarder.take() {
+            f.drain(std::time::Duration::from_secs(5));
+            f.stop();
         }
         if let Some(s) = self.sink.take() {
             let _ = s.join();

@@ -93,6 +93,19 @@ impl Forwarder {
         &self.outbox
     }
 
+    /// Waits up to `grace` for every destination to acknowledge everything appended so far
+    /// (at shutdown: a destination that is down does not hold the shutdown longer).
+    pub fn drain(&self, grace: std::time::Duration) {
+        let end = self.outbox.committed();
+        let until = std::time::Instant::now() + grace;
+        while std::time::Instant::now() < until {
+            if self.outbox.min_cursor().is_none_or(|c| c >= end) {
+                return;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+    }
+
     /// Stops every delivery thread (what is not delivered stays in the outbox).
     pub fn stop(self) {
         self.stop.store(true, Ordering::Release);

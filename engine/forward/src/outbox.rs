@@ -445,6 +445,11 @@ impl Outbox {
         Ok(c)
     }
 
+    /// The lowest cursor of the running destinations.
+    pub fn min_cursor(&self) -> Option<u64> {
+        lock(&self.cursors).values().copied().min()
+    }
+
     /// Records that `destination` has delivered everything below `next`.
     pub fn acknowledge(&self, destination: &str, next: u64) -> io::Result<()> {
         write_cursor(&self.config.dir, destination, next)?;

@@ -9,6 +9,11 @@
 //!   `ipv6-addr`, `network-traffic` between them (with the destination port), `user-account`;
 //! * created by the province's `identity`, marked with a TLP `marking-definition`.
 //!
+//! Canh's own properties (`x_canh_alert_id`, `x_canh_rule_id`, `x_canh_level`,
+//! `x_canh_group_key`) are STIX 2.1 custom properties. A top-level property extension would be
+//! the newer form, but the reference TAXII server (medallion 3.0) fails to list a collection
+//! holding an `extension-definition` (it takes its `version` for a timestamp).
+//!
 //! Every id is deterministic (UUIDv5: cyber-observables by the STIX 2.1 rules for their
 //! id-contributing properties, the rest from the alert id, rule and names) and every timestamp
 //! comes from the alert, so a redelivered alert is the very same objects, which a TAXII server
@@ -30,10 +35,13 @@ fn canh_namespace() -> Uuid {
     Uuid::new_v5(&Uuid::NAMESPACE_URL, b"urn:canh:stix")
 }
 
+/// A deterministic id of the UUIDv4 form STIX asks for (SDOs SHOULD use UUIDv4): the bits of
+/// a UUIDv5 of the name, with the version set to 4.
 fn id(kind: &str, name: &str) -> String {
+    let v5 = Uuid::new_v5(&canh_namespace(), name.as_bytes());
     format!(
         "{kind}--{}",
-        Uuid::new_v5(&canh_namespace(), name.as_bytes())
+        uuid::Builder::from_random_bytes(*v5.as_bytes()).into_uuid()
     )
 }
 
@@ -165,6 +173,7 @@ impl Stix {
             "created": FIXED_TIME,
             "modified": FIXED_TIME,
             "name": a.rule_title,
+            "description": format!("Sigma rule {} (level {})", a.rule_id, a.level),
             "indicator_types": ["malicious-activity"],
             "pattern_type": "sigma",
             "pattern": pattern,
