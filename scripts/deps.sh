@@ -26,6 +26,8 @@ pkg-config --exists libhs 2>/dev/null || need+=(libhyperscan-dev)
 command -v clickhouse-server >/dev/null || need+=(clickhouse-server clickhouse-client)
 # openssl: the TLS tests make their own CA and certificates.
 command -v openssl >/dev/null || need+=(openssl)
+# syslog-ng: the receiver of alerts forwarded as CEF over syslog-TLS (deploy/syslog-ng.sh).
+command -v syslog-ng >/dev/null || need+=(syslog-ng-core)
 if [ ${#need[@]} -gt 0 ]; then
   echo "deps: installing Debian packages: ${need[*]}" >&2
   $SUDO apt-get update -qq
@@ -44,5 +46,14 @@ if ! python3 -c 'import chdb' 2>/dev/null; then
   echo "deps: installing chdb" >&2
   python3 -m pip install -q chdb 2>/dev/null || python3 -m pip install -q --break-system-packages chdb
 fi
+
+# The TAXII 2.1 reference server (medallion, behind gunicorn for mutual TLS) and the OASIS STIX
+# validator, for the forwarding tests (deploy/taxii.sh starts the server).
+for mod in medallion:medallion==3.0.0 stix2validator:stix2-validator gunicorn:gunicorn; do
+  if ! python3 -c "import ${mod%%:*}" 2>/dev/null; then
+    echo "deps: installing ${mod#*:}" >&2
+    python3 -m pip install -q "${mod#*:}" 2>/dev/null || python3 -m pip install -q --break-system-packages "${mod#*:}"
+  fi
+done
 
 command -v cargo >/dev/null || { echo "deps: cargo (Rust toolchain) is required" >&2; exit 1; }

@@ -573,94 +573,12 @@ fn a_two_shard_cluster_gets_rows_on_both_shards_and_reads_them_back_whole() {
     );
 }
 
-/// A CA, a server certificate for 127.0.0.1 and a client certificate, made with openssl in
-/// `dir` (ca.crt, server.crt/.key, client.crt/.key).
-fn certificates(dir: &std::path::Path) {
-    let run = |args: &[&str]| {
-        let out = std::process::Command::new("openssl")
-            .args(args)
-            .current_dir(dir)
-            .output()
-            .expect("openssl is installed (scripts/deps.sh)");
-        assert!(
-            out.status.success(),
-            "openssl {args:?}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-    };
-    let ec = [
-        "-newkey",
-        "ec",
-        "-pkeyopt",
-        "ec_paramgen_curve:P-256",
-        "-nodes",
-    ];
-    run(&[
-        &["req", "-x509"][..],
-        &ec,
-        &[
-            "-keyout",
-            "ca.key",
-            "-out",
-            "ca.crt",
-            "-days",
-            "2",
-            "-subj",
-            "/CN=canh test CA",
-            "-addext",
-            "basicConstraints=critical,CA:TRUE",
-            "-addext",
-            "keyUsage=critical,keyCertSign,cRLSign",
-        ],
-    ]
-    .concat());
-    for (name, ext) in [
-        (
-            "server",
-            "subjectAltName=IP:127.0.0.1\nextendedKeyUsage=serverAuth\n",
-        ),
-        ("client", "extendedKeyUsage=clientAuth\n"),
-    ] {
-        std::fs::write(dir.join(format!("{name}.ext")), ext).unwrap();
-        run(&[
-            &["req"][..],
-            &ec,
-            &[
-                "-keyout",
-                &format!("{name}.key"),
-                "-out",
-                &format!("{name}.csr"),
-                "-subj",
-                &format!("/CN=canh {name}"),
-            ],
-        ]
-        .concat());
-        run(&[
-            "x509",
-            "-req",
-            "-in",
-            &format!("{name}.csr"),
-            "-CA",
-            "ca.crt",
-            "-CAkey",
-            "ca.key",
-            "-CAcreateserial",
-            "-out",
-            &format!("{name}.crt"),
-            "-days",
-            "2",
-            "-extfile",
-            &format!("{name}.ext"),
-        ]);
-    }
-}
-
 #[test]
 fn serve_stores_over_https_with_a_private_ca_a_client_certificate_and_a_password() {
     let dir = tempfile::tempdir().unwrap();
     let tls = dir.path().join("tls");
     std::fs::create_dir_all(&tls).unwrap();
-    certificates(&tls);
+    common::certificates(&tls);
     // The server requires a client certificate signed by the CA, and the password.
     let (ch, https) = ClickHouse::start_tls(&dir.path().join("clickhouse"), &tls, "pw:s3cret");
     let url = format!("https://127.0.0.1:{https}");

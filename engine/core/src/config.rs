@@ -740,11 +740,18 @@ impl Reader {
             }
         }
         if let Some((v, path)) = top.get("forward") {
+            let mut names = BTreeSet::new();
             match v.as_array() {
                 Some(items) => {
                     for (i, item) in items.iter().enumerate() {
                         if let Some(mut s) = self.section(&format!("forward[{i}]"), item) {
                             if let Some(d) = self.destination(&mut s) {
+                                if !names.insert(d.name.clone()) {
+                                    self.error(
+                                        &s.key_path("name"),
+                                        format!("{:?} is used by another destination", d.name),
+                                    );
+                                }
                                 c.forward.push(d);
                             }
                             self.done(s);
@@ -758,15 +765,6 @@ impl Reader {
                         v.type_str()
                     ),
                 ),
-            }
-            let mut names = BTreeSet::new();
-            for (i, d) in c.forward.iter().enumerate() {
-                if !names.insert(d.name.clone()) {
-                    self.error(
-                        &format!("forward[{i}].name"),
-                        format!("{:?} is used by another destination", d.name),
-                    );
-                }
             }
         }
         if let Some((v, path)) = top.get("archive") {
@@ -1438,6 +1436,8 @@ mod tests {
         assert_eq!(c.archive.max_file_size, d.archive.max_file_size);
         assert_eq!(c.archive.max_file_age, d.archive.max_file_age);
         assert_eq!(c.detection, d.detection);
+        assert_eq!(c.outbox, d.outbox);
+        assert!(c.forward.is_empty());
         let bad = Config::from_toml(
             "[detection]\nrules = 3\nsuppress = \"soon\"\nsamples = 1000\ncolour = \"red\"\n",
         )
@@ -1453,6 +1453,55 @@ mod tests {
             std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../deploy/inventory.csv");
         let inv = crate::inventory::Inventory::load(&inv).expect("deploy/inventory.csv is valid");
         assert_eq!(inv.networks(), 5);
+    }
+
+    #[test]
+    fn forward_destinations_and_their_problems() {
+        let c = Config::from_toml(
+            "[outbox]\nfsync = \"interval\"\nfsync_interval = \"200ms\"\nmax_size = \"10 MiB\"\n\
+             segment_size = \"1 MiB\"\n\
+             [[forward]]\nname = \"national\"\n\
+             url = \"taxii+https://u:p@taxii.example/api1/collections/c1/\"\n\
+             tlp = \"red\"\nmin_level = \"high\"\nrate = 2.5\nredact = [\"user.name\"]\n\
+             [[forward]]\nurl = \"syslog+tls://127.0.0.1:6514\"\nhostname = \"soc\"\n",
+        )
+        .expect("valid");
+        assert_eq!(c.outbox.fsync, Fsync::Interval(Duration::from_millis(200)));
+        assert_eq!(c.forward.len(), 2);
+        assert_eq!(c.forward[0].tlp, Tlp::Red);
+        assert_eq!(c.forward[0].rate, Some(2.5));
+        assert_eq!(c.forward[0].user.as_deref(), Some("u"));
+        assert_eq!(c.forward[1].name, "syslog-tls-127.0.0.1-6514");
+        assert_eq!(c.outbox().dir, PathBuf::from("data/outbox"));
+        let bad = Config::from_toml(
+            "[outbox]\nfsync = \"sometimes\"\n\
+             [[forward]]\nurl = \"ftp://x/\"\n\
+             [[forward]]\nurl = \"syslog+tcp://h:1\"\ntlp = \"amber\"\nrate = -1\n\
+             client_cert = \"c.pem\"\nname = \"a b\"\n\
+             [[forward]]\nname = \"dup\"\nurl = \"https://h/x\"\n\
+             [[forward]]\nname = \"dup\"\nurl = \"https://h/y\"\n",
+        )
+        .expect_err("bad forwarding")
+        .0;
+        for want in [
+            "outbox.fsync: \"sometimes\"",
+            "forward[0].url: ftp://x/: unknown scheme",
+            "forward[1].tlp: applies to taxii destinations only",
+            "forward[1].rate: expected a positive number",
+            "forward[1].client_cert: client_cert and client_key go together",
+            "forward[1].name: \"a b\"",
+            "forward[3].name: \"dup\" is used by another destination",
+        ] {
+            assert!(
+                bad.iter().any(|e| e.starts_with(want)),
+                "{want} not in {bad:#?}"
+            );
+        }
+        assert_eq!(bad.len(), 7, "{bad:#?}");
+        let mut c = Config::default();
+        c.add_forward("https://h/a").expect("valid");
+        c.add_forward("https://h/b").expect("valid");
+        assert_eq!(c.forward[1].name, "https-h-2");
     }
 
     #[test]

@@ -442,3 +442,153 @@ impl Drop for ClickHouse {
             .status();
     }
 }
+
+/// A CA, a server certificate for 127.0.0.1 and a client certificate, made with openssl in
+/// `dir` (ca.crt, server.crt/.key, client.crt/.key).
+pub fn certificates(dir: &std::path::Path) {
+    let run = |args: &[&str]| {
+        let out = std::process::Command::new("openssl")
+            .args(args)
+            .current_dir(dir)
+            .output()
+            .expect("openssl is installed (scripts/deps.sh)");
+        assert!(
+            out.status.success(),
+            "openssl {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    let ec = [
+        "-newkey",
+        "ec",
+        "-pkeyopt",
+        "ec_paramgen_curve:P-256",
+        "-nodes",
+    ];
+    run(&[
+        &["req", "-x509"][..],
+        &ec,
+        &[
+            "-keyout",
+            "ca.key",
+            "-out",
+            "ca.crt",
+            "-days",
+            "2",
+            "-subj",
+            "/CN=canh test CA",
+            "-addext",
+            "basicConstraints=critical,CA:TRUE",
+            "-addext",
+            "keyUsage=critical,keyCertSign,cRLSign",
+        ],
+    ]
+    .concat());
+    for (name, ext) in [
+        (
+            "server",
+            "subjectAltName=IP:127.0.0.1\nextendedKeyUsage=serverAuth\n",
+        ),
+        ("client", "extendedKeyUsage=clientAuth\n"),
+    ] {
+        std::fs::write(dir.join(format!("{name}.ext")), ext).unwrap();
+        run(&[
+            &["req"][..],
+            &ec,
+            &[
+                "-keyout",
+                &format!("{name}.key"),
+                "-out",
+                &format!("{name}.csr"),
+                "-subj",
+                &format!("/CN=canh {name}"),
+            ],
+        ]
+        .concat());
+        run(&[
+            "x509",
+            "-req",
+            "-in",
+            &format!("{name}.csr"),
+            "-CA",
+            "ca.crt",
+            "-CAkey",
+            "ca.key",
+            "-CAcreateserial",
+            "-out",
+            &format!("{name}.crt"),
+            "-days",
+            "2",
+            "-extfile",
+            &format!("{name}.ext"),
+        ]);
+    }
+}
+
+/// A server started by one of the `deploy/*.sh start DIR [PORT]` scripts (taxii.sh,
+/// syslog-ng.sh), with what it printed; stopped (`stop DIR`) when dropped.
+pub struct Deployed {
+    script: PathBuf,
+    pub dir: PathBuf,
+    env: Vec<(String, String)>,
+    /// The words the script printed (the port first).
+    pub printed: Vec<String>,
+}
+
+impl Deployed {
+    pub fn start(script: &str, dir: &Path, port: Option<u16>, env: &[(&str, &str)]) -> Deployed {
+        let mut d = Deployed {
+            script: Path::new(env!("CARGO_MANIFEST_DIR"))
+                .join("../../deploy")
+                .join(script),
+            dir: dir.to_owned(),
+            env: env
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+            printed: Vec::new(),
+        };
+        d.restart(port);
+        d
+    }
+
+    /// Starts it (again), on `port` or a free one.
+    pub fn restart(&mut self, port: Option<u16>) {
+        let mut cmd = Command::new("bash");
+        cmd.arg(&self.script).arg("start").arg(&self.dir);
+        if let Some(p) = port {
+            cmd.arg(p.to_string());
+        }
+        cmd.envs(self.env.iter().map(|(k, v)| (k.as_str(), v.as_str())));
+        let out = cmd.output().expect("run a deploy script");
+        assert!(
+            out.status.success(),
+            "{} start: {}",
+            self.script.display(),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        self.printed = String::from_utf8(out.stdout)
+            .unwrap()
+            .split_whitespace()
+            .map(str::to_owned)
+            .collect();
+    }
+
+    pub fn port(&self) -> u16 {
+        self.printed[0].parse().unwrap()
+    }
+
+    pub fn stop(&self) {
+        let _ = Command::new("bash")
+            .arg(&self.script)
+            .arg("stop")
+            .arg(&self.dir)
+            .status();
+    }
+}
+
+impl Drop for Deployed {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
