@@ -8,7 +8,8 @@
 #
 # It receives RFC 5424 messages with octet-counted framing (RFC 5425 over TLS, RFC 6587 over
 # TCP), as syslog-ng's syslog() source does, and writes one line per message to
-# DIR/messages.log: `ISODATE HOST PROGRAM MSGID MESSAGE` (the header as syslog-ng parsed it).
+# DIR/messages.log: `RECEIVED ISODATE HOST PROGRAM MSGID MESSAGE`, RECEIVED being the receive
+# time (Unix seconds, microseconds) and the rest the header as syslog-ng parsed it.
 #
 # TLS_DIR=DIR serves TLS with DIR/server.crt and DIR/server.key; with DIR/ca.crt there,
 # senders must present a certificate that CA signed. Without TLS_DIR: plain TCP.
@@ -69,9 +70,9 @@ start)
   fi
   cat >"$dir/syslog-ng.conf" <<CONF
 @version: 3.38
-options { keep_hostname(yes); use_dns(no); dns_cache(no); stats_freq(0); flush_lines(0); };
+options { keep_hostname(yes); use_dns(no); dns_cache(no); stats_freq(0); flush_lines(0); frac_digits(6); };
 source s_net { syslog(ip(127.0.0.1) port($port) $transport max-connections(64)); };
-destination d_file { file("$dir/messages.log" template("\${ISODATE} \${HOST} \${PROGRAM} \${MSGID} \${MESSAGE}\n")); };
+destination d_file { file("$dir/messages.log" template("\${R_UNIXTIME} \${ISODATE} \${HOST} \${PROGRAM} \${MSGID} \${MESSAGE}\n")); };
 log { source(s_net); destination(d_file); };
 CONF
   syslog-ng -F --no-caps -f "$dir/syslog-ng.conf" -p "$dir/syslog-ng.pid" -R "$dir/syslog-ng.persist" \

@@ -367,13 +367,14 @@ fn mutual_tls_to_taxii_behind_gunicorn() {
 }
 
 /// The CEF messages syslog-ng wrote: alert id → how many times it arrived. Every line must be
-/// `ISODATE HOST canh alert CEF:…` and parse as CEF (Canh's CEF decoder, `canh parse`).
+/// `RECEIVED ISODATE HOST canh alert CEF:…` and parse as CEF (Canh's CEF decoder, `canh parse`).
 fn cef_lines(receiver: &Path) -> BTreeMap<String, usize> {
     let text = std::fs::read_to_string(receiver.join("messages.log")).unwrap_or_default();
     let mut bodies = String::new();
     for line in text.lines() {
-        let mut parts = line.splitn(5, ' ');
-        let (_date, host, program, msgid, body) = (
+        let mut parts = line.splitn(6, ' ');
+        let (_received, _date, host, program, msgid, body) = (
+            parts.next(),
             parts.next(),
             parts.next(),
             parts.next(),
@@ -555,4 +556,78 @@ fn kill_9_mid_delivery_loses_no_alert() {
     assert!(canh.stop().success());
     let arrived = cef_lines(&receiver_dir);
     assert_eq!(arrived.len(), n);
+}
+
+#[test]
+fn webhook_gets_signed_json_with_idempotency_keys_retries_and_dead_letters() {
+    let dir = tempfile::tempdir().unwrap();
+    let tls = dir.path().join("tls");
+    std::fs::create_dir_all(&tls).unwrap();
+    common::certificates(&tls);
+    let mut receiver = Command::new("python3")
+        .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/support/webhook_receiver.py"))
+        .arg(&tls)
+        .args(["s3cret-key", "3", "10.77.0.5"])
+        .stdin(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let port_file = tls.join("port");
+    assert!(eventually(Duration::from_secs(20), || port_file.exists()));
+    let port = std::fs::read_to_string(&port_file).unwrap();
+    let rules = rules(dir.path(), false);
+    let data = dir.path().join("data");
+    let extra = format!(
+        "[detection]\nrules = \"{}\"\n[[forward]]\nname = \"hook\"\n\
+         url = \"https://127.0.0.1:{port}/alerts\"\nca_file = \"{}/ca.crt\"\n\
+         signing_key = \"s3cret-key\"\nredact = [\"samples\"]\nmin_backoff = \"50ms\"\n",
+        rules.display(),
+        tls.display()
+    );
+    let canh = Canh::start(&data, &extra);
+    for i in 0..10 {
+        canary(canh.tcp.port(), i, "canary");
+    }
+    let dead = |c: &Canh| c.metric("canh_forward_alerts_total{destination=\"hook\",kind=\"dead\"}");
+    let ok = eventually(Duration::from_secs(30), || {
+        delivered(&canh, "hook") >= 9 && dead(&canh) >= 1
+    });
+    let _ = receiver.kill();
+    let _ = receiver.wait();
+    assert!(
+        ok,
+        "delivered {} dead {}\n{}",
+        delivered(&canh, "hook"),
+        dead(&canh),
+        canh.log()
+    );
+    assert!(canh.metric("canh_forward_alerts_total{destination=\"hook\",kind=\"retried\"}") > 0);
+    let received = std::fs::read_to_string(tls.join("received.jsonl")).unwrap();
+    let mut keys = BTreeSet::new();
+    for line in received.lines() {
+        let v: serde_json::Value = serde_json::from_str(line).unwrap();
+        assert_eq!(
+            v["key"], v["alert"]["id"],
+            "Idempotency-Key is the alert id"
+        );
+        assert_eq!(
+            v["alert"]["rule_id"],
+            "0badc0de-0000-4000-8000-0000000000f1"
+        );
+        assert!(
+            v["alert"].get("samples").is_none(),
+            "samples are redacted: {line}"
+        );
+        assert!(v["alert"]["rule_text"]
+            .as_str()
+            .unwrap()
+            .contains("Forward canary"));
+        keys.insert(v["key"].as_str().unwrap().to_owned());
+    }
+    assert_eq!(keys.len(), 9);
+    let letters = std::fs::read_to_string(data.join("outbox/dead/hook.jsonl")).unwrap();
+    assert!(
+        letters.contains("HTTP 400") && letters.contains("10.77.0.5"),
+        "{letters}"
+    );
+    assert!(canh.stop().success());
 }
