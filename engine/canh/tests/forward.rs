@@ -198,6 +198,11 @@ fn alerts_arrive_in_taxii_as_valid_stix_and_redelivery_adds_nothing() {
         delivered(&canh, "national"),
         canh.log()
     );
+    assert!(
+        !canh.log().contains("does not list this API root"),
+        "{}",
+        canh.log()
+    );
     let objects = taxii.objects(None);
     validate(&objects, dir.path());
     let seen = sightings(&objects);

@@ -190,6 +190,37 @@ impl Http {
 mod tests {
     use super::*;
 
+    fn answer(status: u16, retry_after: Option<&str>) -> Answer {
+        Answer {
+            status,
+            retry_after: super::retry_after(retry_after),
+            body: "{\"title\": \"x\"}\nmore".into(),
+        }
+    }
+
+    #[test]
+    fn statuses_mean_delivered_retry_or_rejected() {
+        assert_eq!(answer(202, None).verdict(), Verdict::Delivered);
+        assert_eq!(answer(413, None).verdict(), Verdict::TooLarge);
+        assert_eq!(answer(422, None).verdict(), Verdict::Rejected);
+        for s in [401, 403, 404, 408, 429, 500, 502, 503] {
+            assert_eq!(answer(s, None).verdict(), Verdict::Retry, "{s}");
+        }
+        let r = answer(429, Some("7")).retry("u");
+        assert_eq!(
+            (r.kind, r.after),
+            ("throttled", Some(Duration::from_secs(7)))
+        );
+        assert!(
+            r.reason.starts_with("u: HTTP 429: rate limited"),
+            "{}",
+            r.reason
+        );
+        let r = answer(503, Some("Wed, 21 Oct 2015 07:28:00 GMT")).retry("u");
+        assert_eq!((r.kind, r.after), ("server", Some(Duration::from_secs(5))));
+        assert_eq!(answer(401, None).retry("u").kind, "auth");
+    }
+
     #[test]
     fn basic_credentials_are_base64() {
         assert_eq!(base64(b"user:pass"), "dXNlcjpwYXNz");

@@ -1,7 +1,9 @@
 //! TAXII 2.1 destinations: alerts as STIX 2.1 objects added to a collection.
 //!
-//! * First the API root (`max_content_length`) and the collection (`can_write`) are read; a
-//!   collection that does not exist or cannot be written is retried, as a configuration to fix.
+//! * First the server's discovery resource (`/taxii2/`: a warning when it does not list the API
+//!   root; servers without one are fine), the API root (`max_content_length`) and the collection
+//!   (`can_write`) are read; a collection that does not exist or cannot be written is retried,
+//!   as a configuration to fix.
 //! * Alerts go in envelopes (`POST …/collections/ID/objects/`) no larger than the server's
 //!   `max_content_length`; an alert whose objects alone are larger is a dead letter. A 413
 //!   answer halves the envelope; 400/422 answers are narrowed down by halving to the alert
@@ -18,6 +20,7 @@ use std::collections::HashSet;
 use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
+use tracing::warn;
 
 use crate::alert::ForwardAlert;
 use crate::deliver::{Adapter, Rejected, Retry};
@@ -29,6 +32,8 @@ pub const MEDIA_TYPE: &str = "application/taxii+json;version=2.1";
 
 pub struct Taxii {
     http: Http,
+    /// `https://host`.
+    base: String,
     /// `https://host/api-root/`.
     api_root: String,
     collection: String,
@@ -71,6 +76,7 @@ impl Taxii {
         };
         Ok(Taxii {
             http: Http::new(d)?,
+            base: base.clone(),
             api_root: format!("{base}{api_root}"),
             collection: collection.clone(),
             stix: Stix::new(&d.identity, d.tlp),
@@ -88,6 +94,31 @@ impl Taxii {
     fn discover(&mut self) -> Result<usize, Retry> {
         if let Some(n) = self.max_content_length {
             return Ok(n);
+        }
+        let url = format!("{}/taxii2/", self.base);
+        let a = self.http.get(&url, MEDIA_TYPE)?;
+        match a.status {
+            200 => {
+                let d = parse(&a.body, &url)?;
+                let listed = d
+                    .get("api_roots")
+                    .and_then(Value::as_array)
+                    .is_some_and(|roots| {
+                        roots.iter().filter_map(Value::as_str).any(|r| {
+                            r.trim_end_matches('/') == self.api_root.trim_end_matches('/')
+                                || self.api_root.ends_with(r)
+                        })
+                    });
+                if !listed {
+                    warn!(
+                        api_root = %self.api_root,
+                        "the TAXII server's discovery resource does not list this API root"
+                    );
+                }
+            }
+            404 => {}
+            _ if a.verdict() == Verdict::Retry => return Err(a.retry(&url)),
+            _ => {}
         }
         let a = self.http.get(&self.api_root, MEDIA_TYPE)?;
         if a.verdict() != Verdict::Delivered {
