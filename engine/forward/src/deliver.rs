@@ -185,6 +185,17 @@ impl Delivery {
         metrics: Metrics,
     ) -> Result<Delivery, String> {
         let adapter = adapter(&dest)?;
+        Delivery::with_adapter(dest, url, outbox, metrics, adapter)
+    }
+
+    /// The same with a given adapter.
+    pub fn with_adapter(
+        dest: Destination,
+        url: String,
+        outbox: Arc<Outbox>,
+        metrics: Metrics,
+        adapter: Box<dyn Adapter>,
+    ) -> Result<Delivery, String> {
         let mut state = read_state(outbox.dir(), &dest.name).unwrap_or_default();
         state.name = dest.name.clone();
         state.url = url.clone();
@@ -277,7 +288,7 @@ impl Delivery {
     }
 
     /// Delivers until `stop`. What is not acknowledged then is delivered after the restart.
-    pub fn run(mut self, stop: &AtomicBool) {
+    pub fn run(&mut self, stop: &AtomicBool) {
         let name = self.dest.name.clone();
         let mut cursor = match self.outbox.cursor(&name) {
             Ok(c) => c,
@@ -449,6 +460,94 @@ impl Delivery {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::outbox::OutboxConfig;
+    use std::sync::Mutex;
+
+    /// Fails its first call, then refuses the second alert of each batch for good.
+    struct Flaky {
+        calls: Arc<Mutex<Vec<Vec<String>>>>,
+    }
+
+    impl Adapter for Flaky {
+        fn send(&mut self, alerts: &[ForwardAlert]) -> Result<Vec<Rejected>, Retry> {
+            let mut calls = self.calls.lock().unwrap_or_else(|p| p.into_inner());
+            calls.push(alerts.iter().map(|a| a.id.clone()).collect());
+            if calls.len() == 1 {
+                return Err(Retry::new("down".into()));
+            }
+            Ok(vec![Rejected {
+                index: 1,
+                reason: "refused".into(),
+            }])
+        }
+    }
+
+    #[test]
+    fn a_failed_batch_is_sent_again_and_refused_alerts_become_dead_letters() {
+        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        let outbox = Arc::new(
+            Outbox::open(OutboxConfig::new(dir.path().to_path_buf()), Metrics::new())
+                .unwrap_or_else(|e| panic!("{e}")),
+        );
+        let mut dest =
+            Destination::from_url("https://127.0.0.1:9/x").unwrap_or_else(|e| panic!("{e}"));
+        dest.min_backoff = Duration::from_millis(1);
+        dest.filter.min_level = Some("high".into());
+        outbox.cursor(&dest.name).unwrap_or_else(|e| panic!("{e}"));
+        let alert = |id: &str, level: &str| {
+            serde_json::to_vec(&ForwardAlert {
+                id: id.into(),
+                level: level.into(),
+                ..Default::default()
+            })
+            .unwrap_or_default()
+        };
+        outbox
+            .append(&[
+                alert("a", "high"),
+                alert("b", "low"),
+                alert("c", "critical"),
+                alert("d", "high"),
+            ])
+            .unwrap_or_else(|e| panic!("{e}"));
+        let calls = Arc::new(Mutex::new(Vec::new()));
+        let adapter = Box::new(Flaky {
+            calls: calls.clone(),
+        });
+        let name = dest.name.clone();
+        let mut d =
+            Delivery::with_adapter(dest, "u".into(), outbox.clone(), Metrics::new(), adapter)
+                .unwrap_or_else(|e| panic!("{e}"));
+        let stop = Arc::new(AtomicBool::new(false));
+        let s2 = stop.clone();
+        let t = std::thread::spawn(move || d.run(&s2));
+        let until = Instant::now() + Duration::from_secs(20);
+        while outbox.min_cursor() != Some(5) && Instant::now() < until {
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        stop.store(true, Ordering::Release);
+        let _ = t.join();
+        let calls = calls.lock().unwrap_or_else(|p| p.into_inner()).clone();
+        // The low alert is filtered out; the failed batch goes again, whole and in order.
+        assert_eq!(calls, vec![vec!["a", "c", "d"], vec!["a", "c", "d"]]);
+        let dead = fs::read_to_string(dead_path(dir.path(), &name)).unwrap_or_default();
+        assert_eq!(dead.lines().count(), 1);
+        assert!(
+            dead.contains("\"id\":\"c\"") && dead.contains("refused"),
+            "{dead}"
+        );
+        let state = read_state(dir.path(), &name).unwrap_or_default();
+        assert_eq!(
+            (
+                state.cursor,
+                state.delivered,
+                state.dead,
+                state.retried,
+                state.filtered
+            ),
+            (5, 2, 1, 3, 1)
+        );
+    }
 
     #[test]
     fn the_bucket_spreads_alerts_over_time() {

@@ -65,12 +65,27 @@ impl Forwarder {
         }
         let stop = Arc::new(AtomicBool::new(false));
         let mut threads = Vec::new();
-        for del in deliveries {
+        for mut del in deliveries {
             let stop = stop.clone();
+            let metrics = metrics.clone();
             let name = format!("forward-{}", del.name());
             let spawned = std::thread::Builder::new()
                 .name(name.chars().take(15).collect())
-                .spawn(move || del.run(&stop));
+                .spawn(move || {
+                    // A bug that panics must not end delivery for good: count it, wait, and
+                    // go on from the acknowledged cursor.
+                    while !stop.load(Ordering::Acquire) {
+                        let run = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                            del.run(&stop)
+                        }));
+                        if run.is_ok() {
+                            break;
+                        }
+                        tracing::error!(destination = %del.name(), "delivery failed unexpectedly; restarting it in 1 s");
+                        metrics.error("forward", "panic");
+                        std::thread::sleep(std::time::Duration::from_secs(1));
+                    }
+                });
             match spawned {
                 Ok(t) => threads.push(t),
                 Err(e) => errors.push(format!("cannot start a delivery thread: {e}")),
