@@ -4,7 +4,7 @@ medallion (TAXII 2.1, memory backend), and the latency from the triggering packe
 
     CANH_BIN=/tmp/canh-release/release/canh python3 benches/forward.py [SYSLOG_ALERTS [TAXII_ALERTS [LATENCY_EVENTS]]]
 
-Defaults: 20000 alerts to syslog-ng, 2000 to medallion (its memory backend scans the whole
+Defaults: 100000 alerts to syslog-ng, 2000 to medallion (its memory backend scans the whole
 collection for every object it adds, so it slows down as the collection grows), 300 events at
 20/s for the latency. Each event is an sshd failure from its own address that the canary rule
 turns into its own alert. The receivers are started by deploy/syslog-ng.sh and deploy/taxii.sh;
@@ -51,7 +51,7 @@ def cpu_seconds(pid):
 
 
 def ip_of(i):
-    return f"10.{60 + i // 65000}.{(i // 250) % 260}.{i % 250 + 1}"
+    return f"10.{60 + i // 62500}.{(i // 250) % 250}.{i % 250 + 1}"
 
 
 def line(i):
@@ -158,7 +158,7 @@ def percentile(xs, p):
 
 
 def main():
-    n_syslog = int(sys.argv[1]) if len(sys.argv) > 1 else 20000
+    n_syslog = int(sys.argv[1]) if len(sys.argv) > 1 else 100000
     n_taxii = int(sys.argv[2]) if len(sys.argv) > 2 else 2000
     n_lat = int(sys.argv[3]) if len(sys.argv) > 3 else 300
     work = tempfile.mkdtemp(prefix="canh-forward-bench-")
@@ -176,6 +176,30 @@ def main():
         throughput(c, "syslog-tls", n_syslog, int(open(os.path.join(sng, "server.pid")).read()))
         c.stop()
         undeploy("syslog-ng.sh", sng)
+
+        # The receiver's own ceiling, measured the same way: syslog-ng's loggen sending
+        # 500-byte RFC 5424 messages, octet-counted over TLS, as fast as it can for 5 s.
+        plain = os.path.join(work, "tls-server-only")
+        os.makedirs(plain)
+        for f in ("server.crt", "server.key"):
+            shutil.copy(os.path.join(tls, f), plain)
+        peer = os.path.join(work, "syslog-ng-loggen")
+        port = deploy("syslog-ng.sh", peer, {"TLS_DIR": plain})[0]
+        t0 = time.time()
+        out = subprocess.run(["loggen", "--use-ssl", "-P", "-r", "10000000", "-I", "5",
+                              "-s", "500", "127.0.0.1", port], capture_output=True, text=True)
+        log = os.path.join(peer, "messages.log")
+        last, n = -1, 0
+        while True:
+            n = sum(1 for _ in open(log)) if os.path.exists(log) else 0
+            if n == last:
+                break
+            last = n
+            time.sleep(1)
+        el = time.time() - t0 - 1
+        print(f"peer loggen->syslog-ng tls messages={n} msgs_per_s={n / el:.0f} "
+              f"({out.stderr.strip().splitlines()[-1] if out.stderr.strip() else ''})", flush=True)
+        undeploy("syslog-ng.sh", peer)
 
         tx = os.path.join(work, "taxii")
         port, coll = deploy("taxii.sh", tx)
