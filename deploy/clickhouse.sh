@@ -22,6 +22,7 @@
 # most 30 s) and fails with the server's error log if it does not answer; `stop` waits for the
 # process to exit (at most 30 s, then kills it). Neither ever hangs.
 set -euo pipefail
+. "$(dirname "$0")/lib.sh"
 
 usage() {
   echo "usage: $0 start DIR [HTTP_PORT [TCP_PORT [HTTPS_PORT]]] | stop DIR" >&2
@@ -30,34 +31,14 @@ usage() {
 [ $# -ge 2 ] || usage
 cmd=$1 dir=$2
 
-free_port() {
-  python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
-}
-
 stop() {
-  local pidfile=$dir/server.pid
-  [ -f "$pidfile" ] || return 0
-  local pid
-  pid=$(cat "$pidfile")
-  if kill -0 "$pid" 2>/dev/null; then
-    kill "$pid" 2>/dev/null || true
-    for _ in $(seq 300); do
-      kill -0 "$pid" 2>/dev/null || break
-      sleep 0.1
-    done
-    kill -9 "$pid" 2>/dev/null || true
-  fi
-  rm -f "$pidfile"
+  stop_pidfile "$dir/server.pid"
 }
 
 install() {
   command -v clickhouse-server >/dev/null && return 0
-  local sudo=""
-  if [ "$(id -u)" != 0 ] && command -v sudo >/dev/null; then sudo="sudo -n"; fi
   echo "clickhouse.sh: installing clickhouse-server (Debian package)" >&2
-  $sudo apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends \
-    clickhouse-server clickhouse-client >/dev/null
+  apt_install clickhouse-server clickhouse-client
 }
 
 cluster_xml() {

@@ -16,6 +16,7 @@
 # `start` waits for the port (at most 30 s); `stop` waits for the process to exit (at most
 # 30 s, then kills it). A stopped receiver started again keeps appending to messages.log.
 set -euo pipefail
+. "$(dirname "$0")/lib.sh"
 
 usage() {
   echo "usage: $0 start DIR [PORT] | stop DIR" >&2
@@ -25,19 +26,7 @@ usage() {
 cmd=$1 dir=$2
 
 stop() {
-  local pidfile=$dir/server.pid
-  [ -f "$pidfile" ] || return 0
-  local pid
-  pid=$(cat "$pidfile")
-  if kill -0 "$pid" 2>/dev/null; then
-    kill "$pid" 2>/dev/null || true
-    for _ in $(seq 300); do
-      kill -0 "$pid" 2>/dev/null || break
-      sleep 0.1
-    done
-    kill -9 "$pid" 2>/dev/null || true
-  fi
-  rm -f "$pidfile"
+  stop_pidfile "$dir/server.pid"
 }
 
 case $cmd in
@@ -46,15 +35,12 @@ stop)
   ;;
 start)
   if ! command -v syslog-ng >/dev/null; then
-    sudo=""
-    if [ "$(id -u)" != 0 ] && command -v sudo >/dev/null; then sudo="sudo -n"; fi
     echo "syslog-ng.sh: installing syslog-ng-core (Debian package)" >&2
-    $sudo apt-get update -qq
-    DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends syslog-ng-core >/dev/null
+    apt_install syslog-ng-core
   fi
   mkdir -p "$dir"
   dir=$(cd "$dir" && pwd)
-  port=${3:-$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')}
+  port=${3:-$(free_port)}
   stop
   if [ -n "${TLS_DIR:-}" ]; then
     tls_dir=$(cd "$TLS_DIR" && pwd)
@@ -78,13 +64,10 @@ CONF
   syslog-ng -F --no-caps -f "$dir/syslog-ng.conf" -p "$dir/syslog-ng.pid" -R "$dir/syslog-ng.persist" \
     -c "$dir/syslog-ng.ctl" >>"$dir/syslog-ng.log" 2>&1 </dev/null &
   echo $! >"$dir/server.pid"
-  for _ in $(seq 300); do
-    if python3 -c "import socket,sys; s=socket.socket(); s.settimeout(0.2); sys.exit(s.connect_ex(('127.0.0.1', $port)))" 2>/dev/null; then
-      echo "$port"
-      exit 0
-    fi
-    sleep 0.1
-  done
+  if wait_port "$port" "$dir/server.pid"; then
+    echo "$port"
+    exit 0
+  fi
   echo "syslog-ng.sh: syslog-ng did not listen on $port:" >&2
   cat "$dir/syslog-ng.log" >&2
   stop

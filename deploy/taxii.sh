@@ -16,6 +16,7 @@
 # `start` waits for the discovery endpoint (at most 30 s); `stop` waits for the process to exit
 # (at most 30 s, then kills it).
 set -euo pipefail
+. "$(dirname "$0")/lib.sh"
 
 usage() {
   echo "usage: $0 start DIR [PORT] | stop DIR" >&2
@@ -25,24 +26,9 @@ usage() {
 cmd=$1 dir=$2
 
 stop() {
-  local pidfile=$dir/server.pid
-  [ -f "$pidfile" ] || return 0
-  local pid
-  pid=$(cat "$pidfile")
-  if kill -0 "$pid" 2>/dev/null; then
-    kill "$pid" 2>/dev/null || true
-    for _ in $(seq 300); do
-      kill -0 "$pid" 2>/dev/null || break
-      sleep 0.1
-    done
-    kill -9 "$pid" 2>/dev/null || true
-  fi
-  rm -f "$pidfile"
+  stop_pidfile "$dir/server.pid"
 }
 
-pip_install() {
-  python3 -m pip install -q "$@" 2>/dev/null || python3 -m pip install -q --break-system-packages "$@"
-}
 
 case $cmd in
 stop)
@@ -55,7 +41,7 @@ start)
   fi
   mkdir -p "$dir"
   dir=$(cd "$dir" && pwd)
-  port=${3:-$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')}
+  port=${3:-$(free_port)}
   stop
   scheme=http
   [ -n "${TLS_DIR:-}" ] && scheme=https
@@ -120,16 +106,10 @@ PY
       >>"$dir/server.log" 2>&1 </dev/null &
   fi
   echo $! >"$dir/server.pid"
-  for _ in $(seq 300); do
-    if python3 -c "import socket,sys; s=socket.socket(); s.settimeout(0.2); sys.exit(s.connect_ex(('127.0.0.1', $port)))" 2>/dev/null; then
-      echo "$port $collection"
-      exit 0
-    fi
-    if ! kill -0 "$(cat "$dir/server.pid")" 2>/dev/null; then
-      break
-    fi
-    sleep 0.1
-  done
+  if wait_port "$port" "$dir/server.pid"; then
+    echo "$port $collection"
+    exit 0
+  fi
   echo "taxii.sh: the TAXII server did not start on $port:" >&2
   cat "$dir/server.log" >&2
   stop

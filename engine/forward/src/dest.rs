@@ -230,7 +230,8 @@ pub fn valid_name(name: &str) -> bool {
             .all(|b| b.is_ascii_alphanumeric() || b == b'.' || b == b'-' || b == b'_')
 }
 
-fn percent_decode(s: &str) -> String {
+/// `%XX` escapes of a URL's user info decoded (invalid escapes stay as they are).
+pub fn percent_decode(s: &str) -> String {
     let b = s.as_bytes();
     let mut out = Vec::with_capacity(b.len());
     let mut i = 0;

@@ -1,15 +1,12 @@
 //! How Canh reaches a ClickHouse server: its HTTP(S) URL, the user, and TLS (the system's
 //! trusted roots plus a private CA, and a client certificate where the server asks for one).
 
-use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::path::PathBuf;
 use std::time::Duration;
 
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::client::legacy::Client as HyperClient;
 use hyper_util::rt::TokioExecutor;
-use rustls::pki_types::pem::PemObject;
-use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 
 /// A server and how to log in to it.
 #[derive(Clone, Default, PartialEq, Eq)]
@@ -51,8 +48,8 @@ impl Endpoint {
         };
         let (user, password) = match userinfo.map(|u| u.split_once(':').unwrap_or((u, ""))) {
             Some((u, p)) => (
-                Some(percent_decode(u)),
-                (!p.is_empty()).then(|| percent_decode(p)),
+                Some(canh_forward::dest::percent_decode(u)),
+                (!p.is_empty()).then(|| canh_forward::dest::percent_decode(p)),
             ),
             None => (None, None),
         };
@@ -84,76 +81,18 @@ impl Endpoint {
     }
 }
 
-fn percent_decode(s: &str) -> String {
-    let b = s.as_bytes();
-    let mut out = Vec::with_capacity(b.len());
-    let mut i = 0;
-    while i < b.len() {
-        let hex = |c: u8| (c as char).to_digit(16);
-        match (
-            b[i],
-            b.get(i + 1).and_then(|&c| hex(c)),
-            b.get(i + 2).and_then(|&c| hex(c)),
-        ) {
-            (b'%', Some(h), Some(l)) => {
-                out.push((h * 16 + l) as u8);
-                i += 3;
-            }
-            (c, ..) => {
-                out.push(c);
-                i += 1;
-            }
-        }
-    }
-    String::from_utf8_lossy(&out).into_owned()
-}
-
-fn certificates(path: &Path) -> Result<Vec<CertificateDer<'static>>, String> {
-    let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(path)
-        .and_then(|i| i.collect::<Result<_, _>>())
-        .map_err(|e| format!("{}: {e}", path.display()))?;
-    if certs.is_empty() {
-        return Err(format!("{}: no PEM certificate in it", path.display()));
-    }
-    Ok(certs)
-}
-
 /// A connector for `http://` and `https://` URLs, with rustls (ring).
 fn connector(e: &Endpoint) -> Result<hyper_rustls::HttpsConnector<HttpConnector>, String> {
-    let mut roots = rustls::RootCertStore::empty();
-    for cert in rustls_native_certs::load_native_certs().certs {
-        // A system root that rustls cannot use is skipped, as browsers do.
-        let _ = roots.add(cert);
-    }
-    if let Some(ca) = &e.ca_file {
-        for cert in certificates(ca)? {
-            roots
-                .add(cert)
-                .map_err(|err| format!("{}: {err}", ca.display()))?;
-        }
-    }
-    let builder = rustls::ClientConfig::builder_with_provider(Arc::new(
-        rustls::crypto::ring::default_provider(),
-    ))
-    .with_safe_default_protocol_versions()
-    .map_err(|err| err.to_string())?
-    .with_root_certificates(roots);
-    let tls = match (&e.client_cert, &e.client_key) {
-        (Some(cert), Some(key)) => {
-            let key = PrivateKeyDer::from_pem_file(key)
-                .map_err(|err| format!("{}: {err}", key.display()))?;
-            builder
-                .with_client_auth_cert(certificates(cert)?, key)
-                .map_err(|err| format!("client certificate: {err}"))?
-        }
-        (None, None) => builder.with_no_client_auth(),
-        _ => return Err("a client certificate needs both the certificate and its key".into()),
-    };
+    let tls = canh_forward::tls::client_config(&canh_forward::tls::TlsFiles {
+        ca_file: e.ca_file.clone(),
+        client_cert: e.client_cert.clone(),
+        client_key: e.client_key.clone(),
+    })?;
     let mut http = HttpConnector::new();
     http.enforce_http(false);
     http.set_keepalive(Some(Duration::from_secs(60)));
     Ok(hyper_rustls::HttpsConnectorBuilder::new()
-        .with_tls_config(tls)
+        .with_tls_config((*tls).clone())
         .https_or_http()
         .enable_http1()
         .wrap_connector(http))
