@@ -14,31 +14,14 @@ mod common;
 use std::collections::BTreeMap;
 use std::net::UdpSocket;
 use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::time::Duration;
 
 use arrow::array::AsArray;
 use arrow::datatypes::UInt64Type;
-use common::{eventually, read_table, Canh, ClickHouse};
+use common::{eventually, logger, read_table, Canh, ClickHouse};
 
 fn pack() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../rules")
-}
-
-fn logger(port: u16, tag: &str, message: &str) {
-    let status = Command::new("logger")
-        .args([
-            "-n",
-            "127.0.0.1",
-            "-P",
-            &port.to_string(),
-            "-T",
-            "--rfc3164",
-        ])
-        .args(["-t", tag, "-p", "auth.info", message])
-        .status()
-        .expect("logger (util-linux) is installed");
-    assert!(status.success(), "logger failed");
 }
 
 /// A NetFlow v5 datagram: one TCP flow of one packet per destination port.

@@ -14,7 +14,7 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use arrow::array::AsArray;
-use common::{eventually, read_table, Canh, Deployed, CANH};
+use common::{eventually, logger, read_table, Canh, Deployed, CANH};
 
 const CANARY: &str = "title: Forward canary\nid: 0badc0de-0000-4000-8000-0000000000f1\n\
 status: test\nlogsource: {product: linux, service: sshd}\ndetection:\n  keywords:\n    - \
@@ -45,22 +45,11 @@ fn rules(dir: &Path, large: bool) -> PathBuf {
 /// One sshd failure from 10.77.<i / 250>.<i % 250 + 1>: one alert of the canary rule each.
 fn canary(port: u16, i: usize, user: &str) {
     let ip = format!("10.77.{}.{}", i / 250, i % 250 + 1);
-    let status = Command::new("logger")
-        .args([
-            "-n",
-            "127.0.0.1",
-            "-P",
-            &port.to_string(),
-            "-T",
-            "--rfc3164",
-        ])
-        .args(["-t", "sshd[4242]", "-p", "auth.info"])
-        .arg(format!(
-            "Failed password for {user} from {ip} port 50000 ssh2"
-        ))
-        .status()
-        .expect("logger (util-linux) is installed");
-    assert!(status.success());
+    logger(
+        port,
+        "sshd[4242]",
+        &format!("Failed password for {user} from {ip} port 50000 ssh2"),
+    );
 }
 
 fn delivered(canh: &Canh, dest: &str) -> u64 {

@@ -27,7 +27,7 @@ use tracing::{info, warn};
 
 use crate::alert::ForwardAlert;
 use crate::dest::{Destination, Kind};
-use crate::outbox::{Outbox, Record};
+use crate::outbox::{now_ns, Outbox, Record};
 
 /// An attempt that failed in a way that may pass: the batch is tried again later.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -110,10 +110,6 @@ fn now_text() -> String {
     jiff::Timestamp::now()
         .strftime("%Y-%m-%dT%H:%M:%S%.3fZ")
         .to_string()
-}
-
-fn now_ns() -> i64 {
-    i64::try_from(jiff::Timestamp::now().as_nanosecond()).unwrap_or(i64::MAX)
 }
 
 /// Reads a destination's state file.
@@ -436,7 +432,7 @@ impl Delivery {
             }
             self.metrics.forward(&name, "delivered", delivered as u64);
             self.state.delivered += delivered as u64;
-            if delivered > 0 || !alerts.is_empty() {
+            if !alerts.is_empty() {
                 if !self.state.up {
                     info!(destination = %name, "delivering");
                 }

@@ -132,7 +132,8 @@ fn segment_name(start: u64) -> String {
     format!("{start:020}.log")
 }
 
-fn now_ns() -> i64 {
+/// Now, in ns since the epoch.
+pub(crate) fn now_ns() -> i64 {
     i64::try_from(jiff::Timestamp::now().as_nanosecond()).unwrap_or(i64::MAX)
 }
 
@@ -712,7 +713,7 @@ impl Reader {
     }
 }
 
-/// Positions a fresh file reader of a segment (used by tests that damage files).
+/// The file of a segment (for tests that damage one).
 #[cfg(test)]
 fn segment_path(dir: &Path, start: u64) -> PathBuf {
     dir.join("segments").join(segment_name(start))

@@ -283,6 +283,23 @@ pub fn rows_as_json(data: &Path) -> Vec<serde_json::Value> {
     rows
 }
 
+/// Sends one RFC 3164 message over TCP with util-linux `logger` (facility auth, info).
+pub fn logger(port: u16, tag: &str, message: &str) {
+    let status = Command::new("logger")
+        .args([
+            "-n",
+            "127.0.0.1",
+            "-P",
+            &port.to_string(),
+            "-T",
+            "--rfc3164",
+        ])
+        .args(["-t", tag, "-p", "auth.info", message])
+        .status()
+        .expect("logger (util-linux) is installed");
+    assert!(status.success(), "logger failed");
+}
+
 /// Waits until `cond` holds (polling), at most `limit`.
 pub fn eventually(limit: Duration, mut cond: impl FnMut() -> bool) -> bool {
     let deadline = Instant::now() + limit;
