@@ -7,6 +7,10 @@
 
 pub mod flows;
 
+/// The benchmarks measure code as the `canh` binary runs it: with the same allocator.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use std::io::{self, BufWriter, Write};
 use std::net::{SocketAddr, TcpStream, UdpSocket};
 use std::sync::Arc;
