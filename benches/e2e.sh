@@ -8,6 +8,7 @@
 #   CANH_BIN / LOADGEN_BIN   binaries (default: target/release/…; build with
 #                            `cargo build --release -p canh -p canh-benches`)
 #   GEN=loggen               drive with syslog-ng's loggen, exactly as the peer scripts do
+#   DETECT=off               no rules (the peers only parse and write); default: ./rules runs
 set -u
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 PEERS=${PEERS:-$ROOT/../shared/peers}
@@ -33,6 +34,7 @@ listen = "127.0.0.1:$PORT"
 name = "netflow"
 listen = "127.0.0.1:0"
 CONF
+[ "${DETECT:-}" = off ] && printf '[detection]\nrules = []\n' >> "$D/canh.toml"
 "$BIN" serve --config "$D/canh.toml" 2>"$D/canh.stderr" &
 PID=$!
 wait_port tcp $PORT || { kill $PID; cat "$D/canh.stderr"; exit 1; }; sleep 0.3

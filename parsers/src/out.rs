@@ -72,7 +72,10 @@ impl<'b> Out<'b> {
         if is_placeholder(v) {
             return;
         }
-        let addr = v.split_once('%').map_or(v, |(a, _)| a);
+        let addr = match v.bytes().position(|b| b == b'%') {
+            Some(p) => &v[..p],
+            None => v,
+        };
         if addr.parse::<IpAddr>().is_ok() {
             self.b.set_str(col, addr);
         } else {

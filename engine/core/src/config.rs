@@ -161,8 +161,8 @@ impl ClickHouseConfig {
 /// Detection (`[detection]`): which rules run and how alerts are made.
 #[derive(Debug, Clone, PartialEq)]
 pub struct DetectionConfig {
-    /// Rule files or folders (every `*.yml` below). A missing default folder turns detection
-    /// off; a missing folder that was asked for is an error at start.
+    /// Rule files or folders (every `*.yml` below). A missing default folder or an empty list
+    /// turns detection off; a missing folder that was asked for is an error at start.
     pub rules: Vec<PathBuf>,
     /// Whether `rules` is the default (`./rules`) rather than configured.
     pub rules_default: bool,
@@ -637,11 +637,12 @@ impl Reader {
                 _ => None,
             };
             match paths {
-                Some(p) if !p.is_empty() => {
+                // An empty list turns detection off.
+                Some(p) => {
                     d.rules = p;
                     d.rules_default = false;
                 }
-                _ => self.error(&path, "expected a path or a list of paths"),
+                None => self.error(&path, "expected a path or a list of paths"),
             }
         }
         if let Some(m) = self.string(s, "mapping") {
@@ -1449,6 +1450,8 @@ mod tests {
                 .any(|e| e.starts_with("detection.rules: expected a path")),
             "{bad:?}"
         );
+        let off = Config::from_toml("[detection]\nrules = []\n").expect("rules = []");
+        assert!(off.detection.rules.is_empty() && !off.detection.rules_default);
         let inv =
             std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../deploy/inventory.csv");
         let inv = crate::inventory::Inventory::load(&inv).expect("deploy/inventory.csv is valid");

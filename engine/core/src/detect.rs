@@ -79,8 +79,13 @@ pub struct Detected {
 }
 
 impl Rules {
-    /// Loads the rules. `Ok(None)`: detection is off (the default folder does not exist).
+    /// Loads the rules. `Ok(None)`: detection is off (the default folder does not exist, or
+    /// the configuration lists no rules).
     pub fn open(config: &DetectionConfig, metrics: Metrics) -> Result<Option<Arc<Rules>>, String> {
+        if config.rules.is_empty() {
+            info!("detection.rules is empty: detection is off");
+            return Ok(None);
+        }
         if config.rules_default && !config.rules.iter().any(|p| p.exists()) {
             info!(
                 rules = %config.rules[0].display(),

@@ -146,7 +146,19 @@ impl<'a> Iterator for Pairs<'a> {
 
 /// A double-quoted value starting after the opening quote at `start`: the value and the
 /// position after the closing quote.
+#[inline]
 pub fn quoted(s: &str, start: usize) -> Option<(Cow<'_, str>, usize)> {
+    // Nearly every value has no backslash: the closing quote is the first hit.
+    let bytes = s.as_bytes();
+    match crate::scan::find2(bytes, start, b'"', b'\\')? {
+        at if bytes[at] == b'"' => Some((Cow::Borrowed(&s[start..at]), at + 1)),
+        _ => quoted_escaped(s, start),
+    }
+}
+
+/// [`quoted`] for a value with a backslash in it.
+#[cold]
+fn quoted_escaped(s: &str, start: usize) -> Option<(Cow<'_, str>, usize)> {
     let bytes = s.as_bytes();
     let mut i = start;
     let mut owned: Option<String> = None;
