@@ -735,3 +735,32 @@ fn flush(b: &mut TableBuilder, output: &Sender<Batch>, metrics: &Metrics) {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn no_rules_or_no_default_folder_is_detection_off_and_a_missing_folder_is_an_error() {
+        let off = DetectionConfig {
+            rules: Vec::new(),
+            rules_default: false,
+            ..DetectionConfig::default()
+        };
+        assert!(Rules::open(&off, Metrics::new()).expect("off").is_none());
+        let dir = tempfile::tempdir().expect("tempdir");
+        let absent = dir.path().join("absent");
+        let default_absent = DetectionConfig {
+            rules: vec![absent.clone()],
+            ..DetectionConfig::default()
+        };
+        assert!(Rules::open(&default_absent, Metrics::new())
+            .expect("off")
+            .is_none());
+        let asked_absent = DetectionConfig {
+            rules_default: false,
+            ..default_absent
+        };
+        assert!(Rules::open(&asked_absent, Metrics::new()).is_err());
+    }
+}
