@@ -245,12 +245,28 @@ impl Compiled {
         }
     }
 
-    /// The fields the matcher scans over a whole batch (not keywords).
+    /// Every field the rules read: scanned over a whole batch, or read where a rule is
+    /// evaluated (`exists`, `null`, the other side of `fieldref`, …); sorted.
     pub fn fields(&self) -> Vec<&str> {
-        self.fields
+        let mut fields: Vec<&str> = self
+            .atoms
             .iter()
-            .filter_map(|f| f.field.as_deref())
-            .collect()
+            .flat_map(|a| {
+                let other = match &a.matcher {
+                    Matcher::FieldRef(other, ..) => Some(other.as_str()),
+                    _ => None,
+                };
+                a.field.as_deref().into_iter().chain(other)
+            })
+            .collect();
+        fields.sort_unstable();
+        fields.dedup();
+        fields
+    }
+
+    /// Whether some rule searches keywords (in every string of an event).
+    pub fn keywords(&self) -> bool {
+        self.atoms.iter().any(|a| a.field.is_none())
     }
 
     /// Working memory for one thread.
@@ -493,7 +509,7 @@ impl Compiled {
         };
         text.iter()
             .filter(|p| p.hs.is_some())
-            .map(|p| &p.regex)
+            .filter_map(|p| p.regex())
             .chain(re)
     }
 }
@@ -829,8 +845,8 @@ impl Builder {
     /// Puts a field's text patterns into Hyperscan, or (what it rejects, or everything without
     /// the `hyperscan` feature) into the list run with the `regex` crate.
     fn build_text(&self, f: &mut FieldIndex) {
-        // Each pattern: (atom, confirm hits?, Hyperscan text, the regex, caseless?).
-        let mut texts: Vec<(u32, bool, &str, &Regex, bool)> = Vec::new();
+        // Each pattern: (atom, confirm hits?, Hyperscan text, the pattern, caseless?).
+        let mut texts: Vec<(u32, bool, &str, Source<'_>, bool)> = Vec::new();
         for &a in &f.text_atoms {
             match &self.atoms[a as usize].matcher {
                 Matcher::Text(ps) => {
@@ -843,11 +859,11 @@ impl Builder {
                             };
                             map.entry(lit.as_bytes().into()).or_default().push(a);
                         } else if let Some(hs) = &p.hs {
-                            texts.push((a, !p.exact, hs, &p.regex, p.caseless));
+                            texts.push((a, !p.exact, hs, Source::Text(p), p.caseless));
                         }
                     }
                 }
-                Matcher::Regex(r) => texts.push((a, true, r.as_str(), r, false)),
+                Matcher::Regex(r) => texts.push((a, true, r.as_str(), Source::Regex(r), false)),
                 _ => {}
             }
         }
@@ -873,13 +889,41 @@ impl Builder {
             }
             for (i, t) in texts.iter().enumerate() {
                 if !take[i] {
-                    f.regexes.push((t.0, t.3.clone()));
+                    if let Some(re) = t.3.regex() {
+                        f.regexes.push((t.0, re));
+                    }
                 }
             }
         }
         #[cfg(not(feature = "hyperscan"))]
         for t in &texts {
-            f.regexes.push((t.0, t.3.clone()));
+            if let Some(re) = t.3.regex() {
+                f.regexes.push((t.0, re));
+            }
+        }
+    }
+}
+
+/// Where a text pattern comes from: a rule's text value, or a regular expression (`re`).
+#[derive(Clone, Copy)]
+enum Source<'a> {
+    Text(&'a crate::plain::TextPattern),
+    Regex(&'a Regex),
+}
+
+impl Source<'_> {
+    fn regex(self) -> Option<Regex> {
+        match self {
+            Source::Text(p) => p.regex().cloned(),
+            Source::Regex(r) => Some(r.clone()),
+        }
+    }
+
+    #[cfg(feature = "hyperscan")]
+    fn allows_empty(self) -> bool {
+        match self {
+            Source::Text(p) => p.empty,
+            Source::Regex(r) => r.is_match(""),
         }
     }
 }
@@ -889,7 +933,7 @@ impl Builder {
 #[cfg(feature = "hyperscan")]
 fn hyperscan_db(
     chosen: &[usize],
-    texts: &[(u32, bool, &str, &Regex, bool)],
+    texts: &[(u32, bool, &str, Source<'_>, bool)],
     atoms: &[Atom],
 ) -> Result<hyperscan::BlockDatabase, Option<usize>> {
     use hyperscan::prelude::*;
@@ -905,7 +949,7 @@ fn hyperscan_db(
             } else if caseless {
                 flags |= CompileFlags::CASELESS;
             }
-            if re.is_match("") {
+            if re.allows_empty() {
                 flags |= CompileFlags::ALLOWEMPTY;
             }
             Pattern {
@@ -917,12 +961,17 @@ fn hyperscan_db(
             }
         })
         .collect();
-    patterns
-        .build::<hyperscan::BlockMode>()
-        .map_err(|e| match e {
+    let key: String = patterns
+        .0
+        .iter()
+        .map(|p| format!("{:?} {:x} {}\0", p.id, p.flags.bits(), p.expression))
+        .collect();
+    crate::hscache::load_or_build(&key, || patterns.build::<hyperscan::BlockMode>()).map_err(|e| {
+        match e {
             hyperscan::Error::Hyperscan(hyperscan::HsError::CompileError(c)) => c.expression(),
             _ => None,
-        })
+        }
+    })
 }
 
 fn condition(c: &ConditionExpr, rule: &PlainRule, index: &HashMap<&str, usize>) -> Cond {

@@ -14,7 +14,7 @@
 //!   specification says — the reference for the compiled matcher;
 //! * [`compiled`]: many rules over a batch at once (Hyperscan per field, indexes for numbers
 //!   and CIDRs, rules evaluated only where their atoms hit), over [`events::Events`]: Arrow
-//!   batches ([`batch`]) or JSON objects;
+//!   batches ([`batch`]) or JSON lines ([`lines`]);
 //! * [`mapping`]: field names and log-source selections (`rules/mapping.toml`);
 //! * [`RuleSet`]: rules checked, filtered (Sigma filters), mapped and compiled per table;
 //! * [`correlation`]: Sigma correlation rules over matches, on event time;
@@ -27,7 +27,10 @@ mod check;
 pub mod compiled;
 pub mod correlation;
 pub mod events;
+#[cfg(feature = "hyperscan")]
+pub mod hscache;
 pub mod iocs;
+pub mod lines;
 mod load;
 pub mod mapping;
 pub mod plain;

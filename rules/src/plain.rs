@@ -102,7 +102,10 @@ pub(crate) enum Matcher {
 /// folds ASCII only), so that both matchers give the same answer on any text.
 #[derive(Debug, Clone)]
 pub(crate) struct TextPattern {
-    pub regex: Regex,
+    /// The reference regular expression's text; the expression itself is built the first time
+    /// it is used (most never are: the compiled matcher settles most values without it).
+    pub source: String,
+    regex: std::sync::OnceLock<Option<Regex>>,
     /// The pattern for Hyperscan in multi-line mode (`^`/`$` at line ends, `.` not crossing
     /// lines), bytes escaped; `None` when the value matches any text at all (`*`).
     pub hs: Option<String>,
@@ -113,6 +116,30 @@ pub(crate) struct TextPattern {
     /// The whole value, when the pattern is "equal to this text" (no wildcard, no open end):
     /// matched by a hash lookup, ASCII-lowercased when caseless.
     pub literal: Option<String>,
+    /// Whether an empty text matches (known without building the regular expression).
+    #[cfg_attr(not(feature = "hyperscan"), allow(dead_code))]
+    pub empty: bool,
+}
+
+/// Patterns longer than this are built when the rule is compiled, so that one too large for
+/// the `regex` crate's limit rejects the rule; shorter ones are far below it.
+const EAGER_REGEX: usize = 4096;
+
+impl TextPattern {
+    /// The reference regular expression (`None`: too large to build, which rules are checked
+    /// against when compiled).
+    pub(crate) fn regex(&self) -> Option<&Regex> {
+        self.regex
+            .get_or_init(|| build_regex(&self.source).ok())
+            .as_ref()
+    }
+}
+
+fn build_regex(source: &str) -> Result<Regex, String> {
+    RegexBuilder::new(source)
+        .size_limit(1 << 24)
+        .build()
+        .map_err(|e| e.to_string())
 }
 
 /// Builds the plain matcher for a rule, or says why it cannot run.
@@ -347,7 +374,9 @@ impl Matcher {
     /// Whether a text value matches (false for matchers that are not about text).
     pub(crate) fn text(&self, s: &str) -> bool {
         match self {
-            Matcher::Text(variants) => variants.iter().any(|p| p.regex.is_match(s)),
+            Matcher::Text(variants) => variants
+                .iter()
+                .any(|p| p.regex().is_some_and(|r| r.is_match(s))),
             Matcher::Regex(r) => r.is_match(s),
             _ => false,
         }
@@ -744,10 +773,15 @@ fn text_pattern(
         re.push('$');
         hs.push('$');
     }
-    let regex = RegexBuilder::new(&re)
-        .size_limit(1 << 24)
-        .build()
-        .map_err(|e| e.to_string())?;
+    let regex = std::sync::OnceLock::new();
+    if re.len() > EAGER_REGEX {
+        let _ = regex.set(Some(build_regex(&re)?));
+    }
+    let empty = parts.iter().all(|p| match p {
+        StringPart::Plain(t) => t.is_empty(),
+        StringPart::Special(SpecialChar::WildcardMulti) => true,
+        StringPart::Special(SpecialChar::WildcardSingle) => false,
+    });
     let literal = if lead || trail {
         None
     } else {
@@ -761,7 +795,9 @@ fn text_pattern(
             .map(|t| if caseless { t.to_ascii_lowercase() } else { t })
     };
     Ok(TextPattern {
+        source: re,
         regex,
+        empty,
         hs: (!(lead && trail && parts.is_empty())).then_some(hs),
         caseless,
         exact,
@@ -870,7 +906,7 @@ mod tests {
             let events = [event.clone()];
             let mut out = Vec::new();
             let c = &self.1;
-            let json = crate::events::JsonEvents::new(&events, &c.fields());
+            let json = crate::lines::JsonLines::of(&events, &c.fields(), c.keywords());
             c.matches(&json, &mut c.scratch(), &mut out);
             assert_eq!(
                 plain,
@@ -1050,5 +1086,30 @@ mod tests {
         assert!(!r.matches(&json!({"message": "dd if=/dev/urandom of=x"})));
         let r = rule("  keywords:\n    - '*Failed password*'\n  condition: keywords\n");
         assert!(r.matches(&json!({"message": "sshd[1]: Failed password for root"})));
+    }
+
+    /// Whether a pattern matches an empty text is known without building its regular
+    /// expression, and agrees with it.
+    #[test]
+    fn empty_text_is_known_without_building_the_regex() {
+        use SpecialChar::{WildcardMulti as Many, WildcardSingle as One};
+        use StringPart::{Plain, Special};
+        let cases = [
+            vec![],
+            vec![Plain(String::new())],
+            vec![Special(Many)],
+            vec![Special(Many), Special(Many)],
+            vec![Plain("a".into())],
+            vec![Special(One)],
+            vec![Special(Many), Plain("x".into()), Special(Many)],
+            vec![Special(Many), Special(One)],
+        ];
+        for parts in &cases {
+            for (lead, trail) in [(false, false), (true, false), (false, true), (true, true)] {
+                let p = text_pattern(parts, lead, trail, true).expect("pattern");
+                let re = p.regex().expect("regex");
+                assert_eq!(p.empty, re.is_match(""), "{parts:?} {lead} {trail}");
+            }
+        }
     }
 }

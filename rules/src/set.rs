@@ -229,7 +229,7 @@ fn correlation(r: &Rule) -> Option<&CorrelationRule> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::events::JsonEvents;
+    use crate::lines::JsonLines;
     use serde_json::json;
 
     /// A Sigma filter: the rules it names (with a log source it covers) stop matching what
@@ -248,14 +248,11 @@ mod tests {
             json!({"event.action": "ssh_login", "source.ip": "10.9.1.1"}),
             json!({"event.action": "ssh_login", "source.ip": "10.8.1.1"}),
         ];
-        let fields = set
-            .compiled(Target::Events)
-            .map(|c| c.fields())
-            .unwrap_or_default();
+        let compiled = set.compiled(Target::Events).expect("rules on events");
         let mut hits = Vec::new();
         set.matches(
             Target::Events,
-            &JsonEvents::new(&events, &fields),
+            &JsonLines::of(&events, &compiled.fields(), compiled.keywords()),
             &mut set.scratch(),
             &mut hits,
         );

@@ -323,7 +323,7 @@ fn text(expr: &str, variants: &[TextPattern], want: bool) -> Option<String> {
             });
             continue;
         }
-        let re = v.regex.as_str();
+        let re = v.source.as_str();
         if v.exact {
             out.push(format!("match({expr}, {})", literal(re)));
         } else if want {

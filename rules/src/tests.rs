@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use serde_json::Value;
 
 use crate::compiled::Compiled;
-use crate::events::JsonEvents;
+use crate::lines::JsonLines;
 use crate::load::Rule;
 use crate::plain::PlainRule;
 
@@ -66,7 +66,7 @@ pub fn run(rules: &[(&Rule, &PlainRule)], file: &Path) -> Result<Vec<Outcome>, S
             let events = std::slice::from_ref(event);
             let mut hits = Vec::new();
             compiled.matches(
-                &JsonEvents::new(events, &compiled.fields()),
+                &JsonLines::of(events, &compiled.fields(), compiled.keywords()),
                 &mut compiled.scratch(),
                 &mut hits,
             );

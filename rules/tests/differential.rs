@@ -10,7 +10,7 @@
 use std::path::PathBuf;
 
 use canh_rules::compiled::Compiled;
-use canh_rules::events::JsonEvents;
+use canh_rules::lines::JsonLines;
 use rsigma_parser::{Detection, SigmaValue, StringPart};
 use serde_json::{Map, Value};
 
@@ -151,7 +151,11 @@ fn compiled_plain_and_rsigma_eval_agree() {
     let mut out = Vec::new();
     for (b, batch) in events.chunks(1000).enumerate() {
         out.clear();
-        compiled.matches(&JsonEvents::new(batch, &fields), &mut scratch, &mut out);
+        compiled.matches(
+            &JsonLines::of(batch, &fields, compiled.keywords()),
+            &mut scratch,
+            &mut out,
+        );
         for h in &out {
             by_compiled[(b * 1000 + h.row as usize) * rules.len() + h.rule as usize] = true;
         }

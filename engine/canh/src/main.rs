@@ -244,6 +244,21 @@ enum ConfigCommand {
     Check { file: PathBuf },
 }
 
+/// Where what is worth keeping between runs is kept (compiled rule patterns):
+/// `CANH_CACHE_DIR` (set but empty: nowhere), else `$XDG_CACHE_HOME/canh`, else
+/// `~/.cache/canh`.
+fn cache_dir() -> Option<PathBuf> {
+    let var = |name: &str| std::env::var_os(name).map(PathBuf::from);
+    match var("CANH_CACHE_DIR") {
+        Some(d) if d.as_os_str().is_empty() => None,
+        Some(d) => Some(d),
+        None => var("XDG_CACHE_HOME")
+            .filter(|d| d.is_absolute())
+            .or_else(|| var("HOME").map(|h| h.join(".cache")))
+            .map(|d| d.join("canh")),
+    }
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     tracing_subscriber::fmt()
@@ -253,6 +268,7 @@ fn main() -> ExitCode {
             tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
         )
         .init();
+    canh_rules::hscache::set_dir(cache_dir().map(|d| d.join("hyperscan")));
     let result = match cli.command {
         Command::Serve {
             config,
@@ -862,17 +878,17 @@ impl Hunter {
     fn hit(
         &mut self,
         rule: u32,
-        time_ns: i64,
+        time_ns: &dyn Fn() -> i64,
         event: &dyn canh_rules::plain::Row,
         sample: &dyn Fn() -> serde_json::Value,
         line: Option<&str>,
     ) -> anyhow::Result<()> {
         use canh_rules::correlation::Source;
         if let Some((alerts, builder, metrics)) = &mut self.store {
-            alerts.matched(rule, time_ns, event, sample, builder, metrics);
+            alerts.matched(rule, time_ns(), event, sample, builder, metrics);
         }
         if self.correlator.wants(rule) {
-            for f in self.correlator.observe(rule, time_ns, event, sample) {
+            for f in self.correlator.observe(rule, time_ns(), event, sample) {
                 if self.silent.contains(&Source::Correlation(f.correlation)) {
                     continue;
                 }
@@ -1019,7 +1035,7 @@ fn store_alerts(
 
 /// JSON lines through the compiled matcher in batches: (events, lines that are not objects).
 fn hunt_json(h: &mut Hunter, input: &std::path::Path) -> anyhow::Result<(u64, u64)> {
-    let reader: Box<dyn std::io::BufRead> = if input.as_os_str() == "-" {
+    let mut reader: Box<dyn std::io::BufRead> = if input.as_os_str() == "-" {
         Box::new(std::io::stdin().lock())
     } else {
         let f =
@@ -1027,67 +1043,80 @@ fn hunt_json(h: &mut Hunter, input: &std::path::Path) -> anyhow::Result<(u64, u6
         Box::new(std::io::BufReader::with_capacity(1 << 20, f))
     };
     let (mut events, mut bad) = (0u64, 0u64);
-    let fields: Vec<String> = h
-        .set
-        .compiled(canh_rules::Target::Events)
-        .map(|c| c.fields().into_iter().map(str::to_owned).collect())
-        .unwrap_or_default();
-    let fields: Vec<&str> = fields.iter().map(String::as_str).collect();
-    let mut scratch = h.set.scratch();
-    let mut batch: Vec<serde_json::Value> = Vec::with_capacity(HUNT_BATCH);
-    // The lines as read: a match prints its event's line as it is instead of serialising the
-    // parsed value again.
-    let mut lines: Vec<String> = Vec::with_capacity(HUNT_BATCH);
-    let mut hits = Vec::new();
-    let mut run = |h: &mut Hunter,
-                   batch: &mut Vec<serde_json::Value>,
-                   lines: &mut Vec<String>|
-     -> anyhow::Result<()> {
-        hits.clear();
-        let json = canh_rules::events::JsonEvents::new(batch, &fields);
-        h.set
-            .matches(canh_rules::Target::Events, &json, &mut scratch, &mut hits);
-        for hit in &hits {
-            let event = &batch[hit.row as usize];
-            let t = canh_rules::correlation::event_time_ns(event).unwrap_or(0);
-            h.hit(
-                hit.rule,
-                t,
-                event,
-                &|| event.clone(),
-                Some(&lines[hit.row as usize]),
-            )?;
+    // The events are read straight into the columns of the fields the rules read (and the
+    // correlations' time); a match prints its event's line as it was read.
+    let mut batch = match h.set.compiled(canh_rules::Target::Events) {
+        Some(c) => {
+            let mut fields = c.fields();
+            fields.push("@timestamp");
+            canh_rules::lines::JsonLines::new(&fields, c.keywords())
         }
-        batch.clear();
-        lines.clear();
-        Ok(())
+        None => canh_rules::lines::JsonLines::new(&[], false),
     };
-    for (n, line) in reader.lines().enumerate() {
-        let line = line.context("reading events")?;
-        if line.trim().is_empty() {
+    let mut scratch = h.set.scratch();
+    let mut hits = Vec::new();
+    let mut run =
+        |h: &mut Hunter, batch: &mut canh_rules::lines::JsonLines| -> anyhow::Result<()> {
+            hits.clear();
+            h.set
+                .matches(canh_rules::Target::Events, &*batch, &mut scratch, &mut hits);
+            for hit in &hits {
+                let row = hit.row as usize;
+                let event = canh_rules::events::RowOf {
+                    events: &*batch,
+                    row,
+                };
+                h.hit(
+                    hit.rule,
+                    &|| canh_rules::correlation::event_time_ns(&event).unwrap_or(0),
+                    &event,
+                    &|| batch.event(row).clone(),
+                    Some(batch.line(row)),
+                )?;
+            }
+            batch.clear();
+            Ok(())
+        };
+    let mut line = Vec::new();
+    for n in 1.. {
+        line.clear();
+        if reader
+            .read_until(b'\n', &mut line)
+            .context("reading events")?
+            == 0
+        {
+            break;
+        }
+        let text = match std::str::from_utf8(&line) {
+            Ok(t) => t.trim(),
+            Err(e) => {
+                bad += 1;
+                writeln!(std::io::stderr(), "{}:{n}: not UTF-8: {e}", input.display())?;
+                continue;
+            }
+        };
+        if text.is_empty() {
             continue;
         }
-        match serde_json::from_str(&line) {
-            Ok(v @ serde_json::Value::Object(_)) => {
+        let mut pushed = batch.push(text);
+        if matches!(pushed, Err(canh_rules::lines::LineError::Full)) {
+            run(h, &mut batch)?;
+            pushed = batch.push(text);
+        }
+        match pushed {
+            Ok(()) => {
                 events += 1;
-                batch.push(v);
-                lines.push(line);
                 if batch.len() == HUNT_BATCH {
-                    run(h, &mut batch, &mut lines)?;
+                    run(h, &mut batch)?;
                 }
             }
-            _ => {
+            Err(e) => {
                 bad += 1;
-                writeln!(
-                    std::io::stderr(),
-                    "{}:{}: not a JSON object",
-                    input.display(),
-                    n + 1
-                )?;
+                writeln!(std::io::stderr(), "{}:{n}: {e}", input.display())?;
             }
         }
     }
-    run(h, &mut batch, &mut lines)?;
+    run(h, &mut batch)?;
     Ok((events, bad))
 }
 
@@ -1151,7 +1180,7 @@ fn run_found(h: &mut Hunter, mut found: canh_core::hunt::Found) -> anyhow::Resul
     found.sort();
     found
         .each(|m, row, sample| {
-            h.hit(m.rule, m.time_ns, row, sample, None)
+            h.hit(m.rule, &|| m.time_ns, row, sample, None)
                 .map_err(|e| e.to_string())
         })
         .map_err(anyhow::Error::msg)
