@@ -16,7 +16,7 @@ use std::borrow::Cow;
 use std::cell::OnceCell;
 use std::fmt::{self, Write as _};
 
-use foldhash::{HashMap, HashMapExt, HashSet, HashSetExt};
+use foldhash::{HashMap, HashMapExt};
 use serde::de::value::{MapAccessDeserializer, SeqAccessDeserializer};
 use serde::de::{DeserializeSeed, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
 use serde::Deserialize;
@@ -41,10 +41,9 @@ pub struct JsonLines {
 struct Gather {
     /// Texts of the gathered values.
     arena: String,
-    by_name: HashMap<Box<str>, u32>,
+    /// Every wanted field and every proper prefix of a wanted dotted name: one lookup per key.
+    paths: HashMap<Box<str>, PathInfo>,
     columns: Vec<Vec<Cell>>,
-    /// Paths worth descending into: every proper prefix of a wanted dotted name.
-    prefixes: HashSet<Box<str>>,
     /// Whether every string of an event is kept (keyword rules).
     keywords: bool,
     strings: Vec<(u32, u32)>,
@@ -101,13 +100,16 @@ impl JsonLines {
     /// An empty batch gathering these fields (see [`crate::compiled::Compiled::fields`]), and
     /// every string of each event when `keywords`.
     pub fn new(fields: &[&str], keywords: bool) -> JsonLines {
-        let mut by_name = HashMap::with_capacity(fields.len());
-        let mut prefixes = HashSet::new();
+        let mut paths: HashMap<Box<str>, PathInfo> = HashMap::with_capacity(2 * fields.len());
+        let mut columns = 0;
         for f in fields {
-            let next = by_name.len() as u32;
-            by_name.entry(Box::from(*f)).or_insert(next);
+            let p = paths.entry(Box::from(*f)).or_default();
+            if p.column.is_none() {
+                p.column = Some(columns);
+                columns += 1;
+            }
             for (i, _) in f.match_indices('.') {
-                prefixes.insert(Box::from(&f[..i]));
+                paths.entry(Box::from(&f[..i])).or_default().prefix = true;
             }
         }
         JsonLines {
@@ -115,9 +117,8 @@ impl JsonLines {
             ends: Vec::new(),
             gather: Gather {
                 arena: String::new(),
-                columns: (0..by_name.len()).map(|_| Vec::new()).collect(),
-                by_name,
-                prefixes,
+                columns: (0..columns).map(|_| Vec::new()).collect(),
+                paths,
                 keywords,
                 strings: Vec::new(),
             },
@@ -206,10 +207,8 @@ impl JsonLines {
     }
 
     fn column(&self, name: &str) -> Option<&[Cell]> {
-        self.gather
-            .by_name
-            .get(name)
-            .map(|&c| self.gather.columns[c as usize].as_slice())
+        let c = self.gather.path(name).column?;
+        Some(self.gather.columns[c as usize].as_slice())
     }
 
     fn cell<'s>(&'s self, column: &'s [Cell], row: usize) -> Option<&'s CellValue> {
@@ -352,7 +351,20 @@ impl Events for JsonLines {
     }
 }
 
+/// What a path is to the rules.
+#[derive(Debug, Default, Clone, Copy)]
+struct PathInfo {
+    /// Its column, when a rule reads it.
+    column: Option<u32>,
+    /// Whether a field a rule reads lies below it.
+    prefix: bool,
+}
+
 impl Gather {
+    fn path(&self, path: &str) -> PathInfo {
+        self.paths.get(path).copied().unwrap_or_default()
+    }
+
     /// Records a value of a wanted field; a shallower one found earlier in the row stays.
     fn record(&mut self, column: u32, row: u32, depth: u8, value: CellValue) {
         let cells = &mut self.columns[column as usize];
@@ -410,7 +422,7 @@ impl Gather {
         let Value::Object(m) = v else {
             return;
         };
-        if !self.prefixes.contains(path.as_str()) {
+        if !self.path(path).prefix {
             return;
         }
         let len = path.len();
@@ -421,7 +433,7 @@ impl Gather {
             path.push('.');
             path.push_str(k);
             let depth = depth.saturating_add(1);
-            if let Some(&c) = self.by_name.get(path.as_str()) {
+            if let Some(c) = self.path(path).column {
                 let cell = self.cell_of(v);
                 self.record(c, row, depth, cell);
             }
@@ -453,8 +465,9 @@ impl<'de> Visitor<'de> for Top<'_> {
                 return Ok(());
             }
             let dotted = path.contains('.');
-            let wanted = g.by_name.get(path.as_str()).copied();
-            let descend = !dotted && g.prefixes.contains(path.as_str());
+            let info = g.path(path);
+            let wanted = info.column;
+            let descend = !dotted && info.prefix;
             if path == "vendor_fields" {
                 let v: Value = map.next_value()?;
                 if let Some(c) = wanted {
@@ -464,7 +477,7 @@ impl<'de> Visitor<'de> for Top<'_> {
                 g.walk(path, row, &v, 1);
                 if let Value::Object(m) = &v {
                     for (k, v) in m {
-                        if let Some(&c) = g.by_name.get(k.as_str()) {
+                        if let Some(c) = g.path(k).column {
                             let cell = g.cell_of(v);
                             g.record(c, row, u8::MAX, cell);
                         }
@@ -672,10 +685,12 @@ impl<'de> Visitor<'de> for Val<'_> {
             }
             // Keys with dots are not part of any path (a lookup splits names at dots).
             let tracked = descend && !path[len + 1..].contains('.');
-            let wanted = tracked
-                .then(|| g.by_name.get(path.as_str()).copied())
-                .flatten();
-            let below = tracked && g.prefixes.contains(path.as_str());
+            let info = if tracked {
+                g.path(path)
+            } else {
+                PathInfo::default()
+            };
+            let (wanted, below) = (info.column, info.prefix);
             if wanted.is_none() && !below && !g.keywords {
                 map.next_value::<IgnoredAny>()?;
                 continue;
