@@ -40,7 +40,15 @@ pub(crate) fn load_or_build<E>(
     key: &str,
     build: impl FnOnce() -> Result<BlockDatabase, E>,
 ) -> Result<BlockDatabase, E> {
-    let Some(dir) = dir() else {
+    load_or_build_in(dir().as_deref(), key, build)
+}
+
+fn load_or_build_in<E>(
+    dir: Option<&Path>,
+    key: &str,
+    build: impl FnOnce() -> Result<BlockDatabase, E>,
+) -> Result<BlockDatabase, E> {
+    let Some(dir) = dir else {
         return build();
     };
     let path = dir.join(file_name(key));
@@ -52,7 +60,7 @@ pub(crate) fn load_or_build<E>(
         return Ok(db);
     }
     let db = build()?;
-    if let Err(e) = write(&dir, &path, key, &db) {
+    if let Err(e) = write(dir, &path, key, &db) {
         tracing::debug!(path = %path.display(), error = %e, "compiled patterns not kept");
     }
     Ok(db)
@@ -148,11 +156,10 @@ mod tests {
     #[test]
     fn databases_are_read_back_instead_of_compiled() {
         let dir = tempfile::tempdir().expect("tmp");
-        // The only test that sets the folder (it is per process).
-        set_dir(Some(dir.path().to_owned()));
+        let folder = std::cell::Cell::new(Some(dir.path()));
         let built = std::cell::Cell::new(0);
         let get = |key: &str, expr: &str| {
-            load_or_build(key, || {
+            load_or_build_in(folder.get(), key, || {
                 built.set(built.get() + 1);
                 db(expr)
             })
@@ -174,7 +181,7 @@ mod tests {
         std::fs::copy(&path, dir.path().join(file_name("k3"))).expect("copy");
         assert_eq!(hits(&get("k3", "/baz/"), "baz"), 1);
         assert_eq!(built.get(), 4);
-        set_dir(None);
+        folder.set(None);
         assert_eq!(hits(&get("k1", "/foo/"), "foo"), 1);
         assert_eq!(built.get(), 5, "no folder: compiled every time");
     }

@@ -81,7 +81,8 @@ impl fmt::Debug for JsonLines {
 pub enum LineError {
     /// Not JSON, or JSON that is not an object.
     Json(serde_json::Error),
-    /// The batch cannot hold more text (4 GiB): push the line again after [`JsonLines::clear`].
+    /// The batch cannot hold what the line adds (4 GiB of gathered text): push it again after
+    /// [`JsonLines::clear`]; in an empty batch, the line is too large.
     Full,
 }
 
@@ -89,7 +90,7 @@ impl fmt::Display for LineError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             LineError::Json(e) => write!(f, "not a JSON object: {e}"),
-            LineError::Full => f.write_str("the batch is full"),
+            LineError::Full => f.write_str("too large for one batch"),
         }
     }
 }
@@ -141,23 +142,24 @@ impl JsonLines {
 
     /// Adds one line; a line that is not a JSON object adds nothing.
     pub fn push(&mut self, line: &str) -> Result<(), LineError> {
-        let row = self.ends.len();
-        if self.text.len() + line.len() > u32::MAX as usize
-            || self.gather.arena.len() + 2 * line.len() > u32::MAX as usize
-            || row >= u32::MAX as usize
-        {
+        let Ok(row) = u32::try_from(self.ends.len()) else {
             return Err(LineError::Full);
-        }
-        let row = row as u32;
+        };
+        let arena = self.gather.arena.len();
         let mut path = String::new();
         let mut de = serde_json::Deserializer::from_str(line);
-        let parsed = de
+        let mut parsed = de
             .deserialize_map(Top {
                 g: &mut self.gather,
                 path: &mut path,
                 row,
             })
-            .and_then(|()| de.end());
+            .and_then(|()| de.end())
+            .map_err(LineError::Json);
+        // Texts are kept at 32-bit offsets.
+        if parsed.is_ok() && self.gather.arena.len() > u32::MAX as usize {
+            parsed = Err(LineError::Full);
+        }
         if let Err(e) = parsed {
             // Take back what the line gathered before its fault.
             for col in &mut self.gather.columns {
@@ -167,7 +169,8 @@ impl JsonLines {
             }
             let start = *self.string_starts.last().unwrap_or(&0);
             self.gather.strings.truncate(start as usize);
-            return Err(LineError::Json(e));
+            self.gather.arena.truncate(arena);
+            return Err(e);
         }
         self.text.push_str(line);
         self.ends.push(self.text.len());
@@ -464,42 +467,30 @@ impl<'de> Visitor<'de> for Top<'_> {
             if map.next_key_seed(Key(path))?.is_none() {
                 return Ok(());
             }
-            let dotted = path.contains('.');
             let info = g.path(path);
-            let wanted = info.column;
-            let descend = !dotted && info.prefix;
-            if path == "vendor_fields" {
-                let v: Value = map.next_value()?;
-                if let Some(c) = wanted {
-                    let cell = g.cell_of(&v);
-                    g.record(c, row, 1, cell);
-                }
-                g.walk(path, row, &v, 1);
-                if let Value::Object(m) = &v {
-                    for (k, v) in m {
-                        if let Some(c) = g.path(k).column {
-                            let cell = g.cell_of(v);
-                            g.record(c, row, u8::MAX, cell);
-                        }
-                    }
-                }
-                if g.keywords {
-                    g.keep_strings(&v);
-                }
-                continue;
-            }
-            if wanted.is_none() && !descend && !g.keywords {
-                map.next_value::<IgnoredAny>()?;
-                continue;
-            }
-            map.next_value_seed(Val {
-                g,
-                path,
+            let val = Val {
+                descend: info.prefix && !path.contains('.'),
+                wanted: info.column,
+                g: &mut *g,
+                path: &mut *path,
                 row,
                 depth: 1,
-                wanted,
-                descend,
-            })?;
+            };
+            if val.path != "vendor_fields" {
+                val.read(&mut map)?;
+                continue;
+            }
+            // Also what has no ECS name, under its own name.
+            let v: Value = map.next_value()?;
+            if let Value::Object(m) = &v {
+                for (k, x) in m {
+                    if let Some(c) = val.g.path(k).column {
+                        let cell = val.g.cell_of(x);
+                        val.g.record(c, row, u8::MAX, cell);
+                    }
+                }
+            }
+            val.whole(v);
         }
     }
 }
@@ -568,7 +559,17 @@ impl Val<'_> {
         }
     }
 
-    /// An object or list kept whole (its field is wanted).
+    /// Reads the next value of `map` as this value, or skips it when nothing in it is wanted.
+    fn read<'de, A: MapAccess<'de>>(self, map: &mut A) -> Result<(), A::Error> {
+        if self.wanted.is_none() && !self.descend && !self.g.keywords {
+            map.next_value::<IgnoredAny>().map(|_| ())
+        } else {
+            map.next_value_seed(self)
+        }
+    }
+
+    /// An object or list read whole: kept if its field is wanted, searched for the wanted
+    /// fields below it and for keywords.
     fn whole(self, v: Value) {
         let g = self.g;
         if self.descend {
@@ -690,19 +691,15 @@ impl<'de> Visitor<'de> for Val<'_> {
             } else {
                 PathInfo::default()
             };
-            let (wanted, below) = (info.column, info.prefix);
-            if wanted.is_none() && !below && !g.keywords {
-                map.next_value::<IgnoredAny>()?;
-                continue;
-            }
-            map.next_value_seed(Val {
-                g,
-                path,
+            Val {
+                g: &mut *g,
+                path: &mut *path,
                 row,
                 depth: depth.saturating_add(1),
-                wanted,
-                descend: below,
-            })?;
+                wanted: info.column,
+                descend: info.prefix,
+            }
+            .read(&mut map)?;
         }
     }
 }
