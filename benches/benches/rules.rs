@@ -7,7 +7,12 @@
 //! first, then the rest (Windows and others: their fields such as `Image` and `CommandLine`
 //! are in the Linux process events); past the ~3,700 that load, variants of the same rules
 //! with every text value changed (`…_v2`), so that 10,000 rules keep SigmaHQ's shapes.
-//! Every rule sees every event (no field mapping, no log-source selection), the worst case.
+//! Two settings: every rule sees every event (no field mapping, no log-source selection), the
+//! worst case (`rules/N`); and log-source selection as a deployment has it (`rules/selected/N`):
+//! the mix's events carry their Sigma log source (`logsource.category/product/service`), and a
+//! mapping with one entry per log-source value the rules name selects, for each rule, the
+//! events of its log source (a Windows rule sees no event of this mix, yet is compiled and its
+//! patterns scanned).
 //!
 //! `cargo bench -p canh-benches --bench rules` (needs ../shared; skips without it).
 
@@ -198,6 +203,34 @@ fn vary(d: &mut Detection, k: usize) {
     }
 }
 
+/// A mapping that selects, for each category, product and service the rules name, the events
+/// whose `logsource.*` field says so.
+fn selecting(rules: &[canh_rules::Rule]) -> Mapping {
+    let mut values = std::collections::BTreeSet::new();
+    for r in rules {
+        if let RuleKind::Detection(s) = &r.kind {
+            let ls = &s.logsource;
+            for (k, v) in [
+                ("category", &ls.category),
+                ("product", &ls.product),
+                ("service", &ls.service),
+            ] {
+                if let Some(v) = v {
+                    values.insert((k, v.to_ascii_lowercase()));
+                }
+            }
+        }
+    }
+    let mut toml = String::new();
+    for (k, v) in values {
+        let v = serde_json::to_string(&v).unwrap();
+        toml.push_str(&format!(
+            "[[logsource]]\n{k} = {v}\nevents = {{ \"logsource.{k}\" = {v} }}\n"
+        ));
+    }
+    Mapping::parse(&toml).unwrap()
+}
+
 fn bench(c: &mut Criterion) {
     let Some(shared) = shared() else {
         eprintln!("skipping: ../shared not found");
@@ -211,19 +244,19 @@ fn bench(c: &mut Criterion) {
     g.sample_size(10);
     let keywords = ["message"];
     // 452: the SigmaHQ network, Linux, web and DNS rules alone, as rsigma runs them (rules_hunt.sh).
-    for n in [10, 100, 452, 1_000, 10_000] {
-        // Built on first use, so that a filtered run (`-- rules/1000`) compiles only its set.
-        let mut state = None;
-        g.bench_function(format!("{n}"), |bench| {
+    let selected = selecting(&all);
+    for (setting, mapping) in [("", Mapping::identity()), ("selected/", selected)] {
+        for n in [10, 100, 452, 1_000, 10_000] {
+            // Built on first use, so that a filtered run (`-- rules/1000`) compiles only its set.
+            let mut state = None;
+            g.bench_function(format!("{setting}{n}"), |bench| {
             let (set, scratch, hits) = state.get_or_insert_with(|| {
                 let started = std::time::Instant::now();
-                let (set, rejected) = RuleSet::build(
-                    &all[..n],
-                    &Mapping::identity(),
-                    &canh_rules::Iocs::default(),
-                );
+                let (set, rejected) =
+                    RuleSet::build(&all[..n], &mapping, &canh_rules::Iocs::default());
                 let built = started.elapsed();
                 assert!(rejected.is_empty(), "{rejected:?}");
+                assert!(set.unmapped.is_empty(), "{:?}", set.unmapped_log_sources());
                 let mut scratch = set.scratch();
                 let mut hits = Vec::new();
                 for b in &batches {
@@ -236,7 +269,7 @@ fn bench(c: &mut Criterion) {
                 }
                 let (evaluated, atom_hits) = scratch.work();
                 eprintln!(
-                    "{n} rules: compiled in {:.2} s, {:?}; {} matches over {EVENTS} events; \
+                    "{setting}{n} rules: compiled in {:.2} s, {:?}; {} matches over {EVENTS} events; \
                      per event: {:.1} atom hits, {:.1} rule evaluations",
                     built.as_secs_f64(),
                     set.compiled(Target::Events).map(|c| c.stats()),
@@ -274,6 +307,7 @@ fn bench(c: &mut Criterion) {
                 hits.len()
             })
         });
+        }
     }
     g.finish();
 }

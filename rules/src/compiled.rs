@@ -72,6 +72,10 @@ pub(crate) struct Atom {
 pub(crate) struct CRule {
     pub(crate) dets: Vec<CDet>,
     pub(crate) conditions: Vec<Cond>,
+    /// Indexed atoms that hold wherever the rule matches: a row where one of them did not
+    /// hit is passed over without evaluating the condition (a rule and its log source's
+    /// selection, `a and not b` where `b` is costly).
+    required: Vec<u32>,
 }
 
 #[derive(Debug)]
@@ -205,6 +209,17 @@ impl Compiled {
         }
         let mut triggers = vec![Vec::new(); b.atoms.len()];
         let mut everywhere = Vec::new();
+        for r in &mut crules {
+            let mut required = r
+                .conditions
+                .iter()
+                .map(|c| r.cond_required(c, &b.atoms))
+                .reduce(intersect)
+                .unwrap_or_default();
+            required.sort_unstable();
+            required.dedup();
+            r.required = required;
+        }
         for (i, r) in crules.iter().enumerate() {
             match r.trigger(&b.atoms) {
                 Some((atoms, _)) => {
@@ -342,17 +357,25 @@ impl Compiled {
             }
             s.candidates.extend_from_slice(&self.everywhere);
             s.candidates.sort_unstable();
-            s.evaluated += s.candidates.len() as u64;
             s.atom_hits += (at - start) as u64;
             let row_of = RowOf { events, row };
             let candidates = std::mem::take(&mut s.candidates);
             for &r in &candidates {
+                let rule = &self.rules[r as usize];
+                if rule
+                    .required
+                    .iter()
+                    .any(|&a| s.atom_stamp[a as usize] != gen)
+                {
+                    continue;
+                }
+                s.evaluated += 1;
                 let mut ev = Eval {
                     atoms: &self.atoms,
                     row: row_of,
                     s,
                 };
-                if self.rules[r as usize].matches(&mut ev) {
+                if rule.matches(&mut ev) {
                     out.push(Hit {
                         row: row as u32,
                         rule: r,
@@ -626,6 +649,28 @@ impl CRule {
         }
     }
 
+    /// Indexed atoms that hold wherever this condition holds.
+    fn cond_required(&self, c: &Cond, atoms: &[Atom]) -> Vec<u32> {
+        match c {
+            Cond::And(v) => v
+                .iter()
+                .flat_map(|c| self.cond_required(c, atoms))
+                .collect(),
+            Cond::Or(v) => v
+                .iter()
+                .map(|c| self.cond_required(c, atoms))
+                .reduce(intersect)
+                .unwrap_or_default(),
+            Cond::Not(_) => Vec::new(),
+            Cond::Det(d) => self.dets[*d].required(atoms),
+            Cond::AtLeast(ds, need) if *need > 0 && *need >= ds.len() => ds
+                .iter()
+                .flat_map(|d| self.dets[*d].required(atoms))
+                .collect(),
+            Cond::AtLeast(..) => Vec::new(),
+        }
+    }
+
     /// Atoms of which at least one holds wherever the rule matches, and their cost; `None`
     /// when there are none (the rule must be evaluated everywhere).
     fn trigger(&self, atoms: &[Atom]) -> Option<(Vec<u32>, u32)> {
@@ -656,6 +701,11 @@ impl CRule {
     }
 }
 
+/// The atoms in both lists.
+fn intersect(a: Vec<u32>, b: Vec<u32>) -> Vec<u32> {
+    a.into_iter().filter(|x| b.contains(x)).collect()
+}
+
 fn union(mut a: (Vec<u32>, u32), b: (Vec<u32>, u32)) -> Option<(Vec<u32>, u32)> {
     a.0.extend(b.0);
     Some((a.0, a.1 + b.1))
@@ -677,6 +727,33 @@ impl CDet {
             }),
             CDet::AnyOf(ds) => ds.iter().any(|d| d.matches(ev)),
             CDet::And(ds) => ds.iter().all(|d| d.matches(ev)),
+        }
+    }
+
+    /// Indexed atoms that hold wherever this detection does.
+    fn required(&self, atoms: &[Atom]) -> Vec<u32> {
+        match self {
+            CDet::AllOf(items) => items
+                .iter()
+                .flat_map(|i| {
+                    let indexed = i
+                        .atoms
+                        .iter()
+                        .copied()
+                        .filter(|&a| atoms[a as usize].indexed);
+                    if i.all || i.atoms.len() == 1 {
+                        indexed.collect()
+                    } else {
+                        Vec::new()
+                    }
+                })
+                .collect(),
+            CDet::AnyOf(ds) => ds
+                .iter()
+                .map(|d| d.required(atoms))
+                .reduce(intersect)
+                .unwrap_or_default(),
+            CDet::And(ds) => ds.iter().flat_map(|d| d.required(atoms)).collect(),
         }
     }
 
@@ -746,7 +823,11 @@ impl Builder {
                 self.det(d)
             })
             .collect();
-        CRule { dets, conditions }
+        CRule {
+            dets,
+            conditions,
+            required: Vec::new(),
+        }
     }
 
     fn det(&mut self, d: Det) -> CDet {
@@ -1001,5 +1082,35 @@ fn condition(c: &ConditionExpr, rule: &PlainRule, index: &HashMap<&str, usize>) 
             };
             Cond::AtLeast(ds, need)
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::lines::JsonLines;
+    use serde_json::json;
+
+    /// A rule is passed over on a row where an atom it needs did not hit, whichever atom
+    /// brought it there; the answers stay the same.
+    #[test]
+    fn a_rule_is_not_evaluated_where_an_atom_it_needs_did_not_hit() {
+        let yaml = "title: t\nlogsource: {}\ndetection:\n  sel:\n    a|contains: x\n  ls:\n    b: y\n  costly:\n    c|exists: true\n  condition: sel and ls and not costly\n";
+        let c = rsigma_parser::parse_sigma_yaml(yaml).expect("yaml");
+        let compiled = Compiled::new(vec![crate::plain::compile(&c.rules[0]).expect("rule")]);
+        let events = [
+            json!({"a": "xx", "b": "z"}),
+            json!({"a": "xx", "b": "y"}),
+            json!({"a": "xx", "b": "y", "c": 1}),
+            json!({"a": "q", "b": "y"}),
+        ];
+        let lines = JsonLines::of(&events, &compiled.fields(), compiled.keywords());
+        let mut s = compiled.scratch();
+        let mut out = Vec::new();
+        compiled.matches(&lines, &mut s, &mut out);
+        let rows: Vec<u32> = out.iter().map(|h| h.row).collect();
+        assert_eq!(rows, [1]);
+        // Rows 1 and 2 evaluated; row 0 (no `ls`) and row 3 (no trigger) passed over.
+        assert_eq!(s.work().0, 2);
     }
 }

@@ -176,14 +176,38 @@ impl Mapping {
         renames.get(name).copied().unwrap_or(name).to_owned()
     }
 
-    /// Maps a compiled rule: its fields renamed, the selections of the log sources it is for
-    /// added to every condition, and the table it runs over.
-    pub fn apply(&self, rule: &SigmaRule, plain: PlainRule) -> (PlainRule, Target) {
-        self.apply_logsource(&rule.logsource, plain)
+    /// Whether the mapping says which events a rule with this log source sees. A mapping
+    /// without log-source entries selects nothing (every rule sees every event); otherwise
+    /// every key the log source gives (category, product, service) must be given by an entry
+    /// that applies to it: a Windows rule is not run over firewall logs because its category
+    /// happens to be mapped, nor over every event because nothing is.
+    pub fn covers(&self, ls: &LogSource) -> bool {
+        if self.entries.is_empty() {
+            return true;
+        }
+        let applying = self.applying(ls);
+        [
+            ("category", &ls.category),
+            ("product", &ls.product),
+            ("service", &ls.service),
+        ]
+        .iter()
+        .filter(|(_, v)| v.is_some())
+        .all(|(k, _)| {
+            applying
+                .iter()
+                .any(|e| e.keys.iter().any(|(ek, _)| ek == k))
+        })
     }
 
-    /// [`Mapping::apply`] for a detection section under a log source.
-    pub fn apply_logsource(&self, ls: &LogSource, mut plain: PlainRule) -> (PlainRule, Target) {
+    /// Maps a compiled rule: its fields renamed, the selections of the log sources it is for
+    /// added to every condition, and the table it runs over. `None` when the mapping does not
+    /// cover the rule's log source ([`Mapping::covers`]): such a rule sees no events.
+    pub fn apply(&self, rule: &SigmaRule, mut plain: PlainRule) -> Option<(PlainRule, Target)> {
+        let ls = &rule.logsource;
+        if !self.covers(ls) {
+            return None;
+        }
         let applying = self.applying(ls);
         let table = applying
             .iter()
@@ -207,7 +231,25 @@ impl Mapping {
                 *c = ConditionExpr::And(all);
             }
         }
-        (plain, table)
+        Some((plain, table))
+    }
+}
+
+/// A log source as rules write it (`product: windows, category: process_creation`), for
+/// messages.
+pub fn describe(ls: &LogSource) -> String {
+    let parts: Vec<String> = [
+        ("category", &ls.category),
+        ("product", &ls.product),
+        ("service", &ls.service),
+    ]
+    .iter()
+    .filter_map(|(k, v)| v.as_ref().map(|v| format!("{k}: {v}")))
+    .collect();
+    if parts.is_empty() {
+        "(none)".to_owned()
+    } else {
+        parts.join(", ")
     }
 }
 
@@ -237,7 +279,7 @@ mod tests {
     fn mapped(mapping: &Mapping, yaml: &str) -> (PlainRule, Target) {
         let c = rsigma_parser::parse_sigma_yaml(yaml).expect("yaml");
         let plain = crate::plain::compile(&c.rules[0]).expect("compiles");
-        mapping.apply(&c.rules[0], plain)
+        mapping.apply(&c.rules[0], plain).expect("covered")
     }
 
     #[test]
@@ -284,6 +326,64 @@ mod tests {
             "title: t\nlogsource: {category: flow}\ndetection:\n  sel:\n    destination.port: 22\n  condition: sel\n",
         );
         assert_eq!(table, Target::Flows);
+        // SigmaHQ's FortiGate configuration rules: `action` is the decoder's event.action,
+        // `cfgpath` a vendor field, and only type=event logs are seen.
+        let (r, _) = mapped(
+            &m,
+            "title: t\nlogsource: {product: fortigate, service: event}\ndetection:\n  sel:\n    action: Add\n    cfgpath: firewall.policy\n  condition: sel\n",
+        );
+        let ev = json!({"observer.vendor": "Fortinet", "event.action": "Add",
+            "vendor_fields": {"type": "event", "subtype": "system", "cfgpath": "firewall.policy"}});
+        assert!(r.matches(&ev));
+        let mut traffic = ev.clone();
+        traffic["vendor_fields"]["type"] = json!("traffic");
+        assert!(!r.matches(&traffic));
+    }
+
+    /// Every key of a rule's log source must be listed; a mapping without entries selects
+    /// nothing.
+    #[test]
+    fn rules_see_events_only_through_the_log_sources_listed() {
+        let m = Mapping::builtin();
+        let ls = |yaml: &str| -> LogSource {
+            let c = rsigma_parser::parse_sigma_yaml(&format!(
+                "title: t\nlogsource: {yaml}\ndetection:\n  sel: {{a: 1}}\n  condition: sel\n"
+            ))
+            .expect("yaml");
+            c.rules[0].logsource.clone()
+        };
+        for covered in [
+            "{category: firewall}",
+            "{product: linux}",
+            "{product: Linux, service: sshd}",
+            "{product: canh, category: authentication}",
+            "{product: fortigate, service: event}",
+            "{product: cisco, service: aaa}",
+            "{}",
+        ] {
+            assert!(m.covers(&ls(covered)), "{covered}");
+        }
+        for not in [
+            "{product: windows, category: process_creation}",
+            // The category is listed, the product is not.
+            "{product: windows, category: firewall}",
+            "{product: linux, category: process_creation}",
+            "{product: linux, service: auditd}",
+            "{product: zeek, service: rdp}",
+        ] {
+            assert!(!m.covers(&ls(not)), "{not}");
+        }
+        let c = rsigma_parser::parse_sigma_yaml(
+            "title: t\nlogsource: {product: windows}\ndetection:\n  sel: {a: 1}\n  condition: not sel\n",
+        )
+        .expect("yaml");
+        let plain = crate::plain::compile(&c.rules[0]).expect("compiles");
+        assert!(m.apply(&c.rules[0], plain.clone()).is_none());
+        assert!(Mapping::identity().apply(&c.rules[0], plain).is_some());
+        assert_eq!(
+            describe(&ls("{product: windows, category: process_creation}")),
+            "category: process_creation, product: windows"
+        );
     }
 
     #[test]

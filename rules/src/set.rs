@@ -17,6 +17,9 @@ use crate::mapping::{Mapping, Target, RESERVED};
 pub struct RuleSet {
     /// The detection rules that run, in load order.
     pub rules: Vec<Rule>,
+    /// Positions in `rules` of those whose log source the mapping does not cover: they are
+    /// loaded (correlations may name them) but see no events and are not compiled.
+    pub unmapped: Vec<u32>,
     /// The correlation rules that run (their references resolved), in load order.
     pub correlations: Vec<Rule>,
     /// Filters applied (each to at least one rule).
@@ -69,6 +72,7 @@ impl RuleSet {
     pub fn build(loaded: &[Rule], mapping: &Mapping, iocs: &Iocs) -> (RuleSet, Vec<Rejection>) {
         let mut rules: Vec<Rule> = Vec::new();
         let mut rejected = Vec::new();
+        let mut unmapped = Vec::new();
         let mut per_table: Vec<(Target, Vec<crate::plain::PlainRule>, Vec<u32>)> = Vec::new();
         // Filters, compiled once.
         let mut filters = Vec::new();
@@ -105,7 +109,11 @@ impl RuleSet {
                             *used = true;
                         }
                     }
-                    let (plain, target) = mapping.apply(sigma, plain);
+                    let Some((plain, target)) = mapping.apply(sigma, plain) else {
+                        unmapped.push(rules.len() as u32);
+                        rules.push(rule.clone());
+                        continue;
+                    };
                     let i = match per_table.iter().position(|t| t.0 == target) {
                         Some(i) => i,
                         None => {
@@ -159,6 +167,7 @@ impl RuleSet {
         (
             RuleSet {
                 rules,
+                unmapped,
                 correlations,
                 filters: filters_used,
                 mapping: mapping.clone(),
@@ -166,6 +175,20 @@ impl RuleSet {
             },
             rejected,
         )
+    }
+
+    /// How many rules see no events for want of a mapping, by log source, most first.
+    pub fn unmapped_log_sources(&self) -> Vec<(String, usize)> {
+        let mut by: std::collections::BTreeMap<String, usize> = Default::default();
+        for &i in &self.unmapped {
+            if let RuleKind::Detection(s) = &self.rules[i as usize].kind {
+                *by.entry(crate::mapping::describe(&s.logsource))
+                    .or_default() += 1;
+            }
+        }
+        let mut by: Vec<(String, usize)> = by.into_iter().collect();
+        by.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+        by
     }
 
     /// A correlator (with empty state) over this set's rules.

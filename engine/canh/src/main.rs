@@ -175,6 +175,11 @@ enum RulesCommand {
         /// `text` (one line per rejection and a summary) or `json` (one summary object).
         #[arg(long, default_value = "text", value_parser = ["text", "json"])]
         format: String,
+        /// Field mapping, as in `canh hunt`: `builtin`, `none` or a mapping file. Rules whose
+        /// log source it does not cover load but see no events; they are counted by log
+        /// source (not rejected).
+        #[arg(long, default_value = "builtin")]
+        mapping: String,
         /// IOC lists for placeholders (`%name%` from NAME.txt); default: the `iocs` folder
         /// beside the rules (inside the first rules folder).
         #[arg(long)]
@@ -319,9 +324,10 @@ fn main() -> ExitCode {
                 RulesCommand::Check {
                     paths,
                     format,
+                    mapping,
                     iocs,
                 },
-        } => rules_check(&paths, &format, iocs),
+        } => rules_check(&paths, &format, &mapping, iocs),
         Command::Rules {
             command:
                 RulesCommand::Test {
@@ -614,9 +620,13 @@ fn iocs(rule_paths: &[PathBuf], given: Option<PathBuf>) -> anyhow::Result<canh_r
 fn rules_check(
     paths: &[PathBuf],
     format: &str,
+    map: &str,
     ioc_dir: Option<PathBuf>,
 ) -> anyhow::Result<ExitCode> {
     let iocs = iocs(paths, ioc_dir)?;
+    let mapping = mapping(map)?;
+    // Loaded detection rules whose log source the mapping does not cover, by log source.
+    let mut unmapped = std::collections::BTreeMap::<String, usize>::new();
     let loaded = canh_rules::load(paths);
     let mut rejected_rules = loaded.rejected.len();
     let mut rejected = loaded.rejected;
@@ -629,6 +639,11 @@ fn rules_check(
                 canh_rules::RuleKind::Detection(s) => {
                     detections.push(&**s);
                     usable += 1;
+                    if !mapping.covers(&s.logsource) {
+                        *unmapped
+                            .entry(canh_rules::mapping::describe(&s.logsource))
+                            .or_default() += 1;
+                    }
                 }
                 canh_rules::RuleKind::Correlation(c) => correlations.push((rule, &**c)),
                 canh_rules::RuleKind::Filter(f) => {
@@ -656,7 +671,7 @@ fn rules_check(
     let (_, problems) = canh_rules::correlation::Correlator::new(
         &corr,
         &detections,
-        &canh_rules::Mapping::builtin(),
+        &mapping,
         canh_rules::correlation::Limits::default(),
     );
     usable += correlations.len() - problems.len();
@@ -685,12 +700,27 @@ fn rules_check(
             "loaded": usable,
             "rejected": rejected_rules,
             "errors": errors,
+            "unmapped": unmapped.values().sum::<usize>(),
+            "unmapped_log_sources": unmapped,
         });
         serde_json::to_writer(&mut out, &summary)?;
         writeln!(out)?;
     } else {
         write_rejections(&mut out, &rejected, "")?;
         writeln!(out, "{usable} rule(s) loaded, {rejected_rules} rejected")?;
+        if !unmapped.is_empty() {
+            let mut by: Vec<(&String, &usize)> = unmapped.iter().collect();
+            by.sort_by(|a, b| b.1.cmp(a.1).then_with(|| a.0.cmp(b.0)));
+            writeln!(
+                out,
+                "{} of the loaded rules see no events: the field mapping does not cover their \
+                 log source:",
+                unmapped.values().sum::<usize>()
+            )?;
+            for (ls, n) in by {
+                writeln!(out, "  {n:5}  {ls}")?;
+            }
+        }
     }
     out.flush()?;
     Ok(if rejected.is_empty() {
@@ -723,7 +753,22 @@ fn rules_test(paths: &[PathBuf], map: &str, ioc_dir: Option<PathBuf>) -> anyhow:
             match canh_rules::check(rule, &iocs) {
                 Ok(canh_rules::Checked::Detection(m)) => {
                     if let canh_rules::RuleKind::Detection(sigma) = &rule.kind {
-                        compiled.push((rule, mapping.apply(sigma, *m).0));
+                        match mapping.apply(sigma, *m) {
+                            Some((mapped, _)) => compiled.push((rule, mapped)),
+                            None => {
+                                let problem = canh_rules::Rejection {
+                                    file: rule.file.clone(),
+                                    line: rule.line,
+                                    reason: format!(
+                                        "sees no events: the field mapping does not cover its \
+                                         log source ({})",
+                                        canh_rules::mapping::describe(&sigma.logsource)
+                                    ),
+                                };
+                                write_rejections(&mut out, &[problem], " (cannot run)")?;
+                                failures += usize::from(tests.exists());
+                            }
+                        }
                     }
                 }
                 Ok(canh_rules::Checked::NotEvaluated) => {}
@@ -773,6 +818,26 @@ fn rules_test(paths: &[PathBuf], map: &str, ioc_dir: Option<PathBuf>) -> anyhow:
     } else {
         ExitCode::SUCCESS
     })
+}
+
+/// Tells how many rules see no events under the mapping, by log source (the first few).
+fn write_unmapped(out: &mut dyn Write, set: &canh_rules::RuleSet) -> std::io::Result<()> {
+    let by = set.unmapped_log_sources();
+    if by.is_empty() {
+        return Ok(());
+    }
+    let shown: Vec<String> = by
+        .iter()
+        .take(5)
+        .map(|(ls, n)| format!("{ls} ({n})"))
+        .collect();
+    writeln!(
+        out,
+        "{} rule(s) see no events: the field mapping does not cover their log source: {}{}",
+        set.unmapped.len(),
+        shown.join("; "),
+        if by.len() > 5 { "; …" } else { "" }
+    )
 }
 
 /// The field mapping named on the command line.
@@ -860,6 +925,7 @@ impl Hunter {
         write_rejections(&mut err, &loaded.rejected, " (rule skipped)")?;
         let (set, problems) = canh_rules::RuleSet::build(&loaded.rules, &mapping, &iocs);
         write_rejections(&mut err, &problems, " (rule skipped)")?;
+        write_unmapped(&mut err, &set)?;
         let correlator = set.correlator(canh_rules::correlation::Limits::default());
         let silent = correlator.silent_rules().clone();
         Ok(Hunter {

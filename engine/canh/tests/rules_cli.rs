@@ -90,6 +90,13 @@ fn sigmahq_rules_load() {
     );
     assert_eq!(loaded + rejected, total);
     assert!(loaded * 100 >= total * 99, "{loaded} of {total}");
+    // Under the built-in mapping, the rules for log sources Canh has no events of (Windows,
+    // cloud, Zeek, …) load but see no events; the network and Linux ones run.
+    let unmapped = &v["unmapped_log_sources"];
+    eprintln!("unmapped: {}: {unmapped}", v["unmapped"]);
+    assert!(unmapped["category: process_creation, product: windows"].as_u64() > Some(100));
+    assert!(unmapped.get("category: firewall").is_none());
+    assert!(unmapped.get("product: linux").is_none());
 }
 
 fn hunt(mapping: &str) -> (Vec<serde_json::Value>, String) {
@@ -140,6 +147,68 @@ fn hunt_prints_each_match_with_its_rule() {
         sources(&hits),
         ["203.0.113.9", "198.51.100.7", "198.51.100.8"]
     );
+}
+
+/// A rule whose log source the mapping does not list (a Windows rule made of a negation, which
+/// would match every event it saw) loads, is counted by log source, and sees no events; with
+/// `--mapping none` it sees them all.
+#[test]
+fn rules_of_unlisted_log_sources_see_no_events() {
+    let dir = tempfile::tempdir().unwrap();
+    let rule = dir.path().join("win.yml");
+    std::fs::write(
+        &rule,
+        "title: Not a Windows path\nlogsource: {product: windows, category: process_creation}\n\
+         detection:\n  sel:\n    Image|contains: '\\'\n  condition: not sel\n",
+    )
+    .unwrap();
+    let (code, text) = check(&[rule.to_str().unwrap()]);
+    assert_eq!(
+        (code, text.as_str()),
+        (
+            Some(0),
+            "1 rule(s) loaded, 0 rejected\n1 of the loaded rules see no events: the field \
+             mapping does not cover their log source:\n      1  category: process_creation, \
+             product: windows\n"
+        )
+    );
+    let (_, json) = check(&["--format", "json", rule.to_str().unwrap()]);
+    let v: serde_json::Value = serde_json::from_str(&json).unwrap();
+    assert_eq!(v["unmapped"], 1, "{v}");
+    assert_eq!(
+        v["unmapped_log_sources"]["category: process_creation, product: windows"],
+        1
+    );
+    let (_, json) = check(&[
+        "--format",
+        "json",
+        "--mapping",
+        "none",
+        rule.to_str().unwrap(),
+    ]);
+    let v: serde_json::Value = serde_json::from_str(&json).unwrap();
+    assert_eq!(v["unmapped"], 0, "{v}");
+    let run = |mapping: &str| {
+        let out = Command::new(env!("CARGO_BIN_EXE_canh"))
+            .args(["hunt", "--mapping", mapping, "--rules"])
+            .arg(&rule)
+            .arg("--input")
+            .arg(fixtures().join("events.jsonl"))
+            .output()
+            .unwrap();
+        assert!(out.status.success());
+        (
+            String::from_utf8(out.stdout).unwrap().lines().count(),
+            String::from_utf8(out.stderr).unwrap(),
+        )
+    };
+    let (hits, err) = run("builtin");
+    assert_eq!(hits, 0, "{err}");
+    assert!(
+        err.contains("1 rule(s) see no events: the field mapping does not cover their log source: category: process_creation, product: windows (1)"),
+        "{err}"
+    );
+    assert_eq!(run("none").0, 5);
 }
 
 /// `canh rules test`: `x.tests.jsonl` beside `x.yml`; a wrong expectation fails with its line.
@@ -194,6 +263,7 @@ fn the_starter_pack_loads_and_its_tests_pass() {
         .unwrap();
     let summary: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(summary["rejected"], 0, "{summary}");
+    assert_eq!(summary["unmapped"], 0, "{summary}");
     assert!(summary["loaded"].as_u64().unwrap() >= 20, "{summary}");
     let out = Command::new(env!("CARGO_BIN_EXE_canh"))
         .args(["rules", "test"])

@@ -229,7 +229,21 @@ fn build(config: &DetectionConfig, metrics: &Metrics) -> Result<RuleSet, String>
         warn!(file = %r.file.display(), line = r.line, reason = %r.reason, "rule rejected");
     }
     let rejected = loaded.rejected.len() + rejected.len();
+    let unmapped = set.unmapped_log_sources();
+    if !unmapped.is_empty() {
+        let shown: Vec<String> = unmapped
+            .iter()
+            .take(5)
+            .map(|(ls, n)| format!("{ls} ({n})"))
+            .collect();
+        warn!(
+            rules = set.unmapped.len(),
+            log_sources = %shown.join("; "),
+            "rules see no events: the field mapping does not cover their log source"
+        );
+    }
     metrics.set_detection("rules_loaded", set.rules.len() as u64);
+    metrics.set_detection("rules_unmapped", set.unmapped.len() as u64);
     metrics.set_detection("correlations", set.correlations.len() as u64);
     metrics.set_detection("rules_rejected", rejected as u64);
     info!(
