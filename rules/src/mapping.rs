@@ -235,6 +235,13 @@ impl Mapping {
     }
 }
 
+/// Counts by name, the largest first (ties by name).
+pub fn most_first(counts: BTreeMap<String, usize>) -> Vec<(String, usize)> {
+    let mut by: Vec<(String, usize)> = counts.into_iter().collect();
+    by.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+    by
+}
+
 /// A log source as rules write it (`product: windows, category: process_creation`), for
 /// messages.
 pub fn describe(ls: &LogSource) -> String {

@@ -179,16 +179,29 @@ impl RuleSet {
 
     /// How many rules see no events for want of a mapping, by log source, most first.
     pub fn unmapped_log_sources(&self) -> Vec<(String, usize)> {
-        let mut by: std::collections::BTreeMap<String, usize> = Default::default();
+        let mut by = std::collections::BTreeMap::new();
         for &i in &self.unmapped {
             if let RuleKind::Detection(s) = &self.rules[i as usize].kind {
                 *by.entry(crate::mapping::describe(&s.logsource))
                     .or_default() += 1;
             }
         }
-        let mut by: Vec<(String, usize)> = by.into_iter().collect();
-        by.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
-        by
+        crate::mapping::most_first(by)
+    }
+
+    /// [`RuleSet::unmapped_log_sources`] in one line (`log source (count); …`), the first
+    /// `shown` of them.
+    pub fn unmapped_summary(&self, shown: usize) -> String {
+        let by = self.unmapped_log_sources();
+        let mut parts: Vec<String> = by
+            .iter()
+            .take(shown)
+            .map(|(ls, n)| format!("{ls} ({n})"))
+            .collect();
+        if by.len() > shown {
+            parts.push("…".into());
+        }
+        parts.join("; ")
     }
 
     /// A correlator (with empty state) over this set's rules.

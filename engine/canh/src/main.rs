@@ -709,15 +709,13 @@ fn rules_check(
         write_rejections(&mut out, &rejected, "")?;
         writeln!(out, "{usable} rule(s) loaded, {rejected_rules} rejected")?;
         if !unmapped.is_empty() {
-            let mut by: Vec<(&String, &usize)> = unmapped.iter().collect();
-            by.sort_by(|a, b| b.1.cmp(a.1).then_with(|| a.0.cmp(b.0)));
             writeln!(
                 out,
                 "{} of the loaded rules see no events: the field mapping does not cover their \
                  log source:",
                 unmapped.values().sum::<usize>()
             )?;
-            for (ls, n) in by {
+            for (ls, n) in canh_rules::mapping::most_first(unmapped) {
                 writeln!(out, "  {n:5}  {ls}")?;
             }
         }
@@ -822,21 +820,14 @@ fn rules_test(paths: &[PathBuf], map: &str, ioc_dir: Option<PathBuf>) -> anyhow:
 
 /// Tells how many rules see no events under the mapping, by log source (the first few).
 fn write_unmapped(out: &mut dyn Write, set: &canh_rules::RuleSet) -> std::io::Result<()> {
-    let by = set.unmapped_log_sources();
-    if by.is_empty() {
+    if set.unmapped.is_empty() {
         return Ok(());
     }
-    let shown: Vec<String> = by
-        .iter()
-        .take(5)
-        .map(|(ls, n)| format!("{ls} ({n})"))
-        .collect();
     writeln!(
         out,
-        "{} rule(s) see no events: the field mapping does not cover their log source: {}{}",
+        "{} rule(s) see no events: the field mapping does not cover their log source: {}",
         set.unmapped.len(),
-        shown.join("; "),
-        if by.len() > 5 { "; …" } else { "" }
+        set.unmapped_summary(5)
     )
 }
 

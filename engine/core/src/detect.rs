@@ -229,16 +229,10 @@ fn build(config: &DetectionConfig, metrics: &Metrics) -> Result<RuleSet, String>
         warn!(file = %r.file.display(), line = r.line, reason = %r.reason, "rule rejected");
     }
     let rejected = loaded.rejected.len() + rejected.len();
-    let unmapped = set.unmapped_log_sources();
-    if !unmapped.is_empty() {
-        let shown: Vec<String> = unmapped
-            .iter()
-            .take(5)
-            .map(|(ls, n)| format!("{ls} ({n})"))
-            .collect();
+    if !set.unmapped.is_empty() {
         warn!(
             rules = set.unmapped.len(),
-            log_sources = %shown.join("; "),
+            log_sources = %set.unmapped_summary(5),
             "rules see no events: the field mapping does not cover their log source"
         );
     }
