@@ -76,6 +76,9 @@ pub(crate) struct CRule {
     /// hit is passed over without evaluating the condition (a rule and its log source's
     /// selection, `a and not b` where `b` is costly).
     required: Vec<u32>,
+    /// Detections that select a whole log source (added by the mapping): they hit a large
+    /// share of the rows, so they trigger the rule only when nothing else can.
+    broad: Vec<usize>,
 }
 
 #[derive(Debug)]
@@ -161,8 +164,11 @@ pub struct Scratch {
     line_rows: Vec<u32>,
     /// (line, text) of values not in `buf` because they hold a line break.
     slow: Vec<(u32, String)>,
-    /// (row << 32 | atom) of every indexed atom that holds.
+    /// (row << 32 | atom) of every indexed atom that holds, and the same grouped by row.
     hits: Vec<u64>,
+    by_row: Vec<u64>,
+    /// Per row: where its next hit goes in `by_row`.
+    row_next: Vec<u32>,
     /// Per Hyperscan pattern of the field being scanned: the line it last hit, plus one.
     #[cfg(feature = "hyperscan")]
     seen: Vec<u32>,
@@ -172,7 +178,7 @@ pub struct Scratch {
     lazy_value: Vec<bool>,
     rule_stamp: Vec<u32>,
     candidates: Vec<u32>,
-    /// Rule evaluations so far (rows × candidate rules), and atom hits.
+    /// Rule conditions evaluated so far, and atom hits (one per atom and row).
     evaluated: u64,
     atom_hits: u64,
 }
@@ -320,15 +326,32 @@ impl Compiled {
                 }
             }
         }
-        s.hits.sort_unstable();
-        s.hits.dedup();
+        // Hits grouped by row, in one counting pass and one placing pass (a row's hits in
+        // any order; the same atom twice is counted once below).
+        let rows = events.rows();
+        s.row_next.clear();
+        s.row_next.resize(rows, 0);
+        for &h in &s.hits {
+            s.row_next[(h >> 32) as usize] += 1;
+        }
+        let mut sum = 0;
+        for n in &mut s.row_next {
+            (*n, sum) = (sum, sum + *n);
+        }
+        s.by_row.clear();
+        s.by_row.resize(s.hits.len(), 0);
+        for &h in &s.hits {
+            let next = &mut s.row_next[(h >> 32) as usize];
+            s.by_row[*next as usize] = h;
+            *next += 1;
+        }
         s.atom_stamp.resize(self.atoms.len(), 0);
         s.lazy_stamp.resize(self.atoms.len(), 0);
         s.lazy_value.resize(self.atoms.len(), false);
         s.rule_stamp.resize(self.rules.len(), 0);
-        let hits = std::mem::take(&mut s.hits);
+        let hits = std::mem::take(&mut s.by_row);
         let mut at = 0;
-        for row in 0..events.rows() {
+        for row in 0..rows {
             let start = at;
             while at < hits.len() && (hits[at] >> 32) as usize == row {
                 at += 1;
@@ -347,7 +370,11 @@ impl Compiled {
             s.candidates.clear();
             for &h in &hits[start..at] {
                 let atom = h as u32 as usize;
+                if s.atom_stamp[atom] == gen {
+                    continue;
+                }
                 s.atom_stamp[atom] = gen;
+                s.atom_hits += 1;
                 for &r in &self.triggers[atom] {
                     if s.rule_stamp[r as usize] != gen {
                         s.rule_stamp[r as usize] = gen;
@@ -357,7 +384,6 @@ impl Compiled {
             }
             s.candidates.extend_from_slice(&self.everywhere);
             s.candidates.sort_unstable();
-            s.atom_hits += (at - start) as u64;
             let row_of = RowOf { events, row };
             let candidates = std::mem::take(&mut s.candidates);
             for &r in &candidates {
@@ -384,7 +410,7 @@ impl Compiled {
             }
             s.candidates = candidates;
         }
-        s.hits = hits;
+        s.by_row = hits;
     }
 
     /// Every text atom of a field that holds, over all rows.
@@ -688,6 +714,9 @@ impl CRule {
                 .map(|c| self.cond_trigger(c, atoms))
                 .try_fold((Vec::new(), 0), |acc, t| union(acc, t?)),
             Cond::Not(_) => None,
+            Cond::Det(d) if self.broad.contains(d) => self.dets[*d]
+                .trigger(atoms)
+                .map(|(a, cost)| (a, cost.saturating_add(BROAD))),
             Cond::Det(d) => self.dets[*d].trigger(atoms),
             Cond::AtLeast(ds, need) if *need == 0 => None,
             Cond::AtLeast(ds, need) if *need >= ds.len() => {
@@ -782,6 +811,9 @@ impl CDet {
     }
 }
 
+/// What a log source's selection adds to the cost of triggering on it.
+const BROAD: u32 = 1 << 20;
+
 /// How much evaluating a rule wherever this atom hits is likely to cost: patterns that can
 /// match anything and ranges hit more rows than exact values.
 fn cost(m: &Matcher) -> u32 {
@@ -823,10 +855,17 @@ impl Builder {
                 self.det(d)
             })
             .collect();
+        let broad = names
+            .iter()
+            .enumerate()
+            .filter(|(_, n)| n.starts_with(crate::mapping::LOGSOURCE))
+            .map(|(i, _)| i)
+            .collect();
         CRule {
             dets,
             conditions,
             required: Vec::new(),
+            broad,
         }
     }
 
@@ -1112,5 +1151,39 @@ mod tests {
         assert_eq!(rows, [1]);
         // Rows 1 and 2 evaluated; row 0 (no `ls`) and row 3 (no trigger) passed over.
         assert_eq!(s.work().0, 2);
+    }
+
+    /// A rule is triggered by its own atoms, not by its log source's selection (which hits
+    /// every event of that source), unless it has nothing else.
+    #[test]
+    fn log_source_selections_trigger_only_rules_made_of_negations() {
+        let mapping = crate::Mapping::parse(
+            "[[logsource]]\ncategory = \"fw\"\nevents = { \"ls\" = \"fw\" }\n",
+        )
+        .expect("mapping");
+        let rule = |detection: &str| {
+            let yaml = format!("title: t\nlogsource: {{category: fw}}\ndetection:\n{detection}");
+            let c = rsigma_parser::parse_sigma_yaml(&yaml).expect("yaml");
+            let plain = crate::plain::compile(&c.rules[0]).expect("rule");
+            mapping.apply(&c.rules[0], plain).expect("covered").0
+        };
+        let compiled = Compiled::new(vec![
+            rule("  sel_a:\n    a: 1\n  sel_b:\n    b: 2\n  condition: 1 of sel_*\n"),
+            rule("  sel:\n    a: 1\n  condition: not sel\n"),
+        ]);
+        let events = [
+            json!({"ls": "fw", "a": 1}),
+            json!({"ls": "fw", "a": 3}),
+            json!({"ls": "fw", "b": 4}),
+            json!({"ls": "other", "a": 5}),
+        ];
+        let lines = JsonLines::of(&events, &compiled.fields(), compiled.keywords());
+        let mut s = compiled.scratch();
+        let mut out = Vec::new();
+        compiled.matches(&lines, &mut s, &mut out);
+        let got: Vec<(u32, u32)> = out.iter().map(|h| (h.row, h.rule)).collect();
+        assert_eq!(got, [(0, 0), (1, 1), (2, 1)]);
+        // The first rule on row 0 only; the second on the three rows of its log source.
+        assert_eq!(s.work().0, 4);
     }
 }

@@ -14,6 +14,9 @@ use crate::plain::{Det, PlainRule};
 /// (`1 of *`, `them`) do not see them.
 pub(crate) const RESERVED: &str = "_canh_";
 
+/// Names of the detections that select a log source's events start with this.
+pub(crate) const LOGSOURCE: &str = "_canh_logsource_";
+
 /// The mapping built into canh (`rules/mapping.toml`).
 pub const DEFAULT: &str = include_str!("../mapping.toml");
 
@@ -219,7 +222,7 @@ impl Mapping {
         let mut names = Vec::new();
         for (i, e) in applying.iter().enumerate() {
             if let Some(d) = &e.events {
-                let name = format!("{RESERVED}logsource_{i}");
+                let name = format!("{LOGSOURCE}{i}");
                 plain.detections.insert(name.clone(), d.clone());
                 names.push(ConditionExpr::Identifier(name));
             }
