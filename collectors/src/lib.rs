@@ -64,15 +64,23 @@ impl Dispatch {
         }
     }
 
-    /// Queues a chunk, waiting (asynchronously) while the queue is full: backpressure.
-    pub async fn send(&self, key: usize, mut chunk: RawChunk) -> Result<(), Closed> {
+    /// Queues a chunk, waiting (asynchronously) while the queue is full: backpressure. Each
+    /// time the queue is found full `give_up` is asked; when it says so, the chunk comes back
+    /// (`Err(Ok(chunk))`).
+    pub async fn send_until(
+        &self,
+        key: usize,
+        mut chunk: RawChunk,
+        give_up: &mut (dyn FnMut() -> bool + Send),
+    ) -> Result<(), Result<RawChunk, Closed>> {
         // Polling with a short sleep keeps tokio workers free while the queue is full; the delay
         // only applies when parsers are already behind, so it costs nothing in the normal case.
         let mut wait = Duration::from_micros(100);
         loop {
             match self.try_send(key, chunk) {
                 Ok(()) => return Ok(()),
-                Err(Err(Closed)) => return Err(Closed),
+                Err(Err(Closed)) => return Err(Err(Closed)),
+                Err(Ok(c)) if give_up() => return Err(Ok(c)),
                 Err(Ok(c)) => {
                     chunk = c;
                     tokio::time::sleep(wait).await;

@@ -153,7 +153,7 @@ impl Connection {
                 let left = COALESCE.saturating_sub(started.elapsed());
                 if left.is_zero() || chunk.buf.len() >= CHUNK_BYTES {
                     if let Some((chunk, _)) = pending.take() {
-                        if self.hand_on(chunk).await.is_err() {
+                        if self.hand_on(chunk, &mut drain_until).await.is_err() {
                             break;
                         }
                     }
@@ -212,7 +212,7 @@ impl Connection {
         });
         let d = framer.finish(&mut buf, |m| chunk.push(m, self.peer));
         self.count_discards(d);
-        let _ = self.hand_on(chunk).await;
+        let _ = self.hand_on(chunk, &mut drain_until).await;
         self.metrics.connection_closed(&name);
     }
 
@@ -223,12 +223,45 @@ impl Connection {
             .dropped(&self.cfg.name, DropReason::Empty, d.empty);
     }
 
-    async fn hand_on(&mut self, chunk: RawChunk) -> Result<(), crate::Closed> {
+    /// Queues a chunk, waiting while the parsers are behind (backpressure); once shutdown
+    /// has begun (noticed here too, and then `drain_until` is set) not past the drain
+    /// deadline: a chunk that cannot be queued by then is dropped and counted (`queue_full`)
+    /// rather than keep Canh from stopping.
+    async fn hand_on(
+        &mut self,
+        chunk: RawChunk,
+        drain_until: &mut Option<Instant>,
+    ) -> Result<(), crate::Closed> {
         if chunk.is_empty() {
             return Ok(());
         }
+        let messages = chunk.len() as u64;
         self.metrics
-            .received(&self.cfg.name, chunk.len() as u64, chunk.buf.len() as u64);
-        self.dispatch.send(self.key, chunk).await
+            .received(&self.cfg.name, messages, chunk.buf.len() as u64);
+        let shutdown = &self.shutdown;
+        let mut past_deadline = || {
+            if drain_until.is_none() && shutdown.is_triggered() {
+                *drain_until = Some(Instant::now() + DRAIN_MAX);
+            }
+            drain_until.is_some_and(|d| Instant::now() >= d)
+        };
+        match self
+            .dispatch
+            .send_until(self.key, chunk, &mut past_deadline)
+            .await
+        {
+            Ok(()) => Ok(()),
+            Err(Err(closed)) => Err(closed),
+            Err(Ok(_)) => {
+                warn!(
+                    listener = %self.cfg.name,
+                    messages,
+                    "drain deadline reached with the parser queue full: messages dropped"
+                );
+                self.metrics
+                    .dropped(&self.cfg.name, DropReason::QueueFull, messages);
+                Err(crate::Closed)
+            }
+        }
     }
 }

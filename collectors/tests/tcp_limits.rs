@@ -23,13 +23,18 @@ struct Rig {
 }
 
 fn rig(max_connections: usize, idle: Duration) -> Rig {
+    rig_with_queues(max_connections, idle, 1024)
+}
+
+fn rig_with_queues(max_connections: usize, idle: Duration, capacity: usize) -> Rig {
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(1)
         .enable_all()
         .build()
         .expect("runtime");
     let (trigger, shutdown) = Shutdown::new();
-    let (txs, queues): (Vec<_>, Vec<_>) = (0..3).map(|_| crossbeam_channel::bounded(1024)).unzip();
+    let (txs, queues): (Vec<_>, Vec<_>) =
+        (0..3).map(|_| crossbeam_channel::bounded(capacity)).unzip();
     let metrics = Metrics::new();
     let listener = {
         let _g = runtime.enter();
@@ -171,9 +176,13 @@ fn a_connection_keeps_one_queue_and_its_order() {
     assert_eq!(frames[5000], "<13>last");
 }
 
+/// A sender that never pauses, and parsers that have stopped taking chunks (queues of 2 that
+/// nobody reads): shutdown still ends after the drain deadline, and what could not be queued is
+/// counted as dropped.
 #[test]
 fn shutdown_completes_even_while_a_sender_never_pauses() {
-    let r = rig(10, Duration::from_secs(60));
+    let r = rig_with_queues(10, Duration::from_secs(60), 2);
+    let metrics = r.metrics.clone();
     let addr = r.addr;
     let sender = std::thread::spawn(move || {
         let mut s = TcpStream::connect(addr).expect("connect");
@@ -211,4 +220,11 @@ fn shutdown_completes_even_while_a_sender_never_pauses() {
         .map(|q| q.try_iter().map(|c| c.len()).sum::<usize>())
         .sum();
     assert!(received > 0 && (received as u64) <= sent);
+    let text = metrics.render();
+    assert!(
+        text.lines().any(|l| l.starts_with(
+            "canh_collector_dropped_messages_total{listener=\"t\",reason=\"queue_full\"}"
+        ) && !l.ends_with(" 0")),
+        "{text}"
+    );
 }

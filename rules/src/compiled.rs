@@ -1009,6 +1009,12 @@ impl Builder {
             }
             for (i, t) in texts.iter().enumerate() {
                 if !take[i] {
+                    tracing::debug!(
+                        field = f.field.as_deref().unwrap_or("(keywords)"),
+                        pattern = t.2,
+                        "Hyperscan does not take this pattern: the regex crate runs it on \
+                         every value of the field"
+                    );
                     if let Some(re) = t.3.regex() {
                         f.regexes.push((t.0, re));
                     }

@@ -16,7 +16,8 @@ use prometheus::{
 pub enum DropReason {
     /// Longer than the listener's maximum message size.
     Oversize,
-    /// The parser queue was full (UDP only: TCP waits instead).
+    /// The parser queue was full (UDP; TCP waits instead, except at shutdown past the drain
+    /// deadline).
     QueueFull,
     /// Dropped by the kernel: the socket receive buffer overflowed.
     Kernel,
