@@ -17,8 +17,11 @@
 //! The rest (`null`, `exists`, `fieldref`, `neq`, booleans, time parts) is evaluated lazily,
 //! only on the rows where a rule is evaluated. A rule is evaluated on a row only when one of
 //! its *trigger* atoms hit there: atoms such that the rule cannot match without one of them
-//! (the cheapest of the parts of an `and`, all of the parts of an `or`). A rule with no such
-//! atoms (only negations, only lazy matchers) is evaluated on every row.
+//! (the cheapest of the parts of an `and`, all of the parts of an `or`; a log source's
+//! selection, which hits every event of the source, only when nothing else can). A rule with no
+//! such atoms (only negations, only lazy matchers) is evaluated on every row. Where a rule is a
+//! candidate but an indexed atom it needs did not hit (the other side of an `and`, its log
+//! source's selection), it is passed over without evaluating its condition.
 //!
 //! Each atom keeps the plain matcher's own matcher, and whatever a scan does not settle is
 //! settled by it, so the two matchers answer the same by construction wherever the scans find
@@ -215,17 +218,6 @@ impl Compiled {
         }
         let mut triggers = vec![Vec::new(); b.atoms.len()];
         let mut everywhere = Vec::new();
-        for r in &mut crules {
-            let mut required = r
-                .conditions
-                .iter()
-                .map(|c| r.cond_required(c, &b.atoms))
-                .reduce(intersect)
-                .unwrap_or_default();
-            required.sort_unstable();
-            required.dedup();
-            r.required = required;
-        }
         for (i, r) in crules.iter().enumerate() {
             match r.trigger(&b.atoms) {
                 Some((atoms, _)) => {
@@ -861,12 +853,22 @@ impl Builder {
             .filter(|(_, n)| n.starts_with(crate::mapping::LOGSOURCE))
             .map(|(i, _)| i)
             .collect();
-        CRule {
+        let mut rule = CRule {
             dets,
             conditions,
             required: Vec::new(),
             broad,
-        }
+        };
+        let mut required = rule
+            .conditions
+            .iter()
+            .map(|c| rule.cond_required(c, &self.atoms))
+            .reduce(intersect)
+            .unwrap_or_default();
+        required.sort_unstable();
+        required.dedup();
+        rule.required = required;
+        rule
     }
 
     fn det(&mut self, d: Det) -> CDet {

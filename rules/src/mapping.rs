@@ -136,13 +136,11 @@ impl Mapping {
 
     /// The entries that apply to a rule, least specific first.
     fn applying(&self, ls: &LogSource) -> Vec<&Entry> {
+        let given = keys(ls);
         let has = |k: &str, v: &str| {
-            let mine = match k {
-                "category" => ls.category.as_deref(),
-                "product" => ls.product.as_deref(),
-                _ => ls.service.as_deref(),
-            };
-            mine.is_some_and(|m| m.eq_ignore_ascii_case(v))
+            given
+                .iter()
+                .any(|(gk, gv)| *gk == k && gv.is_some_and(|g| g.eq_ignore_ascii_case(v)))
         };
         let mut applying: Vec<&Entry> = self
             .entries
@@ -185,22 +183,17 @@ impl Mapping {
     /// that applies to it: a Windows rule is not run over firewall logs because its category
     /// happens to be mapped, nor over every event because nothing is.
     pub fn covers(&self, ls: &LogSource) -> bool {
-        if self.entries.is_empty() {
-            return true;
-        }
-        let applying = self.applying(ls);
-        [
-            ("category", &ls.category),
-            ("product", &ls.product),
-            ("service", &ls.service),
-        ]
-        .iter()
-        .filter(|(_, v)| v.is_some())
-        .all(|(k, _)| {
-            applying
-                .iter()
-                .any(|e| e.keys.iter().any(|(ek, _)| ek == k))
-        })
+        self.lists(ls, &self.applying(ls))
+    }
+
+    /// [`Mapping::covers`], given the entries that apply.
+    fn lists(&self, ls: &LogSource, applying: &[&Entry]) -> bool {
+        self.entries.is_empty()
+            || keys(ls).iter().filter(|(_, v)| v.is_some()).all(|(k, _)| {
+                applying
+                    .iter()
+                    .any(|e| e.keys.iter().any(|(ek, _)| ek == k))
+            })
     }
 
     /// Maps a compiled rule: its fields renamed, the selections of the log sources it is for
@@ -208,10 +201,10 @@ impl Mapping {
     /// cover the rule's log source ([`Mapping::covers`]): such a rule sees no events.
     pub fn apply(&self, rule: &SigmaRule, mut plain: PlainRule) -> Option<(PlainRule, Target)> {
         let ls = &rule.logsource;
-        if !self.covers(ls) {
+        let applying = self.applying(ls);
+        if !self.lists(ls, &applying) {
             return None;
         }
-        let applying = self.applying(ls);
         let table = applying
             .iter()
             .rev()
@@ -245,17 +238,22 @@ pub fn most_first(counts: BTreeMap<String, usize>) -> Vec<(String, usize)> {
     by
 }
 
+/// The keys a log source may give, with its values.
+fn keys(ls: &LogSource) -> [(&'static str, Option<&str>); 3] {
+    [
+        ("category", ls.category.as_deref()),
+        ("product", ls.product.as_deref()),
+        ("service", ls.service.as_deref()),
+    ]
+}
+
 /// A log source as rules write it (`product: windows, category: process_creation`), for
 /// messages.
 pub fn describe(ls: &LogSource) -> String {
-    let parts: Vec<String> = [
-        ("category", &ls.category),
-        ("product", &ls.product),
-        ("service", &ls.service),
-    ]
-    .iter()
-    .filter_map(|(k, v)| v.as_ref().map(|v| format!("{k}: {v}")))
-    .collect();
+    let parts: Vec<String> = keys(ls)
+        .iter()
+        .filter_map(|(k, v)| v.map(|v| format!("{k}: {v}")))
+        .collect();
     if parts.is_empty() {
         "(none)".to_owned()
     } else {
