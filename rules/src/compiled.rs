@@ -545,7 +545,7 @@ impl Compiled {
     fn text_regexes(&self, atom: u32) -> impl Iterator<Item = &Regex> {
         let (text, re): (&[_], Option<&Regex>) = match &self.atoms[atom as usize].matcher {
             Matcher::Text(p) => (p, None),
-            Matcher::Regex(r) => (&[], Some(r)),
+            Matcher::Regex(r) => (&[], Some(&r.regex)),
             _ => (&[], None),
         };
         text.iter()
@@ -985,7 +985,7 @@ impl Builder {
                         }
                     }
                 }
-                Matcher::Regex(r) => texts.push((a, true, r.as_str(), Source::Regex(r), false)),
+                Matcher::Regex(r) => texts.push((a, true, &r.pcre, Source::Regex(&r.regex), false)),
                 _ => {}
             }
         }
@@ -1073,7 +1073,8 @@ fn hyperscan_db(
             let is_re = matches!(atoms[a as usize].matcher, Matcher::Regex(_));
             let mut flags = CompileFlags::MULTILINE;
             if is_re {
-                flags |= CompileFlags::PREFILTER | CompileFlags::UTF8 | CompileFlags::UCP;
+                // PCRE's classes: ASCII `\w`, `\d`, `\s`, `\b` (no UCP), as the regex crate is given.
+                flags |= CompileFlags::PREFILTER | CompileFlags::UTF8;
             } else if caseless {
                 flags |= CompileFlags::CASELESS;
             }

@@ -81,7 +81,7 @@ pub(crate) enum Matcher {
     /// Any of these patterns matches a string value (variants of one rule value).
     Text(Vec<TextPattern>),
     /// A regular expression (`|re`), searched anywhere; its flags are part of its text.
-    Regex(Regex),
+    Regex(Box<SigmaRegex>),
     Number(f64),
     Bool(bool),
     /// The field is absent or null.
@@ -93,6 +93,99 @@ pub(crate) enum Matcher {
     FieldRef(String, bool, bool),
     /// A part of a time (`|hour`, …) equal to a number.
     TimePart(Modifier, i64),
+}
+
+/// A rule's regular expression (`|re`) in the two readings Canh runs: Hyperscan's and the
+/// `regex` crate's. The specification names PCRE's flavour, so `\w`, `\d`, `\s` and `\b` are
+/// ASCII classes as in PCRE without its UCP option (and in RE2, which ClickHouse runs); the
+/// `regex` crate reads them as Unicode classes unless told otherwise.
+#[derive(Debug, Clone)]
+pub(crate) struct SigmaRegex {
+    /// The pattern as the rule writes it, its flags in front: PCRE syntax, for Hyperscan.
+    pub pcre: String,
+    /// The same pattern with its classes spelled as ASCII classes, for the `regex` crate.
+    pub regex: Regex,
+}
+
+/// A PCRE pattern's shorthand classes as the `regex` crate's ASCII classes: `\w` as
+/// `[[:word:]]`, `\D` as `[[:^digit:]]`, inside a bracket `[\w.]` as `[[:word:].]`, `\b` as
+/// `(?-u:\b)`. Everything else is left as written.
+pub(crate) fn ascii_classes(pcre: &str) -> String {
+    let mut out = String::with_capacity(pcre.len() + 16);
+    let mut chars = pcre.chars().peekable();
+    // Inside a bracket expression, and whether a `]` there would still be a literal (first).
+    let mut in_class = false;
+    let mut class_start = false;
+    while let Some(c) = chars.next() {
+        match c {
+            '\\' => {
+                let Some(e) = chars.next() else {
+                    out.push(c);
+                    break;
+                };
+                let posix = match e {
+                    'w' => Some("word"),
+                    'W' => Some("^word"),
+                    'd' => Some("digit"),
+                    'D' => Some("^digit"),
+                    's' => Some("space"),
+                    'S' => Some("^space"),
+                    _ => None,
+                };
+                match (posix, e) {
+                    (Some(name), _) if in_class => {
+                        out.push_str("[:");
+                        out.push_str(name);
+                        out.push_str(":]");
+                    }
+                    (Some(name), _) => {
+                        out.push_str("[[:");
+                        out.push_str(name);
+                        out.push_str(":]]");
+                    }
+                    (None, 'b' | 'B') if !in_class => {
+                        out.push_str("(?-u:\\");
+                        out.push(e);
+                        out.push(')');
+                    }
+                    _ => {
+                        out.push(c);
+                        out.push(e);
+                    }
+                }
+                class_start = false;
+            }
+            '[' if !in_class => {
+                out.push(c);
+                in_class = true;
+                class_start = true;
+                if chars.peek() == Some(&'^') {
+                    out.push('^');
+                    chars.next();
+                }
+            }
+            '[' if chars.peek() == Some(&':') => {
+                // A POSIX class inside a bracket: copied whole, so its `]` does not close it.
+                out.push(c);
+                for p in chars.by_ref() {
+                    out.push(p);
+                    if p == ']' {
+                        break;
+                    }
+                }
+                class_start = false;
+            }
+            ']' if in_class && !class_start => {
+                out.push(c);
+                in_class = false;
+            }
+            _ => {
+                out.push(c);
+                class_start = false;
+            }
+        }
+    }
+    out
 }
 
 /// One form a rule's text value may take in an event: the reference regular expression and
@@ -377,7 +470,7 @@ impl Matcher {
             Matcher::Text(variants) => variants
                 .iter()
                 .any(|p| p.regex().is_some_and(|r| r.is_match(s))),
-            Matcher::Regex(r) => r.is_match(s),
+            Matcher::Regex(r) => r.regex.is_match(s),
             _ => false,
         }
     }
@@ -635,7 +728,7 @@ fn value(v: &SigmaValue, modifiers: &[Modifier]) -> Result<Matcher, String> {
         } else {
             format!("(?{flags}){}", s.original)
         };
-        let r = RegexBuilder::new(&pattern)
+        let r = RegexBuilder::new(&ascii_classes(&pattern))
             .size_limit(1 << 24)
             .build()
             .map_err(|e| {
@@ -645,7 +738,10 @@ fn value(v: &SigmaValue, modifiers: &[Modifier]) -> Result<Matcher, String> {
                 let reason = reason.strip_prefix("error: ").unwrap_or(reason);
                 format!("regular expression '{}': {reason}", s.original)
             })?;
-        return Ok(Matcher::Regex(r));
+        return Ok(Matcher::Regex(Box::new(SigmaRegex {
+            pcre: pattern,
+            regex: r,
+        })));
     }
     if has(Modifier::Cidr) {
         let (addr, len) = s.original.split_once('/').unwrap_or((&s.original, ""));
@@ -939,6 +1035,42 @@ mod tests {
     }
 
     #[test]
+    fn shorthand_classes_are_spelled_as_ascii_classes() {
+        assert_eq!(
+            ascii_classes(r"-k\s\w{1,64}"),
+            r"-k[[:space:]][[:word:]]{1,64}"
+        );
+        assert_eq!(ascii_classes(r"[\w.-]+@\D"), r"[[:word:].-]+@[[:^digit:]]");
+        assert_eq!(ascii_classes(r"\bcmd\B"), r"(?-u:\b)cmd(?-u:\B)");
+        // Escaped backslashes, literal brackets, POSIX classes and `]` first in a bracket.
+        assert_eq!(ascii_classes(r"\\w\[\d\]"), r"\\w\[[[:digit:]]\]");
+        assert_eq!(
+            ascii_classes(r"[]\s][[:alpha:]\d]"),
+            r"[][:space:]][[:alpha:][:digit:]]"
+        );
+        assert_eq!(ascii_classes(r"[^\W]x\"), r"[^[:^word:]]x\");
+    }
+
+    /// `re` reads `\w`, `\d`, `\s` and `\b` as PCRE does (ASCII), in both matchers; the
+    /// pattern of SigmaHQ that Hyperscan refused with Unicode classes now runs in it.
+    #[test]
+    fn regular_expressions_have_pcre_classes() {
+        let r = rule("  sel:\n    cmd|re: '^\\w+\\s\\d$'\n  condition: sel\n");
+        assert!(r.matches(&json!({"cmd": "ab_9 7"})));
+        assert!(!r.matches(&json!({"cmd": "abé 7"})));
+        assert!(!r.matches(&json!({"cmd": "ab\u{a0}7"})));
+        assert!(!r.matches(&json!({"cmd": "ab ٣"})));
+        let r = rule("  sel:\n    cmd|re: '\\bx'\n  condition: sel\n");
+        assert!(r.matches(&json!({"cmd": "éx"})));
+        assert!(!r.matches(&json!({"cmd": "ax"})));
+        let r = rule("  sel:\n    cmd|re: '-k\\s\\w{1,64}(?:\\s?(?:-p|-s))?'\n  condition: sel\n");
+        assert!(r.matches(&json!({"cmd": "tool -k abc -p"})));
+        assert!(!r.matches(&json!({"cmd": "tool -k éé"})));
+        #[cfg(feature = "hyperscan")]
+        assert_eq!(r.1.stats().regex_patterns, 0, "Hyperscan takes the pattern");
+    }
+
+    #[test]
     fn values_and_modifiers() {
         let r = rule("  sel:\n    process.name: 'n*c?t'\n  condition: sel\n");
         assert!(r.matches(&json!({"process.name": "NetCat"})));
@@ -1050,8 +1182,10 @@ mod tests {
         assert!(!r.matches(&json!({"message": "a\nc"})));
         let r = rule("  sel:\n    message|re|s: '^a.c$'\n  condition: sel\n");
         assert!(r.matches(&json!({"message": "a\nc"})));
-        let r = rule("  sel:\n    message|re: '\\w+é'\n  condition: sel\n");
-        assert!(r.matches(&json!({"message": "ééé"})));
+        // Non-ASCII text (`\w` is ASCII, as in PCRE), and `.` is one character, not a byte.
+        let r = rule("  sel:\n    message|re: '\\w+é.$'\n  condition: sel\n");
+        assert!(r.matches(&json!({"message": "aéé"})));
+        assert!(!r.matches(&json!({"message": "ééé"})));
     }
 
     #[test]
