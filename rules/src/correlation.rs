@@ -112,14 +112,54 @@ struct Ref {
     value_field: Option<String>,
 }
 
+/// A matching event as JSON, made only when asked for: correlation windows keep a few events
+/// per group as samples; alerts and printed matches want the tree.
+pub trait EventJson {
+    /// The event as one JSON object's text.
+    fn text(&self) -> String;
+    /// The event as a JSON value.
+    fn value(&self) -> Value {
+        serde_json::from_str(&self.text()).unwrap_or(Value::Null)
+    }
+    /// Where the caller keeps this event for as long as the correlations run (a hunt keeps
+    /// every matching row): a window then keeps this number instead of the event's text, and
+    /// reads the event back with [`EventJson::recall`] of a later event when it fires. Most
+    /// windows never fire, so most samples are never read.
+    fn handle(&self) -> Option<u64> {
+        None
+    }
+    /// The event kept under `handle` (see [`EventJson::handle`]).
+    fn recall(&self, _handle: u64) -> Option<Value> {
+        None
+    }
+}
+
+impl EventJson for Value {
+    fn text(&self) -> String {
+        self.to_string()
+    }
+
+    fn value(&self) -> Value {
+        self.clone()
+    }
+}
+
 #[derive(Debug)]
 struct Ev {
     t: i64,
     slot: u8,
     value: Option<String>,
-    /// The event as JSON text: a fraction of the memory of a `Value` tree, read back only
-    /// when the window fires.
-    sample: Option<Box<str>>,
+    /// The event, read back only when the window fires.
+    sample: Option<Kept>,
+}
+
+/// A sample as a window keeps it.
+#[derive(Debug)]
+enum Kept {
+    /// JSON text: a fraction of the memory of a `Value` tree.
+    Text(Box<str>),
+    /// Where the caller keeps it ([`EventJson::handle`]).
+    Handle(u64),
 }
 
 #[derive(Debug, Default)]
@@ -274,7 +314,7 @@ impl Correlator {
         detection: u32,
         time_ns: i64,
         row: &dyn Row,
-        sample: &dyn Fn() -> Value,
+        sample: &dyn EventJson,
     ) -> Vec<Fired> {
         let mut fired = Vec::new();
         let targets = self
@@ -294,7 +334,7 @@ impl Correlator {
         slot: u8,
         t: i64,
         row: &dyn Row,
-        sample: &dyn Fn() -> Value,
+        sample: &dyn EventJson,
         fired: &mut Vec<Fired>,
     ) {
         let d = &self.defs[ci as usize];
@@ -331,7 +371,10 @@ impl Correlator {
                 t,
                 slot,
                 value,
-                sample: keep_sample.then(|| sample().to_string().into_boxed_str()),
+                sample: keep_sample.then(|| match sample.handle() {
+                    Some(h) => Kept::Handle(h),
+                    None => Kept::Text(sample.text().into_boxed_str()),
+                }),
             },
         );
         self.held += 1;
@@ -363,7 +406,10 @@ impl Correlator {
                 value: measure,
                 samples: used
                     .into_iter()
-                    .filter_map(|e| serde_json::from_str(&e.sample?).ok())
+                    .filter_map(|e| match e.sample? {
+                        Kept::Text(t) => serde_json::from_str(&t).ok(),
+                        Kept::Handle(h) => sample.recall(h),
+                    })
                     .collect(),
             };
             if group.events.is_empty() {
@@ -380,12 +426,8 @@ impl Correlator {
                         .map(|(k, v)| (k.clone(), Value::String(v.clone())))
                         .collect(),
                 );
-                let count = f.count;
-                let sample = || {
-                    let mut e = event.clone();
-                    e["correlation.count"] = Value::from(count);
-                    e
-                };
+                let mut sample = event.clone();
+                sample["correlation.count"] = Value::from(f.count);
                 let last = f.last_ns;
                 fired.push(f);
                 for (pi, pslot) in parents {
@@ -719,12 +761,43 @@ mod tests {
     }
 
     fn feed(c: &mut Correlator, rule: u32, secs: i64, event: Value) -> Vec<Fired> {
-        let sample = event.clone();
-        c.observe(rule, secs * SEC, &event, &move || sample.clone())
+        c.observe(rule, secs * SEC, &event, &event)
     }
 
     fn count(by: &str, cond: &str) -> String {
         format!("title: C\nid: c\ncorrelation:\n  type: event_count\n  rules: [a]\n  group-by: [{by}]\n  timespan: 60s\n  condition: {cond}\n")
+    }
+
+    /// Events the caller keeps itself: a window keeps their handles, never their text, and a
+    /// firing reads them back through the event that completes it.
+    #[test]
+    fn samples_kept_by_handle_are_recalled_when_the_window_fires() {
+        struct Kept<'a> {
+            all: &'a [Value],
+            at: usize,
+        }
+        impl EventJson for Kept<'_> {
+            fn text(&self) -> String {
+                unreachable!("a window keeps the handle")
+            }
+            fn handle(&self) -> Option<u64> {
+                Some(self.at as u64)
+            }
+            fn recall(&self, handle: u64) -> Option<Value> {
+                self.all.get(handle as usize).cloned()
+            }
+        }
+        let mut c = setup(&count("source.ip", "{gte: 3}"), Limits::default());
+        let all: Vec<Value> = (0..3)
+            .map(|i| json!({"source.ip": "10.0.0.1", "n": i}))
+            .collect();
+        let mut fired = Vec::new();
+        for (at, e) in all.iter().enumerate() {
+            let sample = Kept { all: &all, at };
+            fired.extend(c.observe(0, at as i64 * SEC, e, &sample));
+        }
+        assert_eq!(fired.len(), 1);
+        assert_eq!(fired[0].samples, all);
     }
 
     #[test]
@@ -905,13 +978,10 @@ mod tests {
     fn extreme_times_do_not_overflow() {
         let mut c = setup(&count("source.ip", "{gte: 2}"), Limits::default());
         let a = json!({"source.ip": "10.0.0.1"});
-        let sample = a.clone();
-        assert!(c.observe(0, i64::MIN, &a, &|| sample.clone()).is_empty());
-        assert!(c.observe(0, i64::MAX, &a, &|| sample.clone()).is_empty());
-        assert!(c
-            .observe(0, i64::MIN + 1, &a, &|| sample.clone())
-            .is_empty());
-        assert_eq!(c.observe(0, i64::MAX, &a, &|| sample.clone()).len(), 1);
+        assert!(c.observe(0, i64::MIN, &a, &a).is_empty());
+        assert!(c.observe(0, i64::MAX, &a, &a).is_empty());
+        assert!(c.observe(0, i64::MIN + 1, &a, &a).is_empty());
+        assert_eq!(c.observe(0, i64::MAX, &a, &a).len(), 1);
     }
 
     #[test]

@@ -22,6 +22,7 @@ use serde::de::{DeserializeSeed, Deserializer, IgnoredAny, MapAccess, SeqAccess,
 use serde::Deserialize;
 use serde_json::{Number, Value};
 
+use crate::correlation::EventJson;
 use crate::events::Events;
 use crate::plain::{any_scalar, collect_strings, lookup, number_of, text_of, Row};
 
@@ -65,6 +66,23 @@ enum CellValue {
     Null,
     /// An object or a list.
     Other(Box<Value>),
+}
+
+/// One row of [`JsonLines`] as [`EventJson`].
+#[derive(Debug, Clone, Copy)]
+pub struct LineJson<'a> {
+    lines: &'a JsonLines,
+    row: usize,
+}
+
+impl EventJson for LineJson<'_> {
+    fn text(&self) -> String {
+        self.lines.line(self.row).trim().to_owned()
+    }
+
+    fn value(&self) -> Value {
+        self.lines.event(self.row).clone()
+    }
 }
 
 impl fmt::Debug for JsonLines {
@@ -207,6 +225,11 @@ impl JsonLines {
     /// A row's whole event.
     pub fn event(&self, row: usize) -> &Value {
         self.parsed[row].get_or_init(|| serde_json::from_str(self.line(row)).unwrap_or_default())
+    }
+
+    /// A row's event as [`EventJson`]: its text is the line as pushed.
+    pub fn json(&self, row: usize) -> LineJson<'_> {
+        LineJson { lines: self, row }
     }
 
     fn column(&self, name: &str) -> Option<&[Cell]> {

@@ -937,7 +937,7 @@ impl Hunter {
         rule: u32,
         time_ns: &dyn Fn() -> i64,
         event: &dyn canh_rules::plain::Row,
-        sample: &dyn Fn() -> serde_json::Value,
+        sample: &dyn canh_rules::correlation::EventJson,
         line: Option<&str>,
     ) -> anyhow::Result<()> {
         use canh_rules::correlation::Source;
@@ -985,7 +985,7 @@ impl Hunter {
         self.out.write_all(head.as_bytes())?;
         match line {
             Some(l) => self.out.write_all(l.trim().as_bytes())?,
-            None => serde_json::to_writer(&mut self.out, &sample())?,
+            None => self.out.write_all(sample.text().as_bytes())?,
         }
         self.out.write_all(b"}\n")?;
         self.matches += 1;
@@ -1127,7 +1127,7 @@ fn hunt_json(h: &mut Hunter, input: &std::path::Path) -> anyhow::Result<(u64, u6
                     hit.rule,
                     &|| canh_rules::correlation::event_time_ns(&event).unwrap_or(0),
                     &event,
-                    &|| batch.event(row).clone(),
+                    &batch.json(row),
                     Some(batch.line(row)),
                 )?;
             }

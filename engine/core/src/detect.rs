@@ -27,7 +27,7 @@ use canh_metrics::Metrics;
 use canh_rules::alerts::{Alert, Alerter, Candidate, Observables, RuleInfo, DEDUP_FIELDS};
 use canh_rules::batch::BatchEvents;
 use canh_rules::compiled::Hit;
-use canh_rules::correlation::{Limits, Source};
+use canh_rules::correlation::{EventJson, Limits, Source};
 use canh_rules::events::RowOf;
 use canh_rules::{Iocs, Mapping, RuleSet, SetScratch, Target};
 use canh_schema::fields::alerts::Col;
@@ -390,7 +390,7 @@ impl Alerts {
         rule: u32,
         time_ns: i64,
         row: &dyn canh_rules::plain::Row,
-        sample: &dyn Fn() -> Value,
+        sample: &dyn EventJson,
         builder: &mut TableBuilder,
         metrics: &Metrics,
     ) {
@@ -558,8 +558,11 @@ pub fn run_alerts(
                 for &(row, rule, time_ns) in &d.hits {
                     watermark = watermark.max(time_ns);
                     let row = row as usize;
-                    let sample =
-                        || Value::Object(crate::json::row_to_json(d.table, &d.records, row));
+                    let sample = crate::json::RowJson {
+                        table: d.table,
+                        batch: &d.records,
+                        row,
+                    };
                     stage.alerts.matched(
                         rule,
                         time_ns,
@@ -609,8 +612,8 @@ struct Match<'a> {
     rule: u32,
     time_ns: i64,
     row: &'a dyn canh_rules::plain::Row,
-    /// The row as a JSON object (built only for samples and single-event alerts).
-    sample: &'a dyn Fn() -> Value,
+    /// The row as JSON (made only for samples and single-event alerts).
+    sample: &'a dyn EventJson,
 }
 
 fn handle(stage: &mut Alerts, d: Match<'_>, builder: &mut TableBuilder, metrics: &Metrics) {
@@ -652,7 +655,7 @@ fn handle(stage: &mut Alerts, d: Match<'_>, builder: &mut TableBuilder, metrics:
     if detection_silent {
         return;
     }
-    let event = (d.sample)();
+    let event = d.sample.value();
     let key = DEDUP_FIELDS
         .iter()
         .filter_map(|f| {

@@ -13,6 +13,7 @@ use arrow::array::{Array, TimestampNanosecondArray};
 use arrow::record_batch::RecordBatch;
 use canh_rules::batch::BatchEvents;
 use canh_rules::compiled::Hit;
+use canh_rules::correlation::EventJson;
 use canh_rules::sql::{literal, SqlField};
 use canh_rules::{RuleSet, SetScratch, Target};
 use canh_schema::fields::{column_name, FieldType};
@@ -67,32 +68,46 @@ impl Found {
             }));
     }
 
-    /// A match's row as a JSON object (`canh_core::json::row_to_json`).
-    pub fn event(&self, m: &HuntMatch) -> Value {
+    /// A match's row as JSON.
+    fn json(&self, m: &HuntMatch) -> crate::json::RowJson<'_> {
         let (table, batch) = &self.batches[m.batch as usize];
-        Value::Object(crate::json::row_to_json(*table, batch, m.row as usize))
+        crate::json::RowJson {
+            table: *table,
+            batch,
+            row: m.row as usize,
+        }
     }
 
     /// Puts the matches in the order correlations see them: event time, then arrival, then
     /// rule, then the event itself; the same order whatever the source and however it was
     /// read.
     pub fn sort(&mut self) {
+        let key = |m: &HuntMatch| (m.time_ns, m.created_ns, m.rule);
         let mut matches = std::mem::take(&mut self.matches);
-        matches.sort_by(|a, b| {
-            (a.time_ns, a.created_ns, a.rule)
-                .cmp(&(b.time_ns, b.created_ns, b.rule))
-                .then_with(|| self.event(a).to_string().cmp(&self.event(b).to_string()))
-        });
+        matches.sort_by_key(key);
+        // Ties (a rule matching several events of one arrival with the same time) by the
+        // events' JSON, made once per tied match: making it in the comparison itself, twice per
+        // comparison, took most of a hunt's time.
+        let mut start = 0;
+        while start < matches.len() {
+            let first = key(&matches[start]);
+            let end = start + matches[start..].partition_point(|m| key(m) == first);
+            if end - start > 1 {
+                matches[start..end].sort_by_cached_key(|m| self.json(m).text());
+            }
+            start = end;
+        }
         self.matches = matches;
     }
 
-    /// Calls `f` with each match (in their order), its row, and a maker of its JSON.
+    /// Calls `f` with each match (in their order), its row, and its JSON (which correlation
+    /// windows keep by the match's place in `matches`, not as text).
     pub fn each(
         &self,
         mut f: impl FnMut(
             &HuntMatch,
             &dyn canh_rules::plain::Row,
-            &dyn Fn() -> Value,
+            &dyn canh_rules::correlation::EventJson,
         ) -> Result<(), String>,
     ) -> Result<(), String> {
         let views: Vec<BatchEvents<'_>> = self
@@ -100,14 +115,40 @@ impl Found {
             .iter()
             .map(|(t, b)| BatchEvents::new(b, keywords(*t)))
             .collect();
-        for m in &self.matches {
+        for (at, m) in self.matches.iter().enumerate() {
             let row = canh_rules::events::RowOf {
                 events: &views[m.batch as usize],
                 row: m.row as usize,
             };
-            f(m, &row, &|| self.event(m))?;
+            f(m, &row, &MatchJson { found: self, at })?;
         }
         Ok(())
+    }
+}
+
+/// A match's event as [`EventJson`]: kept by correlation windows as its place in
+/// [`Found::matches`], made into JSON only when a window fires.
+struct MatchJson<'a> {
+    found: &'a Found,
+    at: usize,
+}
+
+impl EventJson for MatchJson<'_> {
+    fn text(&self) -> String {
+        self.found.json(&self.found.matches[self.at]).text()
+    }
+
+    fn value(&self) -> Value {
+        self.found.json(&self.found.matches[self.at]).value()
+    }
+
+    fn handle(&self) -> Option<u64> {
+        Some(self.at as u64)
+    }
+
+    fn recall(&self, handle: u64) -> Option<Value> {
+        let m = self.found.matches.get(usize::try_from(handle).ok()?)?;
+        Some(self.found.json(m).value())
     }
 }
 
