@@ -124,7 +124,9 @@ pub trait EventJson {
     /// Where the caller keeps this event for as long as the correlations run (a hunt keeps
     /// every matching row): a window then keeps this number instead of the event's text, and
     /// reads the event back with [`EventJson::recall`] of a later event when it fires. Most
-    /// windows never fire, so most samples are never read.
+    /// windows never fire, so most samples are never read. Every event a correlator is given
+    /// with a handle must come from the same keeper, for as long as the correlator lives (a
+    /// hunt runs all its matches through one correlator in one pass).
     fn handle(&self) -> Option<u64> {
         None
     }

@@ -9,7 +9,7 @@
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use arrow::array::{Array, TimestampNanosecondArray};
+use arrow::array::{Array, TimestampNanosecondArray, UInt32Array};
 use arrow::record_batch::RecordBatch;
 use canh_rules::batch::BatchEvents;
 use canh_rules::compiled::Hit;
@@ -253,9 +253,24 @@ fn batch_matches(
             row: h.row,
         });
     }
-    if out.matches.len() > before {
-        out.batches.push((table, batch.clone()));
+    if out.matches.len() == before {
+        return;
     }
+    // The hunt keeps its matching rows to the end: only those rows, unless nearly all match.
+    let mut rows: Vec<u32> = out.matches[before..].iter().map(|m| m.row).collect();
+    rows.sort_unstable();
+    rows.dedup();
+    if rows.len() * 4 < batch.num_rows() * 3 {
+        let taken = arrow::compute::take_record_batch(batch, &UInt32Array::from(rows.clone()));
+        if let Ok(taken) = taken {
+            for m in &mut out.matches[before..] {
+                m.row = rows.partition_point(|&r| r < m.row) as u32;
+            }
+            out.batches.push((table, taken));
+            return;
+        }
+    }
+    out.batches.push((table, batch.clone()));
 }
 
 fn target(table: Table) -> Option<Target> {
@@ -429,4 +444,65 @@ pub async fn clickhouse(
     }
     run(&mut buf, true)?;
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use canh_schema::fields::events::Col as EventField;
+    use canh_schema::TableBuilder;
+
+    /// A batch where some rows match keeps only those rows, and each match still points at
+    /// its own event.
+    #[test]
+    fn only_matching_rows_are_kept_and_matches_point_at_them() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let rule = "title: Root\nlogsource: {product: linux}\ndetection:\n  sel: {user.name: root}\n  condition: sel\n";
+        std::fs::write(dir.path().join("r.yml"), rule).expect("write");
+        let loaded = canh_rules::load(&[dir.path().to_owned()]);
+        let (set, rejected) = RuleSet::build(
+            &loaded.rules,
+            &canh_rules::Mapping::identity(),
+            &canh_rules::Iocs::default(),
+        );
+        assert!(rejected.is_empty(), "{rejected:?}");
+        let mut b = TableBuilder::new(Table::Events, 16);
+        for i in 0..10i64 {
+            b.set_ts(EventField::Timestamp, i);
+            b.set_ts(EventField::EventCreated, i);
+            b.set_str(
+                EventField::UserName,
+                if i % 4 == 1 { "root" } else { "alice" },
+            );
+            b.set_str(EventField::Message, &format!("line {i}"));
+            b.set_str(EventField::EventOriginal, &format!("line {i}"));
+            b.set_str(EventField::ParseStatus, "ok");
+            b.end_row();
+        }
+        let batch = b.finish().expect("batch").expect("rows").records;
+        let w = Window {
+            from_ns: 0,
+            to_ns: 100,
+        };
+        let mut out = Found::default();
+        let (mut scratch, mut hits) = (set.scratch(), Vec::new());
+        batch_matches(
+            &set,
+            Table::Events,
+            Target::Events,
+            &batch,
+            w,
+            &mut scratch,
+            &mut hits,
+            &mut out,
+        );
+        assert_eq!(out.batches.len(), 1);
+        assert_eq!(out.batches[0].1.num_rows(), 3);
+        let messages: Vec<String> = out
+            .matches
+            .iter()
+            .map(|m| out.json(m).value()["message"].to_string())
+            .collect();
+        assert_eq!(messages, ["\"line 1\"", "\"line 5\"", "\"line 9\""]);
+    }
 }

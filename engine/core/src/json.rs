@@ -128,8 +128,8 @@ fn write_str(out: &mut Vec<u8>, s: &str) {
     let _ = serde_json::to_writer(&mut *out, s);
 }
 
-/// Writes what [`value`] makes of the value, as JSON text; false (having written anything)
-/// where it makes nothing.
+/// Writes what [`value`] makes of the value, as JSON text; false where it makes nothing (the
+/// caller then drops what this wrote).
 fn write_value(out: &mut Vec<u8>, col: &dyn Array, row: usize) -> bool {
     use std::io::Write as _;
     if col.is_null(row) {
