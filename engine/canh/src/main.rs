@@ -1344,8 +1344,12 @@ fn parse(
         }
         if let Some(batch) = builder.finish()? {
             for row in 0..batch.rows() {
-                let obj = canh_core::json::row_to_json(Table::Events, &batch.records, row);
-                serde_json::to_writer(&mut out, &obj)?;
+                let json = canh_core::json::RowJson {
+                    table: Table::Events,
+                    batch: &batch.records,
+                    row,
+                };
+                out.write_all(canh_rules::correlation::EventJson::text(&json).as_bytes())?;
                 out.write_all(b"\n")?;
             }
         }
