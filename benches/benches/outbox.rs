@@ -9,6 +9,8 @@
 
 #![allow(clippy::unwrap_used, clippy::print_stdout)]
 
+// Linked for its `#[global_allocator]`: benches run with the allocator of the `canh` binary.
+use canh_benches as _;
 use std::time::{Duration, Instant};
 
 use canh_forward::outbox::{Fsync, Outbox, OutboxConfig};

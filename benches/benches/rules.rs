@@ -18,6 +18,8 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::print_stderr)]
 
+// Linked for its `#[global_allocator]`: benches run with the allocator of the `canh` binary.
+use canh_benches as _;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -44,6 +46,8 @@ fn events(shared: &Path) -> Vec<Value> {
     let file = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
         .join(format!("../target/bench-events-{EVENTS}.jsonl"));
     if !file.exists() {
+        // The folder is absent when the build went to another CARGO_TARGET_DIR.
+        std::fs::create_dir_all(file.parent().unwrap()).unwrap();
         let ok = std::process::Command::new("python3")
             .arg(shared.join("peers/gen_events.py"))
             .arg(&file)
