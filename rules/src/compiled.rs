@@ -122,6 +122,9 @@ struct FieldIndex {
     /// Equality with a text: whole value → atoms; ASCII-lowercased values for caseless atoms.
     exact_caseless: HashMap<Box<[u8]>, Vec<u32>>,
     exact_cased: HashMap<Box<[u8]>, Vec<u32>>,
+    /// The lengths of the exact texts: a value of another length is not looked up (nor
+    /// lowercased for the lookup).
+    exact_lengths: Lengths,
     /// Every text atom, for values Hyperscan does not scan (those holding a line break).
     text_atoms: Vec<u32>,
     /// Exact numbers (as f64 bits) → atoms.
@@ -139,6 +142,28 @@ struct Hs(hyperscan::BlockDatabase);
 impl std::fmt::Debug for Hs {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str("Hyperscan database")
+    }
+}
+
+/// A set of byte lengths: those under 256 one bit each, the longer ones together.
+#[derive(Debug, Default, Clone)]
+struct Lengths {
+    short: [u64; 4],
+    long: bool,
+}
+
+impl Lengths {
+    fn insert(&mut self, len: usize) {
+        match self.short.get_mut(len / 64) {
+            Some(word) => *word |= 1 << (len % 64),
+            None => self.long = true,
+        }
+    }
+
+    fn may_hold(&self, len: usize) -> bool {
+        self.short
+            .get(len / 64)
+            .map_or(self.long, |word| word & (1 << (len % 64)) != 0)
     }
 }
 
@@ -427,12 +452,13 @@ impl Compiled {
             for &a in any_text {
                 hits.push((row as u64) << 32 | u64::from(a));
             }
-            if !f.exact_cased.is_empty() {
+            let exact = f.exact_lengths.may_hold(text.len());
+            if exact && !f.exact_cased.is_empty() {
                 if let Some(atoms) = f.exact_cased.get(text.as_bytes()) {
                     hits.extend(atoms.iter().map(|&a| (row as u64) << 32 | u64::from(a)));
                 }
             }
-            if !f.exact_caseless.is_empty() {
+            if exact && !f.exact_caseless.is_empty() {
                 lower.clear();
                 lower.extend(text.bytes().map(|b| b.to_ascii_lowercase()));
                 if let Some(atoms) = f.exact_caseless.get(lower.as_slice()) {
@@ -980,6 +1006,7 @@ impl Builder {
                                 &mut f.exact_cased
                             };
                             map.entry(lit.as_bytes().into()).or_default().push(a);
+                            f.exact_lengths.insert(lit.len());
                         } else if let Some(hs) = &p.hs {
                             texts.push((a, !p.exact, hs, Source::Text(p), p.caseless));
                         }
@@ -1136,6 +1163,23 @@ fn condition(c: &ConditionExpr, rule: &PlainRule, index: &HashMap<&str, usize>) 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn lengths_hold_what_was_inserted_and_nothing_else() {
+        let mut l = Lengths::default();
+        assert!(!l.may_hold(0) && !l.may_hold(300));
+        for len in [0, 5, 63, 64, 255] {
+            l.insert(len);
+        }
+        for len in [0, 5, 63, 64, 255] {
+            assert!(l.may_hold(len), "{len}");
+        }
+        for len in [1, 62, 65, 128, 254, 256, 10_000] {
+            assert!(!l.may_hold(len), "{len}");
+        }
+        l.insert(1000);
+        assert!(l.may_hold(256) && l.may_hold(10_000) && !l.may_hold(65));
+    }
     use crate::lines::JsonLines;
     use serde_json::json;
 
