@@ -141,7 +141,12 @@ fn a_million_lines_over_tcp_are_all_archived_in_order_after_sigterm() {
     const LINES: u64 = 1_000_000;
     const CONNECTIONS: usize = 4;
     let dir = tempfile::tempdir().unwrap();
-    let canh = Canh::start(dir.path(), "");
+    // Several parsers and archive writers (more than this machine may have cores): each
+    // connection's lines must still come out in order, and all of them exactly once.
+    let canh = Canh::start(
+        dir.path(),
+        "[pipeline]\nparser_threads = 4\n[archive]\nwriters = 3\n",
+    );
     let spec = Spec {
         target: canh.tcp,
         proto: Proto::TcpNewline,
@@ -184,6 +189,15 @@ fn a_million_lines_over_tcp_are_all_archived_in_order_after_sigterm() {
     assert_eq!(total, LINES, "every line archived exactly once");
     assert_eq!(next_seq.len(), CONNECTIONS);
     assert!(temporary_files(dir.path()).is_empty());
+    let files = parquet_files(dir.path(), "events");
+    let writers = (0..3)
+        .filter(|w| {
+            files
+                .iter()
+                .any(|f| f.to_string_lossy().contains(&format!("-w{w}-")))
+        })
+        .count();
+    assert!(writers >= 2, "the lines went through one writer: {files:?}");
 }
 
 #[test]

@@ -251,6 +251,9 @@ pub struct ArchiveConfig {
     pub row_group_rows: usize,
     /// zstd compression level (1–22).
     pub zstd_level: i32,
+    /// Writer threads, each with its own files: encoding Parquet costs more per row than
+    /// parsing, so one writer bounds a many-core machine's throughput.
+    pub writers: usize,
 }
 
 impl Default for PipelineConfig {
@@ -278,12 +281,20 @@ impl Default for ArchiveConfig {
             // syslog text, for files ~10% larger (benches/RESULTS.md); the archive writer is
             // the busiest thread, so speed wins by default.
             zstd_level: 1,
+            writers: default_writers(),
         }
     }
 }
 
 fn default_threads() -> usize {
     std::thread::available_parallelism().map_or(2, |n| n.get())
+}
+
+/// Half the cores, 1 to 8. Writing a row costs about twice parsing it (benches/RESULTS.md,
+/// "The archive writer alone"), so past two cores a single writer would bound the throughput;
+/// each writer keeps its own open files and row groups in memory.
+fn default_writers() -> usize {
+    (default_threads() / 2).clamp(1, 8)
 }
 
 impl Default for Config {
@@ -1165,6 +1176,13 @@ impl Reader {
         a.zstd_level = self
             .integer(s, "zstd_level", 1, 22)
             .map_or(a.zstd_level, |n| n as i32);
+        if let Some(n) = self.integer(s, "writers", 0, 64) {
+            a.writers = if n == 0 {
+                default_writers()
+            } else {
+                n as usize
+            };
+        }
     }
 
     /// Listener names label metrics and rows, so they must be unique; two listeners of one
@@ -1233,6 +1251,24 @@ pub fn parse_size(text: &str) -> Option<usize> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn archive_writers_default_to_half_the_cores_and_are_bounded() {
+        let c = Config::from_toml("").expect("valid");
+        assert_eq!(c.archive.writers, (default_threads() / 2).clamp(1, 8));
+        let c = Config::from_toml("[archive]\nwriters = 0\n").expect("valid");
+        assert_eq!(c.archive.writers, default_writers());
+        let c = Config::from_toml("[archive]\nwriters = 3\n").expect("valid");
+        assert_eq!(c.archive.writers, 3);
+        let errors = Config::from_toml("[archive]\nwriters = 65\nzstd_level = 0\n")
+            .expect_err("out of range")
+            .0;
+        assert_eq!(errors.len(), 2, "{errors:?}");
+        assert!(
+            errors.iter().any(|e| e.starts_with("archive.writers: 65")),
+            "{errors:?}"
+        );
+    }
 
     #[test]
     fn empty_config_is_the_embedded_default() {

@@ -92,8 +92,9 @@ pub struct Engine {
     udp: Vec<canh_collectors::udp::UdpListener>,
     tcp: Vec<tokio::task::JoinHandle<()>>,
     parsers: Vec<JoinHandle<()>>,
-    sink: Option<JoinHandle<()>>,
-    /// The ClickHouse sink thread (fed by the archive thread).
+    /// The archive's writer threads.
+    sinks: Vec<JoinHandle<()>>,
+    /// The ClickHouse sink thread (fed by the archive's writers).
     clickhouse: Option<JoinHandle<()>>,
     /// The alerts thread, the rules and their watcher.
     alerts: Option<JoinHandle<()>>,
@@ -139,14 +140,11 @@ impl Engine {
         let (trigger, shutdown) = Shutdown::new();
 
         // Sink first, so batches have somewhere to go.
-        let archive = sink::parquet::ParquetArchive::open(
+        let archive = sink::parquet::ParquetArchive::open_writers(
             &config.archive_dir(),
             config.archive.clone(),
             metrics.clone(),
         )?;
-        let (batch_tx, batch_rx) =
-            crossbeam_channel::bounded::<Batch>(config.pipeline.sink_queue_batches);
-        let sink_depth = batch_rx.clone();
         // ClickHouse takes each batch after the archive has written it.
         let mut clickhouse = None;
         let mut clickhouse_tx = None;
@@ -164,11 +162,24 @@ impl Engine {
             );
             clickhouse_tx = Some(tx);
         }
-        let m = metrics.clone();
-        let sink = std::thread::Builder::new()
-            .name("canh-archive".into())
-            .spawn(move || sink::parquet::run(archive, batch_rx, clickhouse_tx, m))
-            .map_err(StartError::Runtime)?;
+        // One queue per archive writer. Parser i hands its batches to writer i mod n, so the
+        // rows of a connection (always on one parser) stay in order in one writer's files.
+        let mut sinks = Vec::new();
+        let mut batch_txs = Vec::new();
+        let mut sink_depth = Vec::new();
+        for (i, writer) in archive.into_iter().enumerate() {
+            let (tx, rx) = crossbeam_channel::bounded::<Batch>(config.pipeline.sink_queue_batches);
+            sink_depth.push(rx.clone());
+            let (then, m) = (clickhouse_tx.clone(), metrics.clone());
+            sinks.push(
+                std::thread::Builder::new()
+                    .name(format!("canh-archive-{i}"))
+                    .spawn(move || sink::parquet::run(writer, rx, then, m))
+                    .map_err(StartError::Runtime)?,
+            );
+            batch_txs.push(tx);
+        }
+        drop(clickhouse_tx);
 
         let listeners: HashMap<Arc<str>, pipeline::ListenerParse> = config
             .udp
@@ -230,7 +241,7 @@ impl Engine {
             }
             let (tx, rx) = crossbeam_channel::bounded::<detect::Detected>(8);
             detected_tx = Some(tx);
-            let (r, out, m) = (rules.clone(), batch_tx.clone(), metrics.clone());
+            let (r, out, m) = (rules.clone(), batch_txs[0].clone(), metrics.clone());
             alerts = Some(
                 std::thread::Builder::new()
                     .name("canh-alerts".into())
@@ -255,7 +266,7 @@ impl Engine {
             let worker = pipeline::ParserWorker {
                 index: i,
                 input: rx,
-                output: batch_tx.clone(),
+                output: batch_txs[i % batch_txs.len()].clone(),
                 listeners: listeners.clone(),
                 inventory: inventory.clone(),
                 config: config.pipeline.clone(),
@@ -274,7 +285,7 @@ impl Engine {
                 .map_err(StartError::Runtime)?;
             parsers.push(handle);
         }
-        drop(batch_tx);
+        drop(batch_txs);
         drop(detected_tx);
         let dispatch = Dispatch::new(queues);
 
@@ -288,7 +299,7 @@ impl Engine {
             parsers,
             inventory_watcher,
             signals: std::sync::Mutex::new(Some(signals)),
-            sink: Some(sink),
+            sinks,
             clickhouse,
             alerts,
             rules,
@@ -310,7 +321,7 @@ impl Engine {
         config: &Config,
         dispatch: &Dispatch,
         shutdown: &Shutdown,
-        sink_depth: crossbeam_channel::Receiver<Batch>,
+        sink_depth: Vec<crossbeam_channel::Receiver<Batch>>,
         queue_depths: Vec<crossbeam_channel::Receiver<RawChunk>>,
     ) -> Result<(), StartError> {
         for u in &config.udp {
@@ -388,7 +399,7 @@ impl Engine {
         let m = self.metrics.clone();
         let sample: http::Sampler = Arc::new(move || {
             m.set_channel_depth("parse", queue_depths.iter().map(|q| q.len()).sum());
-            m.set_channel_depth("sink", sink_depth.len());
+            m.set_channel_depth("sink", sink_depth.iter().map(|q| q.len()).sum());
         });
         self.http = Some(
             self.runtime
@@ -426,10 +437,10 @@ impl Engine {
             f.drain(std::time::Duration::from_secs(5));
             f.stop();
         }
-        if let Some(s) = self.sink.take() {
+        for s in std::mem::take(&mut self.sinks) {
             let _ = s.join();
         }
-        // The archive has closed its side of the ClickHouse queue.
+        // The archive's writers have closed their side of the ClickHouse queue.
         if let Some(c) = self.clickhouse.take() {
             let _ = c.join();
         }

@@ -89,6 +89,8 @@ pub struct ParquetArchive {
     /// Writer settings per table (indexed by `Table as usize`).
     props: [WriterProperties; 3],
     open: Vec<(Table, OpenFile)>,
+    /// Which of the archive's writers this is (in file names, so writers never collide).
+    writer: usize,
     seq: u64,
     metrics: Metrics,
 }
@@ -115,9 +117,33 @@ impl ParquetArchive {
             config,
             props,
             open: Vec::new(),
+            writer: 0,
             seq: 0,
             metrics,
         })
+    }
+
+    /// Opens the archive for `config.writers` writers, one per thread, each writing its own
+    /// files (temporaries a crash left are removed once, before any writer starts).
+    pub fn open_writers(
+        root: &Path,
+        config: ArchiveConfig,
+        metrics: Metrics,
+    ) -> Result<Vec<ParquetArchive>, ArchiveError> {
+        let n = config.writers.max(1);
+        let first = ParquetArchive::open(root, config, metrics)?;
+        let others: Vec<ParquetArchive> = (1..n)
+            .map(|writer| ParquetArchive {
+                root: first.root.clone(),
+                config: first.config.clone(),
+                props: first.props.clone(),
+                open: Vec::new(),
+                writer,
+                seq: 0,
+                metrics: first.metrics.clone(),
+            })
+            .collect();
+        Ok(std::iter::once(first).chain(others).collect())
     }
 
     /// Appends a batch to its table's open file (starting one when needed).
@@ -193,13 +219,14 @@ impl ParquetArchive {
         let (date, _) = partition_of(now);
         let secs = now.div_euclid(1_000_000_000).rem_euclid(86_400);
         let name = format!(
-            "part-{}T{:02}{:02}{:02}.{:03}Z-{}-{:06}.parquet",
+            "part-{}T{:02}{:02}{:02}.{:03}Z-{}-w{}-{:06}.parquet",
             date.replace('-', ""),
             secs / 3600,
             secs / 60 % 60,
             secs % 60,
             now.rem_euclid(1_000_000_000) / 1_000_000,
             std::process::id(),
+            self.writer,
             self.seq
         );
         let path = dir.join(&name);
@@ -406,6 +433,59 @@ mod tests {
             })
             .sum();
         assert_eq!(rows, 15);
+    }
+
+    fn rows_in(path: &Path) -> usize {
+        let f = File::open(path).expect("open");
+        parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(f)
+            .expect("parquet")
+            .build()
+            .expect("reader")
+            .map(|b| b.map(|b| b.num_rows()).unwrap_or(0))
+            .sum()
+    }
+
+    #[test]
+    fn writers_side_by_side_write_their_own_files() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let config = ArchiveConfig {
+            writers: 3,
+            ..ArchiveConfig::default()
+        };
+        let writers =
+            ParquetArchive::open_writers(dir.path(), config, Metrics::new()).expect("open");
+        assert_eq!(writers.len(), 3);
+        let t0 = 1_795_428_000_000_000_000;
+        // The same partition, at the same time, from every writer.
+        std::thread::scope(|s| {
+            for (i, mut w) in writers.into_iter().enumerate() {
+                s.spawn(move || {
+                    for _ in 0..=i {
+                        w.write(&batch(7, t0)).expect("write");
+                    }
+                    w.close().expect("close");
+                });
+            }
+        });
+        let all = files(dir.path());
+        assert_eq!(all.len(), 3, "one file per writer: {all:?}");
+        for (i, f) in all.iter().enumerate() {
+            assert!(
+                f.to_string_lossy()
+                    .contains("events/date=2026-11-23/hour=10/part-"),
+                "{f:?}"
+            );
+            assert_eq!(
+                all.iter()
+                    .filter(|g| g.to_string_lossy().contains(&format!("-w{i}-")))
+                    .count(),
+                1,
+                "{all:?}"
+            );
+        }
+        let mut rows: Vec<usize> = all.iter().map(|p| rows_in(p)).collect();
+        rows.sort_unstable();
+        assert_eq!(rows, [7, 14, 21]);
     }
 
     #[test]
