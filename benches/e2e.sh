@@ -9,6 +9,7 @@
 #                            `cargo build --release -p canh -p canh-benches`)
 #   GEN=loggen               drive with syslog-ng's loggen, exactly as the peer scripts do
 #   DETECT=off               no rules (the peers only parse and write); default: ./rules runs
+#   WRITERS=N                archive writer threads (default: Canh's, half the cores)
 set -u
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 PEERS=${PEERS:-$ROOT/../shared/peers}
@@ -35,6 +36,7 @@ name = "netflow"
 listen = "127.0.0.1:0"
 CONF
 [ "${DETECT:-}" = off ] && printf '[detection]\nrules = []\n' >> "$D/canh.toml"
+[ -n "${WRITERS:-}" ] && printf '[archive]\nwriters = %s\n' "$WRITERS" >> "$D/canh.toml"
 "$BIN" serve --config "$D/canh.toml" 2>"$D/canh.stderr" &
 PID=$!
 wait_port tcp $PORT || { kill $PID; cat "$D/canh.stderr"; exit 1; }; sleep 0.3
