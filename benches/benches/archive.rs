@@ -1,7 +1,8 @@
 //! Archive-only throughput: finished batches into Parquet files with the archive's own writer
 //! settings (`canh_core::sink::parquet::writer_properties`), one core, into memory so that the
-//! disk does not count. Each iteration writes a whole row group (8 batches of 8,192 rows, as the
-//! pipeline hands them over) and closes the file: encoding, statistics, compression, footer.
+//! disk does not count. Each iteration writes a whole row group (8 batches of ~8,192 rows, as
+//! the pipeline hands them over; flows come 30 to a packet, so 8,190) and closes the file:
+//! encoding, statistics, compression, footer.
 //!
 //! `cargo bench -p canh-benches --bench archive`
 

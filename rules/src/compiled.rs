@@ -1163,6 +1163,8 @@ fn condition(c: &ConditionExpr, rule: &PlainRule, index: &HashMap<&str, usize>) 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::lines::JsonLines;
+    use serde_json::json;
 
     #[test]
     fn lengths_hold_what_was_inserted_and_nothing_else() {
@@ -1180,8 +1182,6 @@ mod tests {
         l.insert(1000);
         assert!(l.may_hold(256) && l.may_hold(10_000) && !l.may_hold(65));
     }
-    use crate::lines::JsonLines;
-    use serde_json::json;
 
     /// A rule is passed over on a row where an atom it needs did not hit, whichever atom
     /// brought it there; the answers stay the same.

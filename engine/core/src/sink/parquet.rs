@@ -393,6 +393,16 @@ mod tests {
         out
     }
 
+    fn rows_in(path: &Path) -> usize {
+        let f = File::open(path).expect("open");
+        parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(f)
+            .expect("parquet")
+            .build()
+            .expect("reader")
+            .map(|b| b.map(|b| b.num_rows()).unwrap_or(0))
+            .sum()
+    }
+
     #[test]
     fn files_appear_only_when_complete_and_partition_by_hour() {
         let dir = tempfile::tempdir().expect("tmp");
@@ -420,29 +430,8 @@ mod tests {
             "{all:?}"
         );
         assert!(all[1].to_string_lossy().contains("hour=11"));
-        let rows: usize = all
-            .iter()
-            .map(|p| {
-                let f = File::open(p).expect("open");
-                let r = parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(f)
-                    .expect("parquet")
-                    .build()
-                    .expect("reader");
-                r.map(|b| b.map(|b| b.num_rows()).unwrap_or(0))
-                    .sum::<usize>()
-            })
-            .sum();
+        let rows: usize = all.iter().map(|p| rows_in(p)).sum();
         assert_eq!(rows, 15);
-    }
-
-    fn rows_in(path: &Path) -> usize {
-        let f = File::open(path).expect("open");
-        parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(f)
-            .expect("parquet")
-            .build()
-            .expect("reader")
-            .map(|b| b.map(|b| b.num_rows()).unwrap_or(0))
-            .sum()
     }
 
     #[test]
