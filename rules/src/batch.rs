@@ -121,14 +121,18 @@ impl<'a> BatchEvents<'a> {
         }
     }
 
-    fn source<'s>(&'s self, name: &'s str) -> Source<'s> {
-        let index = self.columns.get(name).copied().or_else(|| {
+    /// The column of a field, by ECS or column name.
+    fn column_index(&self, name: &str) -> Option<usize> {
+        self.columns.get(name).copied().or_else(|| {
             // Another spelling (`@timestamp` of a batch built elsewhere): the column name.
             (name.contains('.') || name.starts_with('@'))
                 .then(|| self.columns.get(column_name(name).as_str()).copied())
                 .flatten()
-        });
-        if let Some(i) = index {
+        })
+    }
+
+    fn source<'s>(&'s self, name: &'s str) -> Source<'s> {
+        if let Some(i) = self.column_index(name) {
             return Source::Column(self.records.column(i));
         }
         match self.vendor {
@@ -154,16 +158,11 @@ fn vendor_value<'m>(m: &'m MapArray, row: usize, key: &str) -> Option<&'m str> {
 }
 
 fn each_str(a: &StringArray, f: &mut dyn FnMut(usize, &str)) {
-    if a.null_count() == 0 {
-        for row in 0..a.len() {
-            f(row, a.value(row));
-        }
-    } else {
-        for row in 0..a.len() {
-            if a.is_valid(row) {
-                f(row, a.value(row));
-            }
-        }
+    match a.nulls().filter(|n| n.null_count() > 0) {
+        // Set bits only: long runs of nulls (a field other kinds of events lack) are skipped a
+        // word at a time.
+        Some(nulls) => nulls.valid_indices().for_each(|row| f(row, a.value(row))),
+        None => (0..a.len()).for_each(|row| f(row, a.value(row))),
     }
 }
 
@@ -256,6 +255,11 @@ impl Events for BatchEvents<'_> {
                 }
             }
         }
+    }
+
+    fn text_column(&self, field: &str) -> Option<&StringArray> {
+        let i = self.column_index(field)?;
+        self.records.column(i).as_string_opt::<i32>()
     }
 
     fn each_number(&self, field: &str, f: &mut dyn FnMut(usize, f64)) {

@@ -30,6 +30,7 @@
 use foldhash::{HashMap, HashMapExt};
 use std::net::IpAddr;
 
+use arrow::array::Array;
 use regex::Regex;
 use rsigma_parser::{ConditionExpr, Modifier, Quantifier};
 
@@ -443,36 +444,38 @@ impl Compiled {
             &mut s.slow,
             &mut s.hits,
         );
-        let any_text = &f.any_text;
-        let mut lower = Vec::new();
-        events.each_text(f.field.as_deref(), &mut |row, text| {
-            let line = starts.len() as u32;
-            starts.push(buf.len() as u32);
-            line_rows.push(row as u32);
-            for &a in any_text {
-                hits.push((row as u64) << 32 | u64::from(a));
-            }
-            let exact = f.exact_lengths.may_hold(text.len());
-            if exact && !f.exact_cased.is_empty() {
-                if let Some(atoms) = f.exact_cased.get(text.as_bytes()) {
-                    hits.extend(atoms.iter().map(|&a| (row as u64) << 32 | u64::from(a)));
+        let mut lay = Lay {
+            f,
+            buf,
+            starts,
+            line_rows,
+            slow,
+            hits,
+            lower: Vec::new(),
+        };
+        match f.field.as_deref().and_then(|n| events.text_column(n)) {
+            // An Arrow column: walked here, without a call per value, and searched for line
+            // breaks once instead of value by value.
+            Some(a) => {
+                let breaks = memchr::memchr(b'\n', a.value_data()).is_some();
+                match a.nulls().filter(|n| n.null_count() > 0) {
+                    Some(nulls) => {
+                        for row in nulls.valid_indices() {
+                            lay.value(row, a.value(row), breaks);
+                        }
+                    }
+                    None => {
+                        for row in 0..a.len() {
+                            lay.value(row, a.value(row), breaks);
+                        }
+                    }
                 }
             }
-            if exact && !f.exact_caseless.is_empty() {
-                lower.clear();
-                lower.extend(text.bytes().map(|b| b.to_ascii_lowercase()));
-                if let Some(atoms) = f.exact_caseless.get(lower.as_slice()) {
-                    hits.extend(atoms.iter().map(|&a| (row as u64) << 32 | u64::from(a)));
-                }
-            }
-            if memchr::memchr(b'\n', text.as_bytes()).is_some() {
-                slow.push((line, text.to_owned()));
-            } else {
-                buf.extend_from_slice(text.as_bytes());
-            }
-            buf.push(b'\n');
-        });
-        if starts.is_empty() {
+            None => events.each_text(f.field.as_deref(), &mut |row, text| {
+                lay.value(row, text, true)
+            }),
+        }
+        if s.starts.is_empty() {
             return;
         }
         #[cfg_attr(not(feature = "hyperscan"), allow(unused_mut))]
@@ -578,6 +581,55 @@ impl Compiled {
             .filter(|p| p.hs.is_some())
             .filter_map(|p| p.regex())
             .chain(re)
+    }
+}
+
+/// Lays a field's values out one per line for its scan, looking each up among the exact texts
+/// on the way.
+struct Lay<'a> {
+    f: &'a FieldIndex,
+    buf: &'a mut Vec<u8>,
+    starts: &'a mut Vec<u32>,
+    line_rows: &'a mut Vec<u32>,
+    slow: &'a mut Vec<(u32, String)>,
+    hits: &'a mut Vec<u64>,
+    /// The value lowercased, for the caseless exact texts.
+    lower: Vec<u8>,
+}
+
+impl Lay<'_> {
+    /// One value of `row`; `breaks`: whether it may hold a line break.
+    #[inline(always)]
+    fn value(&mut self, row: usize, text: &str, breaks: bool) {
+        let f = self.f;
+        let line = self.starts.len() as u32;
+        self.starts.push(self.buf.len() as u32);
+        self.line_rows.push(row as u32);
+        let row = (row as u64) << 32;
+        for &a in &f.any_text {
+            self.hits.push(row | u64::from(a));
+        }
+        if f.exact_lengths.may_hold(text.len()) {
+            if !f.exact_cased.is_empty() {
+                if let Some(atoms) = f.exact_cased.get(text.as_bytes()) {
+                    self.hits.extend(atoms.iter().map(|&a| row | u64::from(a)));
+                }
+            }
+            if !f.exact_caseless.is_empty() {
+                self.lower.clear();
+                self.lower
+                    .extend(text.bytes().map(|b| b.to_ascii_lowercase()));
+                if let Some(atoms) = f.exact_caseless.get(self.lower.as_slice()) {
+                    self.hits.extend(atoms.iter().map(|&a| row | u64::from(a)));
+                }
+            }
+        }
+        if breaks && memchr::memchr(b'\n', text.as_bytes()).is_some() {
+            self.slow.push((line, text.to_owned()));
+        } else {
+            self.buf.extend_from_slice(text.as_bytes());
+        }
+        self.buf.push(b'\n');
     }
 }
 

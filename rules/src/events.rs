@@ -5,6 +5,7 @@
 
 use std::borrow::Cow;
 
+use arrow::array::StringArray;
 use serde_json::Value;
 
 use crate::plain::Row;
@@ -19,6 +20,11 @@ pub trait Events {
     /// Calls `f(row, x)` for every value of a field that is a number or a text holding one,
     /// rows in ascending order.
     fn each_number(&self, field: &str, f: &mut dyn FnMut(usize, f64));
+    /// The field as an Arrow text column, when it is one: [`Events::each_text`] gives the same
+    /// values, but a scan can walk the column without a call per value.
+    fn text_column(&self, _field: &str) -> Option<&StringArray> {
+        None
+    }
     /// The value of a field in one row (`None` when absent).
     fn field(&self, row: usize, name: &str) -> Option<Cow<'_, Value>>;
     /// Whether a row has a field with a value that is not null (without building the value).
