@@ -209,6 +209,9 @@ pub(crate) struct TextPattern {
     /// The whole value, when the pattern is "equal to this text" (no wildcard, no open end):
     /// matched by a hash lookup, ASCII-lowercased when caseless.
     pub literal: Option<String>,
+    /// The longest run of fixed bytes in the value (no wildcard in it): how rare a hit is
+    /// likely to be, for choosing which atoms trigger a rule.
+    pub fixed: usize,
     /// Whether an empty text matches (known without building the regular expression).
     #[cfg_attr(not(feature = "hyperscan"), allow(dead_code))]
     pub empty: bool,
@@ -890,7 +893,16 @@ fn text_pattern(
             .collect::<Option<String>>()
             .map(|t| if caseless { t.to_ascii_lowercase() } else { t })
     };
+    let fixed = parts
+        .iter()
+        .map(|p| match p {
+            StringPart::Plain(t) => t.len(),
+            StringPart::Special(_) => 0,
+        })
+        .max()
+        .unwrap_or(0);
     Ok(TextPattern {
+        fixed,
         source: re,
         regex,
         empty,
