@@ -157,7 +157,8 @@ fn vendor_value<'m>(m: &'m MapArray, row: usize, key: &str) -> Option<&'m str> {
         .map(|i| values.value(i))
 }
 
-fn each_str(a: &StringArray, f: &mut dyn FnMut(usize, &str)) {
+/// Calls `f` with each non-null value of a text column, rows in ascending order.
+pub(crate) fn each_str(a: &StringArray, mut f: impl FnMut(usize, &str)) {
     match a.nulls().filter(|n| n.null_count() > 0) {
         // Set bits only: long runs of nulls (a field other kinds of events lack) are skipped a
         // word at a time.

@@ -30,7 +30,6 @@
 use foldhash::{HashMap, HashMapExt};
 use std::net::IpAddr;
 
-use arrow::array::Array;
 use regex::Regex;
 use rsigma_parser::{ConditionExpr, Modifier, Quantifier};
 
@@ -458,18 +457,7 @@ impl Compiled {
             // breaks once instead of value by value.
             Some(a) => {
                 let breaks = memchr::memchr(b'\n', a.value_data()).is_some();
-                match a.nulls().filter(|n| n.null_count() > 0) {
-                    Some(nulls) => {
-                        for row in nulls.valid_indices() {
-                            lay.value(row, a.value(row), breaks);
-                        }
-                    }
-                    None => {
-                        for row in 0..a.len() {
-                            lay.value(row, a.value(row), breaks);
-                        }
-                    }
-                }
+                crate::batch::each_str(a, |row, text| lay.value(row, text, breaks));
             }
             None => events.each_text(f.field.as_deref(), &mut |row, text| {
                 lay.value(row, text, true)
