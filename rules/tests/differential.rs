@@ -62,6 +62,29 @@ fn values_of(d: &Detection, out: &mut Vec<(String, String)>) {
     }
 }
 
+/// The SigmaHQ network, Linux, web and DNS rules that Canh compiles, with their files.
+fn network_rules(
+    root: &std::path::Path,
+) -> Vec<(
+    PathBuf,
+    rsigma_parser::SigmaRule,
+    canh_rules::plain::PlainRule,
+)> {
+    let index = std::fs::read_to_string(root.join("INDEX_network_linux_web_dns.jsonl")).unwrap();
+    let mut rules = Vec::new();
+    for line in index.lines() {
+        let entry: Value = serde_json::from_str(line).unwrap();
+        let path = root.join(entry["path"].as_str().unwrap());
+        let c = rsigma_parser::parse_sigma_yaml(&std::fs::read_to_string(&path).unwrap()).unwrap();
+        for r in c.rules {
+            if let Ok(plain) = canh_rules::plain::compile(&r) {
+                rules.push((path.clone(), r, plain));
+            }
+        }
+    }
+    rules
+}
+
 /// Per rule, one event with all its values (filled), one per value, and the same with each
 /// value changed: flat objects of strings.
 fn rule_events<'a>(rules: impl Iterator<Item = &'a rsigma_parser::SigmaRule>) -> Vec<Value> {
@@ -127,24 +150,15 @@ fn compiled_plain_and_rsigma_eval_agree() {
         eprintln!("skipping: SigmaHQ corpus not found");
         return;
     };
-    let index = std::fs::read_to_string(root.join("INDEX_network_linux_web_dns.jsonl")).unwrap();
     let mut rules = Vec::new();
-    for line in index.lines() {
-        let entry: Value = serde_json::from_str(line).unwrap();
-        let path = root.join(entry["path"].as_str().unwrap());
-        let text = std::fs::read_to_string(&path).unwrap();
-        let c = rsigma_parser::parse_sigma_yaml(&text).unwrap();
-        for r in c.rules {
-            if let Ok(plain) = canh_rules::plain::compile(&r) {
-                let mut engine = rsigma_eval::Engine::new();
-                let one = rsigma_parser::SigmaCollection {
-                    rules: vec![r.clone()],
-                    ..Default::default()
-                };
-                if engine.add_collection(&one).is_ok() {
-                    rules.push((path.clone(), r, plain, engine));
-                }
-            }
+    for (path, r, plain) in network_rules(&root) {
+        let mut engine = rsigma_eval::Engine::new();
+        let one = rsigma_parser::SigmaCollection {
+            rules: vec![r.clone()],
+            ..Default::default()
+        };
+        if engine.add_collection(&one).is_ok() {
+            rules.push((path, r, plain, engine));
         }
     }
     let mut events: Vec<Value> = fixture_events();
@@ -233,18 +247,7 @@ fn compiled_over_arrow_columns_agrees_with_plain() {
         eprintln!("skipping: SigmaHQ corpus not found");
         return;
     };
-    let index = std::fs::read_to_string(root.join("INDEX_network_linux_web_dns.jsonl")).unwrap();
-    let mut rules = Vec::new();
-    for line in index.lines() {
-        let entry: Value = serde_json::from_str(line).unwrap();
-        let path = root.join(entry["path"].as_str().unwrap());
-        let c = rsigma_parser::parse_sigma_yaml(&std::fs::read_to_string(&path).unwrap()).unwrap();
-        for r in c.rules {
-            if let Ok(plain) = canh_rules::plain::compile(&r) {
-                rules.push((path.clone(), r, plain));
-            }
-        }
-    }
+    let rules = network_rules(&root);
     let mut events = rule_events(rules.iter().map(|(_, r, _)| r));
     // A value with a line break after it or before it: a scan that took the break for the
     // end of the value would see `endswith`/`startswith` hold where they do not.
