@@ -165,12 +165,7 @@ fn compiled_plain_and_rsigma_eval_agree() {
     let from_fixtures = events.len();
     events.extend(rule_events(rules.iter().map(|(_, r, _, _)| r)));
     // The compiled matcher, all rules at once, over the events in batches.
-    let compiled = Compiled::new(
-        rules
-            .iter()
-            .map(|(_, r, _, _)| canh_rules::plain::compile(r).unwrap())
-            .collect(),
-    );
+    let compiled = Compiled::new(rules.iter().map(|(_, _, p, _)| p.clone()).collect());
     eprintln!("compiled: {:?}", compiled.stats());
     let mut by_compiled = vec![false; events.len() * rules.len()];
     let mut scratch = compiled.scratch();

@@ -252,7 +252,8 @@ pub struct ArchiveConfig {
     /// zstd compression level (1–22).
     pub zstd_level: i32,
     /// Writer threads, each with its own files: encoding Parquet costs more per row than
-    /// parsing, so one writer bounds a many-core machine's throughput.
+    /// parsing, so one writer bounds a many-core machine's throughput. The engine runs no more
+    /// of them than parser threads, which are what feed them.
     pub writers: usize,
 }
 
@@ -295,6 +296,18 @@ fn default_threads() -> usize {
 /// each writer keeps its own open files and row groups in memory.
 fn default_writers() -> usize {
     (default_threads() / 2).clamp(1, 8)
+}
+
+impl Config {
+    /// The archive writer threads the engine runs: `[archive] writers`, but no more than the
+    /// parser threads, which are all that feed them (a writer beyond them would never see a
+    /// batch).
+    pub fn archive_writers(&self) -> usize {
+        self.archive
+            .writers
+            .min(self.pipeline.parser_threads)
+            .max(1)
+    }
 }
 
 impl Default for Config {
@@ -1260,6 +1273,13 @@ mod tests {
         assert_eq!(c.archive.writers, default_writers());
         let c = Config::from_toml("[archive]\nwriters = 3\n").expect("valid");
         assert_eq!(c.archive.writers, 3);
+        // No more writers than parsers feed.
+        let c = Config::from_toml("[pipeline]\nparser_threads = 4\n[archive]\nwriters = 3\n")
+            .expect("valid");
+        assert_eq!(c.archive_writers(), 3);
+        let c = Config::from_toml("[pipeline]\nparser_threads = 2\n[archive]\nwriters = 5\n")
+            .expect("valid");
+        assert_eq!(c.archive_writers(), 2);
         let errors = Config::from_toml("[archive]\nwriters = 65\nzstd_level = 0\n")
             .expect_err("out of range")
             .0;

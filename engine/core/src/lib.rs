@@ -37,7 +37,7 @@ use canh_metrics::Metrics;
 use canh_schema::{Batch, RawChunk};
 use tracing::{info, warn};
 
-use crate::config::Config;
+use crate::config::{ArchiveConfig, Config};
 
 /// Why the engine could not start.
 #[derive(Debug, thiserror::Error)]
@@ -140,9 +140,14 @@ impl Engine {
         let (trigger, shutdown) = Shutdown::new();
 
         // Sink first, so batches have somewhere to go.
+        let parser_threads = config.pipeline.parser_threads.max(1);
+        let archive_config = ArchiveConfig {
+            writers: config.archive_writers(),
+            ..config.archive.clone()
+        };
         let archive = sink::parquet::ParquetArchive::open_writers(
             &config.archive_dir(),
-            config.archive.clone(),
+            archive_config,
             metrics.clone(),
         )?;
         // ClickHouse takes each batch after the archive has written it.
@@ -259,7 +264,7 @@ impl Engine {
         let mut queues = Vec::new();
         let mut queue_depths = Vec::new();
         let mut parsers = Vec::new();
-        for i in 0..config.pipeline.parser_threads.max(1) {
+        for i in 0..parser_threads {
             let (tx, rx) = crossbeam_channel::bounded::<RawChunk>(config.pipeline.queue_chunks);
             queues.push(tx);
             queue_depths.push(rx.clone());
