@@ -15,7 +15,9 @@
 //! * CIDR ranges: one hash table per prefix length.
 //!
 //! The rest (`null`, `exists`, `fieldref`, `neq`, booleans, time parts) is evaluated lazily,
-//! only on the rows where a rule is evaluated. A rule is evaluated on a row only when one of
+//! only on the rows where a rule is evaluated; so is a common text (3 fixed bytes or fewer:
+//! `:`, `GET`, `*`) that triggers no rule, which a scan would find on most rows only for
+//! nothing. A rule is evaluated on a row only when one of
 //! its *trigger* atoms hit there: atoms such that the rule cannot match without one of them
 //! (the cheapest of the parts of an `and`, all of the parts of an `or`; a log source's
 //! selection, which hits every event of the source, only when nothing else can). A rule with no
@@ -243,15 +245,37 @@ impl Compiled {
         }
         let mut triggers = vec![Vec::new(); b.atoms.len()];
         let mut everywhere = Vec::new();
+        // Atoms a scan must find: the triggers, and every atom of a rule evaluated everywhere.
+        let mut scanned = vec![false; b.atoms.len()];
         for (i, r) in crules.iter().enumerate() {
             match r.trigger(&b.atoms) {
                 Some((atoms, _)) => {
                     for a in atoms {
+                        scanned[a as usize] = true;
                         triggers[a as usize].push(i as u32);
                     }
                 }
-                None => everywhere.push(i as u32),
+                None => {
+                    everywhere.push(i as u32);
+                    r.each_atom(&mut |a| scanned[a as usize] = true);
+                }
             }
+        }
+        // A common text (`:`, `0`, `GET`, `*`) that triggers no rule is not scanned for: it
+        // would hit most rows (and, in Hyperscan, report every occurrence) only to be read
+        // where a rarer atom of the same rule already brought the rule to the row. It is
+        // settled there, lazily, by its matcher.
+        for (a, atom) in b.atoms.iter_mut().enumerate() {
+            if atom.indexed
+                && !scanned[a]
+                && matches!(atom.matcher, Matcher::Text(_))
+                && cost(&atom.matcher) >= COMMON
+            {
+                atom.indexed = false;
+            }
+        }
+        for r in &mut crules {
+            r.required.retain(|&a| b.atoms[a as usize].indexed);
         }
         for t in &mut triggers {
             t.sort_unstable();
@@ -712,6 +736,17 @@ impl CRule {
         self.conditions.iter().any(|c| self.cond(c, ev))
     }
 
+    /// Calls `f` with every atom of the rule.
+    fn each_atom(&self, f: &mut dyn FnMut(u32)) {
+        fn det(d: &CDet, f: &mut dyn FnMut(u32)) {
+            match d {
+                CDet::AllOf(items) => items.iter().flat_map(|i| &i.atoms).for_each(|&a| f(a)),
+                CDet::AnyOf(ds) | CDet::And(ds) => ds.iter().for_each(|d| det(d, f)),
+            }
+        }
+        self.dets.iter().for_each(|d| det(d, f));
+    }
+
     fn cond(&self, c: &Cond, ev: &mut Eval<'_, '_>) -> bool {
         match c {
             Cond::And(v) => v.iter().all(|c| self.cond(c, ev)),
@@ -884,19 +919,26 @@ const BROAD: u64 = 1 << 48;
 /// nearly none, so a rule with both is evaluated where the second hits). Numbers and CIDR
 /// blocks weigh as a short text (status codes, ports and private ranges repeat).
 fn cost(m: &Matcher) -> u64 {
-    fn text(fixed: usize) -> u64 {
-        1 << (3 * (10 - fixed.min(10)))
-    }
     match m {
         Matcher::Text(p) if p.iter().any(|p| p.hs.is_none()) => 1 << 33,
         Matcher::Text(p) => p
             .iter()
-            .fold(0u64, |sum, p| sum.saturating_add(text(p.fixed))),
-        Matcher::Number(_) | Matcher::Cidr(..) => text(3),
-        Matcher::Regex(_) => text(5),
+            .fold(0u64, |sum, p| sum.saturating_add(text_cost(p.fixed))),
+        Matcher::Number(_) | Matcher::Cidr(..) => text_cost(3),
+        Matcher::Regex(_) => text_cost(5),
         _ => 1 << 33,
     }
 }
+
+/// The weight of a text with `fixed` bytes that hold no wildcard (see [`cost`]).
+const fn text_cost(fixed: usize) -> u64 {
+    let fixed = if fixed < 10 { fixed } else { 10 };
+    1 << (3 * (10 - fixed))
+}
+
+/// From this weight on (a text of 3 fixed bytes or fewer, or one that matches any text), a
+/// text atom is common enough that it is scanned for only when it triggers a rule.
+const COMMON: u64 = text_cost(3);
 
 /// Collects atoms (deduplicated) while rules are compiled.
 #[derive(Default)]
@@ -1241,14 +1283,15 @@ mod tests {
     /// brought it there; the answers stay the same.
     #[test]
     fn a_rule_is_not_evaluated_where_an_atom_it_needs_did_not_hit() {
-        let yaml = "title: t\nlogsource: {}\ndetection:\n  sel:\n    a|contains: x\n  ls:\n    b: y\n  costly:\n    c|exists: true\n  condition: sel and ls and not costly\n";
+        // (Texts of 4 fixed bytes: common ones are not scanned for unless they trigger.)
+        let yaml = "title: t\nlogsource: {}\ndetection:\n  sel:\n    a|contains: xxxx\n  ls:\n    b: yyyy\n  costly:\n    c|exists: true\n  condition: sel and ls and not costly\n";
         let c = rsigma_parser::parse_sigma_yaml(yaml).expect("yaml");
         let compiled = Compiled::new(vec![crate::plain::compile(&c.rules[0]).expect("rule")]);
         let events = [
-            json!({"a": "xx", "b": "z"}),
-            json!({"a": "xx", "b": "y"}),
-            json!({"a": "xx", "b": "y", "c": 1}),
-            json!({"a": "q", "b": "y"}),
+            json!({"a": "xxxxx", "b": "z"}),
+            json!({"a": "xxxxx", "b": "yyyy"}),
+            json!({"a": "xxxxx", "b": "yyyy", "c": 1}),
+            json!({"a": "q", "b": "yyyy"}),
         ];
         let lines = JsonLines::of(&events, &compiled.fields(), compiled.keywords());
         let mut s = compiled.scratch();
@@ -1321,5 +1364,48 @@ mod tests {
         // Each rule evaluated on the one row where its rare side hit, not on the 21 where
         // `GET` or `@` did.
         assert_eq!(s.work().0, 2);
+    }
+
+    /// A common text (`GET`, `:`) is not scanned for when a rarer side of every rule using it
+    /// brings the rule to the row; it is settled there. Where it is what triggers a rule, it
+    /// is scanned for.
+    #[test]
+    fn common_texts_are_scanned_for_only_where_they_trigger() {
+        let rule = |detection: &str| {
+            let yaml = format!("title: t\nlogsource: {{}}\ndetection:\n{detection}");
+            let c = rsigma_parser::parse_sigma_yaml(&yaml).expect("yaml");
+            crate::plain::compile(&c.rules[0]).expect("rule")
+        };
+        let rare = [
+            rule("  sel:\n    m: GET\n    u|contains: /human2.aspx\n  condition: sel\n"),
+            rule("  tools:\n    - 'scp '\n  filter:\n    - '@'\n    - ':'\n  condition: tools and filter\n"),
+        ];
+        let mut events: Vec<_> = (0..20)
+            .map(|i| json!({"m": "GET", "u": format!("/page{i}"), "message": "a@b:c"}))
+            .collect();
+        events.push(json!({"m": "GET", "u": "/human2.aspx?x", "message": "scp a:/c"}));
+        events.push(json!({"m": "POST", "u": "/human2.aspx?y", "message": "scp /a /c"}));
+        let run = |rules: Vec<PlainRule>| {
+            let compiled = Compiled::new(rules);
+            let lines = JsonLines::of(&events, &compiled.fields(), compiled.keywords());
+            let mut s = compiled.scratch();
+            let mut out = Vec::new();
+            compiled.matches(&lines, &mut s, &mut out);
+            let got: Vec<(u32, u32)> = out.iter().map(|h| (h.row, h.rule)).collect();
+            (got, s.work())
+        };
+        // Atom hits: `/human2.aspx` and `scp ` on rows 20 and 21; `GET`, `@` and `:` none.
+        // Evaluations: both rules on both rows.
+        assert_eq!(run(rare.to_vec()), (vec![(20, 0), (20, 1)], (4, 4)));
+        // A rule triggered by `:` alone: `:` is scanned for (21 rows), and the other rules
+        // answer the same.
+        let mut with_colon = rare.to_vec();
+        with_colon.push(rule("  sel:\n    - ':'\n  condition: sel\n"));
+        let (got, (evaluated, hits)) = run(with_colon);
+        let mut want: Vec<(u32, u32)> = (0..21).map(|r| (r, 2)).collect();
+        want.extend([(20, 0), (20, 1)]);
+        want.sort_unstable();
+        assert_eq!((got, hits), (want, 4 + 21));
+        assert_eq!(evaluated, 4 + 21);
     }
 }
