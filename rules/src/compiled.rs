@@ -483,9 +483,23 @@ impl Compiled {
                 let breaks = memchr::memchr(b'\n', a.value_data()).is_some();
                 crate::batch::each_str(a, |row, text| lay.value(row, text, breaks));
             }
-            None => events.each_text(f.field.as_deref(), &mut |row, text| {
-                lay.value(row, text, true)
-            }),
+            // Value by value: laid out as if none held a line break, then, if the buffer has
+            // more line ends than values, laid out again with each value checked.
+            None => {
+                let hits = lay.hits.len();
+                events.each_text(f.field.as_deref(), &mut |row, text| {
+                    lay.value(row, text, false)
+                });
+                if lay.buf.iter().filter(|&&b| b == b'\n').count() != lay.starts.len() {
+                    lay.buf.clear();
+                    lay.starts.clear();
+                    lay.line_rows.clear();
+                    lay.hits.truncate(hits);
+                    events.each_text(f.field.as_deref(), &mut |row, text| {
+                        lay.value(row, text, true)
+                    });
+                }
+            }
         }
         if s.starts.is_empty() {
             return;
