@@ -1134,37 +1134,32 @@ fn hunt_json(h: &mut Hunter, input: &std::path::Path) -> anyhow::Result<(u64, u6
             batch.clear();
             Ok(())
         };
-    let mut line = Vec::new();
-    for n in 1.. {
-        line.clear();
-        if reader
-            .read_until(b'\n', &mut line)
-            .context("reading events")?
-            == 0
-        {
-            break;
-        }
-        let text = match std::str::from_utf8(&line) {
+    // Lines are taken where they lie in the reader's buffer; only a line cut by the buffer's
+    // end is copied, to be finished from the next read.
+    let mut n = 0u64;
+    let mut take = |h: &mut Hunter, batch: &mut canh_rules::lines::JsonLines, line: &[u8]| {
+        n += 1;
+        let text = match std::str::from_utf8(line) {
             Ok(t) => t.trim(),
             Err(e) => {
                 bad += 1;
                 writeln!(std::io::stderr(), "{}:{n}: not UTF-8: {e}", input.display())?;
-                continue;
+                return Ok(());
             }
         };
         if text.is_empty() {
-            continue;
+            return Ok(());
         }
         let mut pushed = batch.push(text);
         if matches!(pushed, Err(canh_rules::lines::LineError::Full)) {
-            run(h, &mut batch)?;
+            run(h, batch)?;
             pushed = batch.push(text);
         }
         match pushed {
             Ok(()) => {
                 events += 1;
                 if batch.len() == HUNT_BATCH {
-                    run(h, &mut batch)?;
+                    run(h, batch)?;
                 }
             }
             Err(e) => {
@@ -1172,6 +1167,31 @@ fn hunt_json(h: &mut Hunter, input: &std::path::Path) -> anyhow::Result<(u64, u6
                 writeln!(std::io::stderr(), "{}:{n}: {e}", input.display())?;
             }
         }
+        anyhow::Ok(())
+    };
+    let mut cut = Vec::new();
+    loop {
+        let buf = reader.fill_buf().context("reading events")?;
+        if buf.is_empty() {
+            if !cut.is_empty() {
+                take(h, &mut batch, &cut)?;
+            }
+            break;
+        }
+        let mut start = 0;
+        for end in memchr::memchr_iter(b'\n', buf) {
+            if cut.is_empty() {
+                take(h, &mut batch, &buf[start..end])?;
+            } else {
+                cut.extend_from_slice(&buf[..end]);
+                take(h, &mut batch, &cut)?;
+                cut.clear();
+            }
+            start = end + 1;
+        }
+        cut.extend_from_slice(&buf[start..]);
+        let len = buf.len();
+        reader.consume(len);
     }
     run(h, &mut batch)?;
     Ok((events, bad))

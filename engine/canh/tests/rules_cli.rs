@@ -331,3 +331,93 @@ fn hunt_runs_correlations_of_the_starter_pack() {
     assert_eq!(hits[0]["correlation"]["count"], 10);
     assert_eq!(hits[1]["rule.level"], "critical");
 }
+
+/// `canh hunt --input` over more lines than one read holds (a file of several MiB, and the same
+/// through stdin): every line is read whole wherever the reads cut it, the last one without its
+/// line end included; empty lines are skipped and a bad line is reported with its number (and
+/// fails the hunt).
+#[test]
+fn hunt_reads_every_line_across_reads() {
+    let dir = tempfile::tempdir().unwrap();
+    let rule = dir.path().join("hit.yml");
+    std::fs::write(
+        &rule,
+        "title: Hit\nlogsource: {}\ndetection:\n  sel:\n    kind: hit\n  condition: sel\n",
+    )
+    .unwrap();
+    let (rows, bad_line) = (40_000, 12_345);
+    let mut text = String::new();
+    let mut want = Vec::new();
+    for n in 1..=rows {
+        if n == bad_line {
+            text += "{\"kind\": \"hit\", \n";
+            continue;
+        }
+        if n % 1000 == 0 && n < rows {
+            text += " \n";
+            continue;
+        }
+        let kind = if n % 7 == 0 || n == rows {
+            want.push(n);
+            "hit"
+        } else {
+            "miss"
+        };
+        // Lines of many lengths, so that reads end anywhere in them.
+        let pad = "x".repeat(n * 37 % 113);
+        text += &format!("{{\"n\":{n},\"kind\":\"{kind}\",\"pad\":\"{pad}\"}}");
+        if n < rows {
+            text.push('\n');
+        }
+    }
+    assert!(text.len() > 3 << 20);
+    let input = dir.path().join("events.jsonl");
+    std::fs::write(&input, &text).unwrap();
+    let run = |from_stdin: bool| {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_canh"));
+        cmd.args(["hunt", "--mapping", "none", "--rules"])
+            .arg(&rule)
+            .arg("--input");
+        let out = if from_stdin {
+            cmd.arg("-")
+                .stdin(std::fs::File::open(&input).unwrap())
+                .output()
+        } else {
+            cmd.arg(&input).output()
+        }
+        .unwrap();
+        let err = String::from_utf8(out.stderr).unwrap();
+        // A bad line makes the hunt fail, after every other line was read.
+        assert_eq!(out.status.code(), Some(1), "{err}");
+        let got: Vec<usize> = String::from_utf8(out.stdout)
+            .unwrap()
+            .lines()
+            .map(|l| {
+                let v: serde_json::Value = serde_json::from_str(l).unwrap();
+                v["event"]["n"].as_u64().unwrap() as usize
+            })
+            .collect();
+        (got, err)
+    };
+    let events = rows - 1 - (rows / 1000 - 1);
+    for from_stdin in [false, true] {
+        let (got, err) = run(from_stdin);
+        assert_eq!(got, want, "stdin: {from_stdin}");
+        let name = if from_stdin {
+            "-".to_owned()
+        } else {
+            input.display().to_string()
+        };
+        assert!(
+            err.contains(&format!("{name}:{bad_line}: not a JSON object")),
+            "{err}"
+        );
+        assert!(
+            err.contains(&format!(
+                "{events} event(s), 1 rule(s), {} match(es)",
+                want.len()
+            )),
+            "{err}"
+        );
+    }
+}
