@@ -1171,7 +1171,12 @@ fn hunt_json(h: &mut Hunter, input: &std::path::Path) -> anyhow::Result<(u64, u6
     };
     let mut cut = Vec::new();
     loop {
-        let buf = reader.fill_buf().context("reading events")?;
+        let buf = match reader.fill_buf() {
+            Ok(buf) => buf,
+            // As `read_until` did: a read cut short by a signal is tried again.
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e).context("reading events"),
+        };
         if buf.is_empty() {
             if !cut.is_empty() {
                 take(h, &mut batch, &cut)?;
