@@ -111,70 +111,53 @@ pub(super) fn flow(
             continue;
         }
         let n = be_uint(v);
-        match (f.id, n) {
-            (1, Some(n)) => b.set_uint(Col::NetworkBytes, n),
-            (5, Some(n)) => b.set_uint(Col::NetflowIpClassOfService, n),
-            (9 | 29, Some(n)) => b.set_uint(Col::NetflowSourcePrefixLength, n),
-            (13 | 30, Some(n)) => b.set_uint(Col::NetflowDestinationPrefixLength, n),
-            (35 | 49, Some(n)) => b.set_uint(Col::NetflowSamplingAlgorithm, n),
-            (38, Some(n)) => b.set_uint(Col::NetflowEngineType, n),
-            (39, Some(n)) => b.set_uint(Col::NetflowEngineId, n),
-            (136, Some(n)) => b.set_uint(Col::NetflowFlowEndReason, n),
-            (2, Some(n)) => b.set_uint(Col::NetworkPackets, n),
-            (4, Some(n)) => set_protocol(b, n as u8),
-            (6, Some(n)) => b.set_uint(Col::NetflowTcpFlags, n),
-            (7, Some(n)) => b.set_uint(Col::SourcePort, n),
-            (11, Some(n)) => b.set_uint(Col::DestinationPort, n),
+        match (element(f.id), n) {
+            (Element::Uint(col), Some(n)) => b.set_uint(col, n),
+            (Element::Protocol, Some(n)) => set_protocol(b, n as u8),
             // Records with both families often leave one unspecified (`::`): the other is the
             // flow's address.
-            (8 | 27, _) if is_unspecified(v) => unspecified_src = unspecified_src.or(Some(v)),
-            (12 | 28, _) if is_unspecified(v) => unspecified_dst = unspecified_dst.or(Some(v)),
-            (8 | 27, _) => src_set |= ip(b, &mut buf, Col::SourceIp, f.id, v, &mut text),
-            (12 | 28, _) => dst_set |= ip(b, &mut buf, Col::DestinationIp, f.id, v, &mut text),
-            (15 | 62, _) => _ = ip(b, &mut buf, Col::NetflowNextHop, f.id, v, &mut text),
-            (225 | 281, _) => _ = ip(b, &mut buf, Col::SourceNatIp, f.id, v, &mut text),
-            (226 | 282, _) => _ = ip(b, &mut buf, Col::DestinationNatIp, f.id, v, &mut text),
-            (227, Some(n)) => b.set_uint(Col::SourceNatPort, n),
-            (228, Some(n)) => b.set_uint(Col::DestinationNatPort, n),
-            (10, Some(n)) => b.set_uint(Col::NetflowIngressInterface, n),
-            (14, Some(n)) => b.set_uint(Col::NetflowEgressInterface, n),
-            (16, Some(n)) => b.set_uint(Col::SourceAsNumber, n),
-            (17, Some(n)) => b.set_uint(Col::DestinationAsNumber, n),
-            (58 | 243, Some(n)) => b.set_uint(Col::NetflowVlanId, n),
-            (61, Some(n)) => b.set_str(
+            (Element::Addr(Col::SourceIp), _) if is_unspecified(v) => {
+                unspecified_src = unspecified_src.or(Some(v));
+            }
+            (Element::Addr(Col::DestinationIp), _) if is_unspecified(v) => {
+                unspecified_dst = unspecified_dst.or(Some(v));
+            }
+            (Element::Addr(col), _) => {
+                let set = ip(b, &mut buf, col, f.id, v, &mut text);
+                match col {
+                    Col::SourceIp => src_set |= set,
+                    Col::DestinationIp => dst_set |= set,
+                    _ => {}
+                }
+            }
+            (Element::Direction, Some(n)) => b.set_str(
                 Col::NetworkDirection,
                 if n == 0 { "inbound" } else { "outbound" },
             ),
-            (32 | 139, Some(n)) => {
+            (Element::IcmpTypeCode, Some(n)) => {
                 b.set_uint(Col::NetflowIcmpType, n >> 8);
                 b.set_uint(Col::NetflowIcmpCode, n & 0xff);
             }
-            (176 | 178, Some(n)) => b.set_uint(Col::NetflowIcmpType, n),
-            (177 | 179, Some(n)) => b.set_uint(Col::NetflowIcmpCode, n),
-            (95, _) => {
+            (Element::ApplicationId, _) => {
                 text.clear();
                 application_id(v, &mut text);
                 b.set_str(Col::NetflowApplicationId, &text);
             }
-            (22, Some(n)) => start = start.or(uptime(n)),
-            (21, Some(n)) => end = end.or(uptime(n)),
-            (150, Some(n)) => start = scaled(n, 1_000_000_000).or(start),
-            (151, Some(n)) => end = scaled(n, 1_000_000_000).or(end),
-            (152, Some(n)) => start = scaled(n, 1_000_000).or(start),
-            (153, Some(n)) => end = scaled(n, 1_000_000).or(end),
-            (154 | 156, _) => start = ntp_ns(v, f.id == 154).or(start),
-            (155 | 157, _) => end = ntp_ns(v, f.id == 155).or(end),
-            (34 | 305 | 50, Some(n)) if n > 0 => interval = Some(n),
-            (48 | 302, Some(n)) => sampler = Some(n),
-            (210, _) => {} // paddingOctets
-            (id, _) => match name(id) {
-                Some((name, kind)) => vendor(b, name, v, kind, &mut text),
-                None => {
-                    key.clear();
-                    let _ = write!(key, "iana.{id}");
-                    vendor(b, &key, v, Kind::Unknown, &mut text);
+            // The first uptime-relative time stays; an absolute one replaces what came before.
+            (Element::Time { start: s, clock }, n) => {
+                let slot = if s { &mut start } else { &mut end };
+                match (clock, n) {
+                    (Clock::Uptime, Some(n)) => *slot = slot.or(uptime(n)),
+                    (Clock::Unix(unit), Some(n)) => *slot = scaled(n, unit).or(*slot),
+                    (Clock::Ntp { micro }, _) => *slot = ntp_ns(v, micro).or(*slot),
+                    _ => other(b, f.id, v, &mut key, &mut text),
                 }
-            },
+            }
+            (Element::SamplingInterval, Some(n)) if n > 0 => interval = Some(n),
+            (Element::Sampler, Some(n)) => sampler = Some(n),
+            (Element::Padding, _) => {}
+            // Elements without a column, and values that do not fit their column.
+            _ => other(b, f.id, v, &mut key, &mut text),
         }
     }
     if let (false, Some(v)) = (src_set, unspecified_src) {
@@ -210,10 +193,11 @@ pub(super) fn options(dom: &mut Domain, _t: &Template, values: &[(Field, &[u8])]
         if f.enterprise != 0 {
             continue;
         }
-        match (f.id, be_uint(v)) {
-            (48 | 302, Some(n)) => sampler = n,
-            (34 | 305 | 50, Some(n)) if n > 0 => interval = u32::try_from(n).ok(),
-            (160, Some(n)) => dom.system_init_ms = i64::try_from(n).ok(),
+        match (element(f.id), be_uint(v)) {
+            (Element::Sampler, Some(n)) => sampler = n,
+            (Element::SamplingInterval, Some(n)) if n > 0 => interval = u32::try_from(n).ok(),
+            // systemInitTimeMilliseconds
+            (_, Some(n)) if f.id == 160 => dom.system_init_ms = i64::try_from(n).ok(),
             _ => {}
         }
     }
@@ -236,6 +220,19 @@ pub(super) enum Kind {
 fn vendor(b: &mut TableBuilder, key: &str, v: &[u8], kind: Kind, text: &mut String) {
     vendor_text(v, kind, text);
     b.insert_map(Col::VendorFields, key, Some(text));
+}
+
+/// An IANA element without a column (or whose value does not fit it): the vendor map, under
+/// its IANA name, or `iana.ID` when Canh does not know it.
+fn other(b: &mut TableBuilder, id: u16, v: &[u8], key: &mut String, text: &mut String) {
+    match name(id) {
+        Some((name, kind)) => vendor(b, name, v, kind, text),
+        None => {
+            key.clear();
+            let _ = write!(key, "iana.{id}");
+            vendor(b, key, v, Kind::Unknown, text);
+        }
+    }
 }
 
 /// A vendor-map value as text, into `text`.
@@ -316,7 +313,105 @@ fn nsel_name(id: u16) -> Option<(&'static str, Kind)> {
     })
 }
 
-/// IANA names of the elements without a column, and how to print them.
+/// What an IANA element (one without an enterprise number) is to a flow row: the one table
+/// both decode paths read, the record path ([`flow`]) and the columnar plans
+/// ([`super::plan::Plan`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Element {
+    /// An unsigned number, into its column.
+    Uint(Col),
+    /// An IPv4 or IPv6 address, into its column.
+    Addr(Col),
+    /// protocolIdentifier: `network.iana_number` and `network.transport`.
+    Protocol,
+    /// flowDirection: `inbound` (0) or `outbound`.
+    Direction,
+    /// icmpTypeCodeIPv4/IPv6: type in the high byte, code in the low one.
+    IcmpTypeCode,
+    /// The flow's start (or end) time.
+    Time { start: bool, clock: Clock },
+    /// applicationId (RFC 6759), written `engine:selector`.
+    ApplicationId,
+    /// samplingInterval, samplingPacketInterval, samplerRandomInterval.
+    SamplingInterval,
+    /// samplerId, selectorId: whose interval (from options data) applies.
+    Sampler,
+    /// paddingOctets.
+    Padding,
+    /// No column: the vendor map, under its IANA name.
+    Vendor(&'static str, Kind),
+    /// Not known to Canh: the vendor map, as `iana.ID`.
+    Unknown,
+}
+
+/// How a time element is encoded.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Clock {
+    /// ms of router uptime (v9 header, or IPFIX systemInitTimeMilliseconds).
+    Uptime,
+    /// Unix time in units of this many ns.
+    Unix(i64),
+    /// NTP timestamp; dateTimeMicroseconds ignores the low fraction bits.
+    Ntp { micro: bool },
+}
+
+/// The [`Element`] of an IANA element id.
+pub(super) fn element(id: u16) -> Element {
+    use Element::*;
+    let time = |start, clock| Time { start, clock };
+    match id {
+        1 => Uint(Col::NetworkBytes),
+        2 => Uint(Col::NetworkPackets),
+        4 => Protocol,
+        5 => Uint(Col::NetflowIpClassOfService),
+        6 => Uint(Col::NetflowTcpFlags),
+        7 => Uint(Col::SourcePort),
+        8 | 27 => Addr(Col::SourceIp),
+        9 | 29 => Uint(Col::NetflowSourcePrefixLength),
+        10 => Uint(Col::NetflowIngressInterface),
+        11 => Uint(Col::DestinationPort),
+        12 | 28 => Addr(Col::DestinationIp),
+        13 | 30 => Uint(Col::NetflowDestinationPrefixLength),
+        14 => Uint(Col::NetflowEgressInterface),
+        15 | 62 => Addr(Col::NetflowNextHop),
+        16 => Uint(Col::SourceAsNumber),
+        17 => Uint(Col::DestinationAsNumber),
+        21 => time(false, Clock::Uptime),
+        22 => time(true, Clock::Uptime),
+        32 | 139 => IcmpTypeCode,
+        34 | 50 | 305 => SamplingInterval,
+        35 | 49 => Uint(Col::NetflowSamplingAlgorithm),
+        38 => Uint(Col::NetflowEngineType),
+        39 => Uint(Col::NetflowEngineId),
+        48 | 302 => Sampler,
+        58 | 243 => Uint(Col::NetflowVlanId),
+        61 => Direction,
+        95 => ApplicationId,
+        136 => Uint(Col::NetflowFlowEndReason),
+        150 => time(true, Clock::Unix(1_000_000_000)),
+        151 => time(false, Clock::Unix(1_000_000_000)),
+        152 => time(true, Clock::Unix(1_000_000)),
+        153 => time(false, Clock::Unix(1_000_000)),
+        154 => time(true, Clock::Ntp { micro: true }),
+        155 => time(false, Clock::Ntp { micro: true }),
+        156 => time(true, Clock::Ntp { micro: false }),
+        157 => time(false, Clock::Ntp { micro: false }),
+        176 | 178 => Uint(Col::NetflowIcmpType),
+        177 | 179 => Uint(Col::NetflowIcmpCode),
+        210 => Padding,
+        225 | 281 => Addr(Col::SourceNatIp),
+        226 | 282 => Addr(Col::DestinationNatIp),
+        227 => Uint(Col::SourceNatPort),
+        228 => Uint(Col::DestinationNatPort),
+        id => match name(id) {
+            Some((name, kind)) => Vendor(name, kind),
+            None => Unknown,
+        },
+    }
+}
+
+/// IANA names of the elements without a column (and of the addresses, for a value of the wrong
+/// length), and how to print them.
 pub(super) fn name(id: u16) -> Option<(&'static str, Kind)> {
     use Kind::*;
     Some(match id {

@@ -11,7 +11,7 @@
 use canh_schema::fields::flows::Col;
 use canh_schema::TableBuilder;
 
-use super::ie::{self, Kind, Times};
+use super::ie::{self, Clock, Element, Kind, Times};
 use super::template::{Field, VARIABLE};
 use super::text::Buf;
 use super::{be_uint, Domain, Packet};
@@ -46,17 +46,6 @@ impl Op {
             _ => None,
         }
     }
-}
-
-/// How a time field is encoded.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Clock {
-    /// ms of router uptime (v9 header, or IPFIX systemInitTimeMilliseconds).
-    Uptime,
-    /// Unix time in units of this many ns.
-    Unix(i64),
-    /// NTP timestamp; dateTimeMicroseconds ignores the low fraction bits.
-    Ntp { micro: bool },
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -95,69 +84,33 @@ impl Plan {
             let len = usize::from(f.len);
             let number = (1..=8).contains(&len);
             let address = len == 4 || len == 16;
-            let time = |clock| {
-                Some(TimeField {
-                    clock,
-                    at,
-                    len: f.len.into(),
-                })
-            };
-            let op = match f.id {
-                1 if number => Op::Uint(Col::NetworkBytes),
-                2 if number => Op::Uint(Col::NetworkPackets),
-                4 if number => Op::Protocol,
-                5 if number => Op::Uint(Col::NetflowIpClassOfService),
-                6 if number => Op::Uint(Col::NetflowTcpFlags),
-                7 if number => Op::Uint(Col::SourcePort),
-                9 | 29 if number => Op::Uint(Col::NetflowSourcePrefixLength),
-                10 if number => Op::Uint(Col::NetflowIngressInterface),
-                11 if number => Op::Uint(Col::DestinationPort),
-                13 | 30 if number => Op::Uint(Col::NetflowDestinationPrefixLength),
-                14 if number => Op::Uint(Col::NetflowEgressInterface),
-                16 if number => Op::Uint(Col::SourceAsNumber),
-                17 if number => Op::Uint(Col::DestinationAsNumber),
-                35 | 49 if number => Op::Uint(Col::NetflowSamplingAlgorithm),
-                38 if number => Op::Uint(Col::NetflowEngineType),
-                39 if number => Op::Uint(Col::NetflowEngineId),
-                58 | 243 if number => Op::Uint(Col::NetflowVlanId),
-                136 if number => Op::Uint(Col::NetflowFlowEndReason),
-                176 | 178 if number => Op::Uint(Col::NetflowIcmpType),
-                177 | 179 if number => Op::Uint(Col::NetflowIcmpCode),
-                227 if number => Op::Uint(Col::SourceNatPort),
-                228 if number => Op::Uint(Col::DestinationNatPort),
-                61 if number => Op::Direction,
-                32 | 139 if number => Op::IcmpTypeCode,
-                8 | 27 if address => Op::Addr(Col::SourceIp),
-                12 | 28 if address => Op::Addr(Col::DestinationIp),
-                15 | 62 if address => Op::Addr(Col::NetflowNextHop),
-                225 | 281 if address => Op::Addr(Col::SourceNatIp),
-                226 | 282 if address => Op::Addr(Col::DestinationNatIp),
-                210 => Op::Skip,
+            let op = match ie::element(f.id) {
+                Element::Uint(col) if number => Op::Uint(col),
+                Element::Addr(col) if address => Op::Addr(col),
+                Element::Protocol if number => Op::Protocol,
+                Element::Direction if number => Op::Direction,
+                Element::IcmpTypeCode if number => Op::IcmpTypeCode,
+                Element::Padding => Op::Skip,
                 // One start and one end time; several, and the record path decides.
-                id @ (21 | 22 | 150..=157) => {
-                    let is_start = matches!(id, 22 | 150 | 152 | 154 | 156);
-                    let clock = match id {
-                        21 | 22 if number => Clock::Uptime,
-                        150 | 151 if number => Clock::Unix(1_000_000_000),
-                        152 | 153 if number => Clock::Unix(1_000_000),
-                        154..=157 if len == 8 => Clock::Ntp {
-                            micro: matches!(id, 154 | 155),
-                        },
-                        _ => return None,
+                Element::Time {
+                    start: is_start,
+                    clock,
+                } => {
+                    let fits = match clock {
+                        Clock::Ntp { .. } => len == 8,
+                        Clock::Uptime | Clock::Unix(_) => number,
                     };
                     let slot = if is_start { &mut start } else { &mut end };
-                    if slot.is_some() {
+                    if !fits || slot.is_some() {
                         return None;
                     }
-                    *slot = time(clock);
+                    *slot = Some(TimeField { clock, at, len });
                     Op::Skip
                 }
-                id => match ie::name(id) {
-                    // Elements the record path treats specially (sampling, application id,
-                    // a second time, a column element of an odd length) stay there.
-                    Some((name, kind)) if !special(id) => Op::Vendor(name, kind),
-                    _ => return None,
-                },
+                Element::Vendor(name, kind) => Op::Vendor(name, kind),
+                // Sampling, the application id, elements Canh does not know and values that
+                // do not fit their column: the record path decides.
+                _ => return None,
             };
             if let Some(c) = op.unique_column() {
                 if columns.contains(&c) {
@@ -292,37 +245,4 @@ impl Plan {
 /// The bytes of a field in a record (records are whole, so always all of them).
 fn value(r: &[u8], at: usize, len: usize) -> &[u8] {
     r.get(at..at + len).unwrap_or_default()
-}
-
-/// Elements the record path ([`ie::flow`]) gives a column or a meaning of their own: where
-/// the plan did not take one (an odd length, a second time), the record path decides.
-fn special(id: u16) -> bool {
-    matches!(
-        id,
-        1 | 2
-            | 4..=17
-            | 21
-            | 22
-            | 27..=30
-            | 32
-            | 34
-            | 35
-            | 38
-            | 39
-            | 48..=50
-            | 58
-            | 61
-            | 62
-            | 95
-            | 136
-            | 139
-            | 150..=157
-            | 176..=179
-            | 225..=228
-            | 243
-            | 281
-            | 282
-            | 302
-            | 305
-    )
 }
