@@ -9,6 +9,8 @@
 #
 # usage: benches/rules_hunt.sh [10|450]   (no argument: both)
 #   CANH_BIN   binary (default target/release/canh; `cargo build --release -p canh`)
+#   THREADS    Canh's parse-and-match threads (default 1, as rsigma runs; the figure compared
+#              is events per CPU-second either way)
 set -u
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 SHARED=$ROOT/../shared
@@ -35,13 +37,13 @@ done
 if [ $# -eq 0 ]; then "$0" 10; "$0" 450; exit; fi
 R=$1
 D=$PEERS_DIR/canh-hunt
-/usr/bin/time -f "%e %U %S %M" -o "$D/time.out" "$BIN" hunt --mapping none \
+/usr/bin/time -f "%e %U %S %M" -o "$D/time.out" "$BIN" hunt --mapping none --threads "${THREADS:-1}" \
   --rules "$PEERS_DIR/rsigma/rules$R" --input "$EV" > "$D/out.jsonl" 2> "$D/err.txt"
 read -r E U S M < "$D/time.out"
 N=$(grep -o '[0-9]* event(s), [0-9]* rule(s), [0-9]* match(es)' "$D/err.txt")
 EVN=$(echo "$N" | awk '{print $1}'); RN=$(echo "$N" | awk '{print $3}'); MN=$(echo "$N" | awk '{print $5}')
-awk -v e="$E" -v u="$U" -v s="$S" -v m="$M" -v n="$EVN" -v k="$MN" -v r="$R" -v rl="$RN" 'BEGIN{c=u+s;
-  printf "canh hunt rules=%s (loaded %s) events=%d matches=%d elapsed_s=%.2f events_per_s=%.0f cpu_s=%.2f events_per_cpu_s=%.0f peak_rss_mb=%.1f\n",
-  r, rl, n, k, e, n/e, c, n/c, m/1024}'
+awk -v t="${THREADS:-1}" -v e="$E" -v u="$U" -v s="$S" -v m="$M" -v n="$EVN" -v k="$MN" -v r="$R" -v rl="$RN" 'BEGIN{c=u+s;
+  printf "canh hunt threads=%s rules=%s (loaded %s) events=%d matches=%d elapsed_s=%.2f events_per_s=%.0f cpu_s=%.2f events_per_cpu_s=%.0f peak_rss_mb=%.1f\n",
+  t, r, rl, n, k, e, n/e, c, n/c, m/1024}'
 rm -f "$D/out.jsonl"
 bash "$PEERS/rsigma.sh" "$R"

@@ -2,6 +2,7 @@
 
 mod flows;
 mod forward;
+mod hunt_input;
 
 use std::io::{BufRead, IsTerminal, Write};
 use std::path::PathBuf;
@@ -162,6 +163,10 @@ enum Command {
         /// ClickHouse's when hunting there.
         #[arg(long)]
         store: bool,
+        /// With --input: threads that parse and match (default: one per core). Matches come
+        /// out in input order whatever the number.
+        #[arg(long, value_parser = clap::value_parser!(u16).range(1..=1024))]
+        threads: Option<u16>,
     },
 }
 
@@ -347,10 +352,17 @@ fn main() -> ExitCode {
             mapping,
             iocs,
             store,
+            threads,
         } => match input {
             Some(input) => hunt(
                 &rules,
-                HuntSource::Json(&input),
+                HuntSource::Json(
+                    &input,
+                    threads.map_or_else(
+                        || std::thread::available_parallelism().map_or(1, usize::from),
+                        usize::from,
+                    ),
+                ),
                 &mapping,
                 iocs,
                 store.then(|| data_dir.join("archive")),
@@ -874,13 +886,10 @@ fn hunt_window(from: Option<&str>, to: Option<&str>) -> Result<canh_core::hunt::
     Ok(canh_core::hunt::Window { from_ns, to_ns })
 }
 
-/// Events per batch in `canh hunt --input`.
-const HUNT_BATCH: usize = 4096;
-
 /// Where `canh hunt` reads events.
 enum HuntSource<'a> {
-    /// JSON lines (`-`: stdin).
-    Json(&'a std::path::Path),
+    /// JSON lines (`-`: stdin), parsed and matched on this many threads.
+    Json(&'a std::path::Path, usize),
     /// The Parquet archive, by event time.
     Archive {
         archive: PathBuf,
@@ -896,7 +905,7 @@ enum HuntSource<'a> {
 
 /// Rules, correlations and the output of `canh hunt`, whatever the source.
 struct Hunter {
-    set: canh_rules::RuleSet,
+    set: std::sync::Arc<canh_rules::RuleSet>,
     correlator: canh_rules::correlation::Correlator,
     silent: std::collections::HashSet<canh_rules::correlation::Source>,
     /// The rule's part of a match line, made once per rule.
@@ -921,7 +930,7 @@ impl Hunter {
         let silent = correlator.silent_rules().clone();
         Ok(Hunter {
             heads: vec![None; set.rules.len()],
-            set,
+            set: std::sync::Arc::new(set),
             correlator,
             silent,
             out: std::io::BufWriter::new(std::io::stdout().lock()),
@@ -1014,7 +1023,7 @@ fn hunt(
         _ => None,
     };
     let (events, bad) = match source {
-        HuntSource::Json(input) => hunt_json(&mut h, input)?,
+        HuntSource::Json(input, threads) => hunt_input::hunt_json(&mut h, input, threads)?,
         HuntSource::Archive { archive, window } => (hunt_archive(&mut h, &archive, window)?, 0),
         HuntSource::ClickHouse {
             url,
@@ -1088,118 +1097,6 @@ fn store_alerts(
         .context("storing alerts in ClickHouse")?;
     }
     Ok(batch.rows())
-}
-
-/// JSON lines through the compiled matcher in batches: (events, lines that are not objects).
-fn hunt_json(h: &mut Hunter, input: &std::path::Path) -> anyhow::Result<(u64, u64)> {
-    let mut reader: Box<dyn std::io::BufRead> = if input.as_os_str() == "-" {
-        Box::new(std::io::stdin().lock())
-    } else {
-        let f =
-            std::fs::File::open(input).with_context(|| format!("reading {}", input.display()))?;
-        Box::new(std::io::BufReader::with_capacity(1 << 20, f))
-    };
-    let (mut events, mut bad) = (0u64, 0u64);
-    // The events are read straight into the columns of the fields the rules read (and the
-    // correlations' time); a match prints its event's line as it was read.
-    let mut batch = match h.set.compiled(canh_rules::Target::Events) {
-        Some(c) => {
-            let mut fields = c.fields();
-            fields.push("@timestamp");
-            canh_rules::lines::JsonLines::new(&fields, c.keywords())
-        }
-        None => canh_rules::lines::JsonLines::new(&[], false),
-    };
-    let mut scratch = h.set.scratch();
-    let mut hits = Vec::new();
-    let mut run =
-        |h: &mut Hunter, batch: &mut canh_rules::lines::JsonLines| -> anyhow::Result<()> {
-            hits.clear();
-            h.set
-                .matches(canh_rules::Target::Events, &*batch, &mut scratch, &mut hits);
-            for hit in &hits {
-                let row = hit.row as usize;
-                let event = canh_rules::events::RowOf {
-                    events: &*batch,
-                    row,
-                };
-                h.hit(
-                    hit.rule,
-                    &|| canh_rules::correlation::event_time_ns(&event).unwrap_or(0),
-                    &event,
-                    &batch.json(row),
-                    Some(batch.line(row)),
-                )?;
-            }
-            batch.clear();
-            Ok(())
-        };
-    // Lines are taken where they lie in the reader's buffer; only a line cut by the buffer's
-    // end is copied, to be finished from the next read.
-    let mut n = 0u64;
-    let mut take = |h: &mut Hunter, batch: &mut canh_rules::lines::JsonLines, line: &[u8]| {
-        n += 1;
-        let text = match std::str::from_utf8(line) {
-            Ok(t) => t.trim(),
-            Err(e) => {
-                bad += 1;
-                writeln!(std::io::stderr(), "{}:{n}: not UTF-8: {e}", input.display())?;
-                return Ok(());
-            }
-        };
-        if text.is_empty() {
-            return Ok(());
-        }
-        let mut pushed = batch.push(text);
-        if matches!(pushed, Err(canh_rules::lines::LineError::Full)) {
-            run(h, batch)?;
-            pushed = batch.push(text);
-        }
-        match pushed {
-            Ok(()) => {
-                events += 1;
-                if batch.len() == HUNT_BATCH {
-                    run(h, batch)?;
-                }
-            }
-            Err(e) => {
-                bad += 1;
-                writeln!(std::io::stderr(), "{}:{n}: {e}", input.display())?;
-            }
-        }
-        anyhow::Ok(())
-    };
-    let mut cut = Vec::new();
-    loop {
-        let buf = match reader.fill_buf() {
-            Ok(buf) => buf,
-            // As `read_until` did: a read cut short by a signal is tried again.
-            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
-            Err(e) => return Err(e).context("reading events"),
-        };
-        if buf.is_empty() {
-            if !cut.is_empty() {
-                take(h, &mut batch, &cut)?;
-            }
-            break;
-        }
-        let mut start = 0;
-        for end in memchr::memchr_iter(b'\n', buf) {
-            if cut.is_empty() {
-                take(h, &mut batch, &buf[start..end])?;
-            } else {
-                cut.extend_from_slice(&buf[..end]);
-                take(h, &mut batch, &cut)?;
-                cut.clear();
-            }
-            start = end + 1;
-        }
-        cut.extend_from_slice(&buf[start..]);
-        let len = buf.len();
-        reader.consume(len);
-    }
-    run(h, &mut batch)?;
-    Ok((events, bad))
 }
 
 /// The archive's events and flows of a time window, files in parallel; matches are printed

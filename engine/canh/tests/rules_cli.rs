@@ -332,12 +332,13 @@ fn hunt_runs_correlations_of_the_starter_pack() {
     assert_eq!(hits[1]["rule.level"], "critical");
 }
 
-/// `canh hunt --input` over more lines than one read holds (a file of several MiB, and the same
-/// through stdin): every line is read whole wherever the reads cut it, the last one without its
-/// line end included; empty lines are skipped and a bad line is reported with its number (and
-/// fails the hunt).
+/// `canh hunt --input` over more lines than one block holds (a file of several blocks, and the
+/// same through stdin, on one thread and on several): every line is read whole wherever the
+/// blocks cut it, a line longer than a block and the last one without its line end included;
+/// matches come out in input order; empty lines are skipped and bad lines (not JSON, not UTF-8)
+/// are reported with their numbers (and fail the hunt).
 #[test]
-fn hunt_reads_every_line_across_reads() {
+fn hunt_reads_every_line_across_blocks_and_threads() {
     let dir = tempfile::tempdir().unwrap();
     let rule = dir.path().join("hit.yml");
     std::fs::write(
@@ -345,37 +346,43 @@ fn hunt_reads_every_line_across_reads() {
         "title: Hit\nlogsource: {}\ndetection:\n  sel:\n    kind: hit\n  condition: sel\n",
     )
     .unwrap();
-    let (rows, bad_line) = (40_000, 12_345);
-    let mut text = String::new();
+    let (rows, bad_json, bad_utf8, long) = (160_000, 12_345, 150_001, 99_999);
+    let mut text = Vec::new();
     let mut want = Vec::new();
     for n in 1..=rows {
-        if n == bad_line {
-            text += "{\"kind\": \"hit\", \n";
+        if n == bad_json {
+            text.extend_from_slice(b"{\"kind\": \"hit\", \n");
+            continue;
+        }
+        if n == bad_utf8 {
+            text.extend_from_slice(b"{\"kind\": \"hit\xff\"}\n");
             continue;
         }
         if n % 1000 == 0 && n < rows {
-            text += " \n";
+            text.extend_from_slice(b" \n");
             continue;
         }
-        let kind = if n % 7 == 0 || n == rows {
+        let kind = if n % 7 == 0 || n == rows || n == long {
             want.push(n);
             "hit"
         } else {
             "miss"
         };
-        // Lines of many lengths, so that reads end anywhere in them.
-        let pad = "x".repeat(n * 37 % 113);
-        text += &format!("{{\"n\":{n},\"kind\":\"{kind}\",\"pad\":\"{pad}\"}}");
+        // Lines of many lengths, so that blocks end anywhere in them; one longer than a block.
+        let pad = "x".repeat(if n == long { 5 << 20 } else { n * 37 % 113 });
+        text.extend_from_slice(
+            format!("{{\"n\":{n},\"kind\":\"{kind}\",\"pad\":\"{pad}\"}}").as_bytes(),
+        );
         if n < rows {
-            text.push('\n');
+            text.push(b'\n');
         }
     }
-    assert!(text.len() > 3 << 20);
+    assert!(text.len() > 16 << 20);
     let input = dir.path().join("events.jsonl");
     std::fs::write(&input, &text).unwrap();
-    let run = |from_stdin: bool| {
+    let run = |from_stdin: bool, threads: &str| {
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_canh"));
-        cmd.args(["hunt", "--mapping", "none", "--rules"])
+        cmd.args(["hunt", "--mapping", "none", "--threads", threads, "--rules"])
             .arg(&rule)
             .arg("--input");
         let out = if from_stdin {
@@ -399,22 +406,26 @@ fn hunt_reads_every_line_across_reads() {
             .collect();
         (got, err)
     };
-    let events = rows - 1 - (rows / 1000 - 1);
-    for from_stdin in [false, true] {
-        let (got, err) = run(from_stdin);
-        assert_eq!(got, want, "stdin: {from_stdin}");
+    let events = rows - 2 - (rows / 1000 - 1);
+    for (from_stdin, threads) in [(false, "1"), (false, "3"), (true, "1"), (true, "2")] {
+        let (got, err) = run(from_stdin, threads);
+        assert_eq!(got, want, "stdin: {from_stdin}, threads: {threads}");
         let name = if from_stdin {
             "-".to_owned()
         } else {
             input.display().to_string()
         };
         assert!(
-            err.contains(&format!("{name}:{bad_line}: not a JSON object")),
+            err.contains(&format!("{name}:{bad_json}: not a JSON object")),
+            "{err}"
+        );
+        assert!(
+            err.contains(&format!("{name}:{bad_utf8}: not UTF-8")),
             "{err}"
         );
         assert!(
             err.contains(&format!(
-                "{events} event(s), 1 rule(s), {} match(es)",
+                "{events} event(s), 1 rule(s), {} match(es), 2 line(s) not JSON objects",
                 want.len()
             )),
             "{err}"
