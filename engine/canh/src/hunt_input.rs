@@ -1,10 +1,12 @@
-//! `canh hunt --input`: rules over JSON lines on several threads.
+//! `canh hunt --input`: rules over JSON lines, on one thread or several.
 //!
-//! A reader thread cuts the input into blocks of whole lines; worker threads parse each block
-//! into batches (columns of the fields the rules read) and run the rules over them; the calling
-//! thread takes the blocks back in input order and writes the matches, so the output and what
-//! correlations see are the same whatever the number of threads. At most a few blocks per
-//! worker are in flight, so memory stays bounded however large the input.
+//! The input is cut into blocks of whole lines; each block is parsed into one batch (columns
+//! of the fields the rules read) and the rules run over it; the matches are written block by
+//! block in input order, so the output and what correlations see are the same whatever the
+//! number of threads. With one thread all of this happens in turn on the calling thread. With
+//! more, a reader thread cuts the blocks, worker threads parse and match them, and the calling
+//! thread writes them back in order; at most a few blocks per worker are in flight, so memory
+//! stays bounded however large the input. Block buffers and batches are reused.
 
 use std::collections::BTreeMap;
 use std::io::{Read, Write};
@@ -18,10 +20,9 @@ use crossbeam_channel::{bounded, unbounded, Receiver, Sender};
 
 use crate::Hunter;
 
-/// Lines parsed and matched together.
-const BATCH: usize = 4096;
-/// Input per block, about: whole lines, cut after the last line break.
-const BLOCK: usize = 4 << 20;
+/// Input per block, about: whole lines, cut after the last line break. A block's lines are
+/// parsed and matched as one batch (~4,500 of the usual 200-byte events).
+const BLOCK: usize = 1 << 20;
 
 /// A block of the input: whole lines (the last one unterminated at the end of the input).
 struct Block {
@@ -32,7 +33,7 @@ struct Block {
 /// A block parsed and matched.
 struct Done {
     seq: u64,
-    /// Its batches with their matches, in order (batches without a match are not kept).
+    /// Its batches with their matches, in order (a batch without a match is not kept).
     batches: Vec<(JsonLines, Vec<Hit>)>,
     /// Lines in the block, and the events taken from them.
     lines: u64,
@@ -41,24 +42,43 @@ struct Done {
     bad: Vec<(u64, String)>,
 }
 
-/// What the workers share: the rules, and how to make an empty batch.
-struct Shared<'a> {
+/// What parsing and matching need: the rules, what a batch gathers, and batches to reuse.
+struct Work<'a> {
     set: &'a RuleSet,
     fields: Vec<&'a str>,
     keywords: bool,
-    /// Batches handed back after their matches were written, for reuse.
-    spare: Receiver<JsonLines>,
+    spare: (Sender<JsonLines>, Receiver<JsonLines>),
 }
 
-impl Shared<'_> {
+impl Work<'_> {
     fn batch(&self) -> JsonLines {
         self.spare
+            .1
             .try_recv()
             .unwrap_or_else(|_| JsonLines::new(&self.fields, self.keywords))
     }
 
+    /// A batch back for reuse.
+    fn give_back(&self, mut batch: JsonLines) {
+        batch.clear();
+        let _ = self.spare.0.send(batch);
+    }
+
+    /// Runs the rules over a batch: kept with its matches, or reused at once.
+    fn finish(&self, batch: JsonLines, scratch: &mut SetScratch, done: &mut Done) {
+        let mut hits = Vec::new();
+        if !batch.is_empty() {
+            self.set.matches(Target::Events, &batch, scratch, &mut hits);
+        }
+        if hits.is_empty() {
+            self.give_back(batch);
+        } else {
+            done.batches.push((batch, hits));
+        }
+    }
+
     /// Parses a block's lines and runs the rules over them.
-    fn work(&self, block: Block, scratch: &mut SetScratch) -> Done {
+    fn block(&self, block: &Block, scratch: &mut SetScratch) -> Done {
         let mut done = Done {
             seq: block.seq,
             batches: Vec::new(),
@@ -67,17 +87,6 @@ impl Shared<'_> {
             bad: Vec::new(),
         };
         let mut batch = self.batch();
-        let mut finish = |batch: &mut JsonLines, done: &mut Done| {
-            let mut hits = Vec::new();
-            self.set
-                .matches(Target::Events, &*batch, scratch, &mut hits);
-            if hits.is_empty() {
-                batch.clear();
-            } else {
-                let full = std::mem::replace(batch, self.batch());
-                done.batches.push((full, hits));
-            }
-        };
         let bytes = block.bytes.as_slice();
         let mut start = 0;
         let ends = memchr::memchr_iter(b'\n', bytes).chain(
@@ -100,93 +109,101 @@ impl Shared<'_> {
             }
             let mut pushed = batch.push(text);
             if matches!(pushed, Err(LineError::Full)) {
-                finish(&mut batch, &mut done);
+                let full = std::mem::replace(&mut batch, self.batch());
+                self.finish(full, scratch, &mut done);
                 pushed = batch.push(text);
             }
             match pushed {
-                Ok(()) => {
-                    done.events += 1;
-                    if batch.len() == BATCH {
-                        finish(&mut batch, &mut done);
-                    }
-                }
+                Ok(()) => done.events += 1,
                 Err(e) => done.bad.push((done.lines, e.to_string())),
             }
         }
-        if !batch.is_empty() {
-            finish(&mut batch, &mut done);
-        }
+        self.finish(batch, scratch, &mut done);
         done
     }
 }
 
-/// Reads `input` (`-`: stdin) in blocks of whole lines; a block is read only when `slots`
-/// gives a token (one is given back per block written), so reading stays a few blocks ahead.
-fn read_blocks(
-    input: &Path,
-    work: Sender<Block>,
-    slots: Receiver<()>,
-) -> std::thread::JoinHandle<anyhow::Result<()>> {
-    let input = input.to_owned();
-    // Not scoped: when writing fails, the hunt ends without waiting for a slow input.
-    std::thread::spawn(move || {
-        let mut reader: Box<dyn Read + Send> = if input.as_os_str() == "-" {
-            Box::new(std::io::stdin())
-        } else {
-            Box::new(
-                std::fs::File::open(&input)
-                    .with_context(|| format!("reading {}", input.display()))?,
-            )
-        };
-        let mut carry = Vec::new();
-        for seq in 0.. {
-            if slots.recv().is_err() {
-                break;
-            }
-            let mut bytes = std::mem::take(&mut carry);
-            bytes.reserve(BLOCK);
-            // On until the block holds a line break (a line may be longer than a block).
-            let mut end = false;
-            loop {
-                let before = bytes.len();
-                let read = (&mut reader)
-                    .take(BLOCK as u64)
-                    .read_to_end(&mut bytes)
-                    .with_context(|| format!("reading {}", input.display()))?;
-                if read == 0 {
-                    end = true;
-                    break;
-                }
-                if memchr::memchr(b'\n', &bytes[before..]).is_some() {
-                    break;
-                }
-            }
-            // Whole lines only: what follows the last line break starts the next block.
-            if !end {
-                if let Some(i) = memchr::memrchr(b'\n', &bytes) {
-                    carry.extend_from_slice(&bytes[i + 1..]);
-                    bytes.truncate(i + 1);
-                }
-            }
-            if !bytes.is_empty() && work.send(Block { seq, bytes }).is_err() {
-                break;
-            }
-            if end {
-                break;
-            }
-        }
-        Ok(())
+/// The input, `-` for stdin.
+fn open(input: &Path) -> anyhow::Result<Box<dyn Read + Send>> {
+    Ok(if input.as_os_str() == "-" {
+        Box::new(std::io::stdin())
+    } else {
+        Box::new(
+            std::fs::File::open(input).with_context(|| format!("reading {}", input.display()))?,
+        )
     })
 }
 
-/// Runs the hunt's rules over JSON lines from `input` on `threads` worker threads; returns the
-/// events read and the lines not taken.
+/// Reads the next block into `bytes` (emptied first): `carry`, what followed the last line
+/// break of the block before, then more of the input, up to the last line break (a line longer
+/// than a block is read on until it ends); what follows that goes back into `carry`. Returns
+/// whether the input has ended, in which case `bytes` holds the rest of it.
+fn next_block(
+    reader: &mut dyn Read,
+    carry: &mut Vec<u8>,
+    bytes: &mut Vec<u8>,
+) -> std::io::Result<bool> {
+    bytes.clear();
+    bytes.append(carry);
+    bytes.reserve(BLOCK);
+    loop {
+        let before = bytes.len();
+        if (&mut *reader).take(BLOCK as u64).read_to_end(bytes)? == 0 {
+            return Ok(true);
+        }
+        if let Some(i) = memchr::memrchr(b'\n', &bytes[before..]) {
+            carry.extend_from_slice(&bytes[before + i + 1..]);
+            bytes.truncate(before + i + 1);
+            return Ok(false);
+        }
+    }
+}
+
+/// The matches of each block, in input order, through the hunter.
+struct Output<'a> {
+    input: &'a Path,
+    events: u64,
+    bad: u64,
+    lines: u64,
+}
+
+impl Output<'_> {
+    fn write(&mut self, h: &mut Hunter, work: &Work<'_>, done: Done) -> anyhow::Result<()> {
+        let mut err = std::io::stderr().lock();
+        for (n, why) in &done.bad {
+            writeln!(err, "{}:{}: {why}", self.input.display(), self.lines + n)?;
+        }
+        for (batch, hits) in done.batches {
+            for hit in &hits {
+                let row = hit.row as usize;
+                let event = canh_rules::events::RowOf {
+                    events: &batch,
+                    row,
+                };
+                h.hit(
+                    hit.rule,
+                    &|| canh_rules::correlation::event_time_ns(&event).unwrap_or(0),
+                    &event,
+                    &batch.json(row),
+                    Some(batch.line(row)),
+                )?;
+            }
+            work.give_back(batch);
+        }
+        self.events += done.events;
+        self.bad += done.bad.len() as u64;
+        self.lines += done.lines;
+        Ok(())
+    }
+}
+
+/// Runs the hunt's rules over JSON lines from `input` (`-`: stdin) on `threads` threads;
+/// returns the events read and the lines not taken.
 pub(crate) fn hunt_json(
     h: &mut Hunter,
     input: &Path,
     threads: usize,
 ) -> anyhow::Result<(u64, u64)> {
-    let threads = threads.max(1);
     let set = std::sync::Arc::clone(&h.set);
     // The correlations' time is read too.
     let (fields, keywords) = match set.compiled(Target::Events) {
@@ -197,79 +214,92 @@ pub(crate) fn hunt_json(
         }
         None => (Vec::new(), false),
     };
+    let work = Work {
+        set: &set,
+        fields,
+        keywords,
+        spare: unbounded(),
+    };
+    let mut out = Output {
+        input,
+        events: 0,
+        bad: 0,
+        lines: 0,
+    };
+    let mut reader = open(input)?;
+    if threads <= 1 {
+        let mut scratch = set.scratch();
+        let (mut carry, mut bytes) = (Vec::new(), Vec::new());
+        loop {
+            let end = next_block(&mut *reader, &mut carry, &mut bytes)
+                .with_context(|| format!("reading {}", input.display()))?;
+            let block = Block { seq: 0, bytes };
+            let done = work.block(&block, &mut scratch);
+            out.write(h, &work, done)?;
+            bytes = block.bytes;
+            if end {
+                return Ok((out.events, out.bad));
+            }
+        }
+    }
+    // A block is read only when a token is free (one comes back per block written), so reading
+    // stays a few blocks ahead of writing.
     let in_flight = 2 * threads + 1;
-    let (work_tx, work_rx) = bounded::<Block>(threads);
     let (slot_tx, slot_rx) = bounded::<()>(in_flight);
     for _ in 0..in_flight {
         let _ = slot_tx.send(());
     }
-    let reader = read_blocks(input, work_tx, slot_rx);
-    let (spare_tx, spare_rx) = unbounded::<JsonLines>();
-    let shared = Shared {
-        set: &set,
-        fields,
-        keywords,
-        spare: spare_rx,
-    };
-    let (events, bad) = std::thread::scope(|s| -> anyhow::Result<(u64, u64)> {
+    let (work_tx, work_rx) = bounded::<Block>(threads);
+    let (free_tx, free_rx) = unbounded::<Vec<u8>>();
+    // Not scoped: when writing fails, the hunt ends without waiting for a slow input.
+    let read = std::thread::spawn(move || -> std::io::Result<()> {
+        let mut carry = Vec::new();
+        for seq in 0.. {
+            if slot_rx.recv().is_err() {
+                break;
+            }
+            let mut bytes = free_rx.try_recv().unwrap_or_default();
+            let end = next_block(&mut *reader, &mut carry, &mut bytes)?;
+            if work_tx.send(Block { seq, bytes }).is_err() || end {
+                break;
+            }
+        }
+        Ok(())
+    });
+    std::thread::scope(|s| -> anyhow::Result<()> {
         // Owned here, so that an early return lets the reader and the workers end.
         let slot_tx = slot_tx;
         let (done_tx, done_rx) = unbounded::<Done>();
         for _ in 0..threads {
-            let (work_rx, done_tx, shared) = (work_rx.clone(), done_tx.clone(), &shared);
+            let (work_rx, done_tx, free_tx, work) =
+                (work_rx.clone(), done_tx.clone(), free_tx.clone(), &work);
             s.spawn(move || {
-                let mut scratch = shared.set.scratch();
+                let mut scratch = work.set.scratch();
                 for block in work_rx {
-                    if done_tx.send(shared.work(block, &mut scratch)).is_err() {
+                    let done = work.block(&block, &mut scratch);
+                    let _ = free_tx.send(block.bytes);
+                    if done_tx.send(done).is_err() {
                         return;
                     }
                 }
             });
         }
-        drop((work_rx, done_tx));
+        drop((work_rx, done_tx, free_tx));
         // Blocks in input order; one that finishes early waits for those before it.
-        let (mut events, mut bad, mut lines) = (0u64, 0u64, 0u64);
         let mut waiting = BTreeMap::new();
         let mut next = 0;
         for done in &done_rx {
             waiting.insert(done.seq, done);
             while let Some(done) = waiting.remove(&next) {
-                let mut err = std::io::stderr().lock();
-                for (n, why) in &done.bad {
-                    writeln!(err, "{}:{}: {why}", input.display(), lines + n)?;
-                }
-                for (mut batch, hits) in done.batches {
-                    write_hits(h, &batch, &hits)?;
-                    batch.clear();
-                    let _ = spare_tx.send(batch);
-                }
-                events += done.events;
-                bad += done.bad.len() as u64;
-                lines += done.lines;
+                out.write(h, &work, done)?;
                 next += 1;
                 let _ = slot_tx.send(());
             }
         }
-        Ok((events, bad))
+        Ok(())
     })?;
-    reader
-        .join()
-        .map_err(|_| anyhow::anyhow!("the input reader stopped"))??;
-    Ok((events, bad))
-}
-
-/// A batch's matches through the hunter.
-fn write_hits(h: &mut Hunter, batch: &JsonLines, hits: &[Hit]) -> anyhow::Result<()> {
-    for hit in hits {
-        let row = hit.row as usize;
-        let event = canh_rules::events::RowOf { events: batch, row };
-        h.hit(
-            hit.rule,
-            &|| canh_rules::correlation::event_time_ns(&event).unwrap_or(0),
-            &event,
-            &batch.json(row),
-            Some(batch.line(row)),
-        )?;
-    }
-    Ok(())
+    read.join()
+        .map_err(|_| anyhow::anyhow!("the input reader stopped"))?
+        .with_context(|| format!("reading {}", input.display()))?;
+    Ok((out.events, out.bad))
 }
