@@ -103,6 +103,8 @@ struct Def {
     names: Vec<Vec<String>>,
     /// Correlations that take this one's firings: (correlation, slot).
     parents: Vec<(u32, u8)>,
+    /// The rule as parsed (`None`: left out), to tell across a reload whether it changed.
+    rule: Option<CorrelationRule>,
 }
 
 #[derive(Debug)]
@@ -110,6 +112,8 @@ struct Ref {
     source: Source,
     key_fields: Vec<String>,
     value_field: Option<String>,
+    /// The detection rule read, as parsed (to tell across a reload whether it changed).
+    detection: Option<SigmaRule>,
 }
 
 /// A matching event as JSON, made only when asked for: correlation windows keep a few events
@@ -272,6 +276,7 @@ impl Correlator {
                     extended: None,
                     names: Vec::new(),
                     parents: Vec::new(),
+                    rule: None,
                 },
             })
             .collect();
@@ -307,6 +312,53 @@ impl Correlator {
             held: self.held as u64,
             ..self.counters
         }
+    }
+
+    /// After a rule reload: takes over the windows of `old`'s correlations that this one runs
+    /// unchanged — the same correlation rule, reading the same rules (as parsed) through the
+    /// same fields, and, for a correlation of correlations, unchanged ones. Their windows go
+    /// on as if there had been no reload; the others start empty. Returns the events taken
+    /// over (of `old.counters().held`).
+    pub fn carry_over(&mut self, old: Correlator) -> u64 {
+        let mut to_new: HashMap<u32, u32> = HashMap::new();
+        for n in 0..self.defs.len() as u32 {
+            let found = (0..old.defs.len() as u32)
+                .find(|&o| !to_new.contains_key(&o) && self.same(&old, n, o));
+            if let Some(o) = found {
+                to_new.insert(o, n);
+            }
+        }
+        let mut moved = 0;
+        for ((o, key), group) in old.groups {
+            if let Some(&n) = to_new.get(&o) {
+                moved += group.events.len();
+                self.groups.insert((n, key), group);
+            }
+        }
+        for (&o, &n) in &to_new {
+            self.newest[n as usize] = old.newest[o as usize];
+        }
+        // Groups keep their place in the eviction order.
+        self.clock = self.clock.max(old.clock);
+        self.held += moved;
+        moved as u64
+    }
+
+    /// Whether this correlator's correlation `n` is `old`'s `o`, unchanged.
+    fn same(&self, old: &Correlator, n: u32, o: u32) -> bool {
+        let (a, b) = (&self.defs[n as usize], &old.defs[o as usize]);
+        a.rule.is_some()
+            && a.rule == b.rule
+            && a.refs.len() == b.refs.len()
+            && a.refs.iter().zip(&b.refs).all(|(x, y)| {
+                x.key_fields == y.key_fields
+                    && x.value_field == y.value_field
+                    && match (x.source, y.source) {
+                        (Source::Detection(_), Source::Detection(_)) => x.detection == y.detection,
+                        (Source::Correlation(i), Source::Correlation(j)) => self.same(old, i, j),
+                        _ => false,
+                    }
+            })
     }
 
     /// A detection rule matched an event at `time_ns`; returns the correlations that fired
@@ -627,6 +679,10 @@ fn def(
             source,
             key_fields: c.group_by.iter().map(|g| resolve(g)).collect(),
             value_field: fields.first().map(|f| resolve(f)),
+            detection: match source {
+                Source::Detection(i) => Some(detections[i as usize].clone()),
+                Source::Correlation(_) => None,
+            },
         });
         let mut n = rule_handles;
         n.push(handle.clone());
@@ -647,6 +703,7 @@ fn def(
         extended,
         names,
         parents: Vec::new(),
+        rule: Some(c.clone()),
     })
 }
 
@@ -750,9 +807,16 @@ mod tests {
 
     const SEC: i64 = 1_000_000_000;
 
-    /// Detection rules `a`, `b` (matched by hand below) and the correlations in `yaml`.
+    /// Detection rules `a` and `b` (matched by hand below).
+    const AB: &str = "title: A\nid: a\nname: a\nlogsource: {product: x}\ndetection:\n  sel: {k: a}\n  condition: sel\n---\ntitle: B\nid: b\nname: b\nlogsource: {product: x}\ndetection:\n  sel: {k: b}\n  condition: sel\n";
+
+    /// Detection rules `a`, `b` and the correlations in `yaml`.
     fn setup(yaml: &str, limits: Limits) -> Correlator {
-        let detections = "title: A\nid: a\nname: a\nlogsource: {product: x}\ndetection:\n  sel: {k: a}\n  condition: sel\n---\ntitle: B\nid: b\nname: b\nlogsource: {product: x}\ndetection:\n  sel: {k: b}\n  condition: sel\n";
+        setup_with(AB, yaml, limits)
+    }
+
+    /// These detection rules and the correlations in `yaml`.
+    fn setup_with(detections: &str, yaml: &str, limits: Limits) -> Correlator {
         let c = rsigma_parser::parse_sigma_yaml(&format!("{detections}---\n{yaml}")).expect("yaml");
         assert!(c.errors.is_empty(), "{:?}", c.errors);
         let d: Vec<&SigmaRule> = c.rules.iter().collect();
@@ -768,6 +832,58 @@ mod tests {
 
     fn count(by: &str, cond: &str) -> String {
         format!("title: C\nid: c\ncorrelation:\n  type: event_count\n  rules: [a]\n  group-by: [{by}]\n  timespan: 60s\n  condition: {cond}\n")
+    }
+
+    /// A rule reload keeps the windows of the correlations it leaves unchanged, wherever their
+    /// rules now sit in the list, and empties those of changed ones: another threshold or
+    /// group-by, a changed rule read, or a changed correlation read.
+    #[test]
+    fn windows_of_unchanged_correlations_survive_a_reload() {
+        let ip = json!({"source.ip": "10.0.0.1"});
+        let before = |corr: &str| {
+            let mut c = setup(corr, Limits::default());
+            assert!(feed(&mut c, 0, 1, ip.clone()).is_empty());
+            assert!(feed(&mut c, 0, 2, ip.clone()).is_empty());
+            c
+        };
+        let c3 = count("source.ip", "{gte: 3}");
+        // A new rule loaded before `a`: `a` is rule 1 now.
+        let z = "title: Z\nid: z\nlogsource: {product: x}\ndetection:\n  sel: {k: z}\n  condition: sel\n---\n";
+        let mut after = setup_with(&format!("{z}{AB}"), &c3, Limits::default());
+        assert_eq!(after.carry_over(before(&c3)), 2);
+        assert_eq!(after.counters().held, 2);
+        let fired = feed(&mut after, 1, 3, ip.clone());
+        assert_eq!(fired.len(), 1);
+        assert_eq!((fired[0].count, fired[0].first_ns), (3, SEC));
+
+        let a_changed = AB.replace("sel: {k: a}", "sel: {k: aa}");
+        for (detections, corr) in [
+            (AB, count("source.ip", "{gte: 4}")),
+            (AB, count("destination.ip", "{gte: 3}")),
+            (a_changed.as_str(), c3.clone()),
+        ] {
+            let mut after = setup_with(detections, &corr, Limits::default());
+            assert_eq!(after.carry_over(before(&c3)), 0, "{detections}\n{corr}");
+            assert_eq!(after.counters().held, 0);
+            assert!(feed(&mut after, 0, 3, ip.clone()).is_empty());
+        }
+
+        // A correlation of a correlation: unchanged only with what it reads.
+        let d = "---\ntitle: D\nid: d\ncorrelation:\n  type: event_count\n  rules: [c]\n  group-by: [source.ip]\n  timespan: 60s\n  condition: {gte: 2}\n";
+        let chain = |inner: &str| {
+            let mut c = setup(&format!("{inner}{d}"), Limits::default());
+            for t in 1..=3 {
+                feed(&mut c, 0, t, ip.clone());
+            }
+            c
+        };
+        let held = chain(&c3).counters().held;
+        assert!(held > 0);
+        let mut same = setup(&format!("{c3}{d}"), Limits::default());
+        assert_eq!(same.carry_over(chain(&c3)), held);
+        let c2 = count("source.ip", "{gte: 2}");
+        let mut changed = setup(&format!("{c2}{d}"), Limits::default());
+        assert_eq!(changed.carry_over(chain(&c3)), 0);
     }
 
     /// Events the caller keeps itself: a window keeps their handles, never their text, and a

@@ -310,3 +310,76 @@ fn a_rule_added_while_running_fires_without_a_restart() {
         .sum();
     assert_eq!(events, 51);
 }
+
+/// A rule reload that leaves a correlation unchanged keeps its windows: six SSH failures before
+/// an unrelated rule is added, four after, and the brute force (ten within five minutes) is
+/// still seen.
+#[test]
+fn a_reload_keeps_the_windows_of_unchanged_correlations() {
+    let dir = tempfile::tempdir().unwrap();
+    let rules = dir.path().join("rules");
+    std::fs::create_dir_all(&rules).unwrap();
+    std::fs::copy(
+        pack().join("linux/ssh_bruteforce.yml"),
+        rules.join("ssh_bruteforce.yml"),
+    )
+    .unwrap();
+    let extra = format!(
+        "[detection]\nrules = \"{}\"\nreload_interval = \"200ms\"\n",
+        rules.display()
+    );
+    let canh = Canh::start(&dir.path().join("data"), &extra);
+    let port = canh.tcp.port();
+    let fail = |i: u32| {
+        logger(
+            port,
+            "sshd",
+            &format!(
+                "Failed password for root from 203.0.113.9 port {} ssh2",
+                40000 + i
+            ),
+        )
+    };
+    let held = || canh.metric("canh_detection_state{kind=\"correlation_held_events\"}");
+    (0..6).for_each(fail);
+    assert!(
+        eventually(Duration::from_secs(10), || held() >= 6),
+        "{}",
+        canh.log()
+    );
+    std::fs::write(
+        rules.join("canary.yml"),
+        "title: Canary\nid: 0badc0de-0000-4000-8000-000000000002\nlogsource: {product: canh}\ndetection:\n  keywords:\n    - 'canary'\n  condition: keywords\nlevel: low\n",
+    )
+    .unwrap();
+    assert!(
+        eventually(Duration::from_secs(10), || canh
+            .metric("canh_detection_reloads_total{result=\"ok\"}")
+            >= 1),
+        "{}",
+        canh.log()
+    );
+    // The first match of the new set brings the reload to the alerts thread.
+    (6..10).for_each(fail);
+    let carried = "canh_detection_events_total{kind=\"correlation_carried_over\"}";
+    assert!(
+        eventually(Duration::from_secs(10), || canh.metric(carried) >= 6),
+        "{}",
+        canh.log()
+    );
+    assert!(eventually(Duration::from_secs(10), || canh
+        .metric("canh_detection_matches_total{table=\"events\"}")
+        >= 10));
+    assert_eq!(
+        canh.metric("canh_detection_events_total{kind=\"correlation_reset\"}"),
+        0
+    );
+    assert!(canh.stop().success());
+    let alerts = alerts(&dir.path().join("data"));
+    let brute: Vec<_> = alerts
+        .values()
+        .filter(|(title, ..)| title == "SSH brute force")
+        .collect();
+    assert_eq!(brute.len(), 1, "{alerts:#?}");
+    assert_eq!(brute[0].1, 10, "{alerts:#?}");
+}

@@ -10,7 +10,9 @@
 //! * [`Rules`] holds the current rule set, shared by the parser workers. A watcher thread
 //!   rebuilds it when a rule, mapping or IOC file changes (or on SIGHUP) and swaps it in; each
 //!   worker picks the new set up at its next batch, so no event goes unmatched while rules
-//!   reload. Correlation state starts over with a new set (counted as `correlation_reset`).
+//!   reload. The windows of correlations that the new set runs unchanged (same rule, same
+//!   rules read) go on (their events counted as `correlation_carried_over`); the others start
+//!   over (`correlation_reset`).
 //! * Each parser worker runs the compiled matcher over its own batches ([`WorkerDetect`]) and
 //!   sends the matching rows to the alerts thread ([`run_alerts`]), which feeds correlations,
 //!   deduplicates alerts and writes them to the archive's `alerts` table.
@@ -541,11 +543,16 @@ pub fn run_alerts(
         match input.recv_timeout(Duration::from_millis(200)) {
             Ok(d) => {
                 if d.generation > stage.loaded.generation {
-                    let held = stage.alerts.correlator.counters().held;
-                    metrics.detection("correlation_reset", held);
                     stage.alerts.close(&mut builder, &metrics);
                     flush(&mut stage, &mut builder);
-                    stage = Stage::new(rules.current(), &config, forwarding);
+                    let old = std::mem::replace(
+                        &mut stage,
+                        Stage::new(rules.current(), &config, forwarding),
+                    );
+                    let held = old.alerts.correlator.counters().held;
+                    let carried = stage.alerts.correlator.carry_over(old.alerts.correlator);
+                    metrics.detection("correlation_carried_over", carried);
+                    metrics.detection("correlation_reset", held - carried);
                     seen = Default::default();
                 }
                 if d.generation != stage.loaded.generation {
