@@ -2,6 +2,8 @@
 //! compiled (one compiled matcher per table), and the correlation rules over them — what
 //! `canh hunt` and the pipeline run.
 
+use std::collections::HashMap;
+
 use rsigma_parser::{CorrelationRule, FilterRuleTarget, LogSource, SigmaRule};
 
 use crate::check::{check, Checked};
@@ -210,6 +212,28 @@ impl RuleSet {
         let corr: Vec<&CorrelationRule> =
             self.correlations.iter().filter_map(correlation).collect();
         Correlator::new(&corr, &detections, &self.mapping, limits).0
+    }
+
+    /// Where each detection rule of this set is in `new` (a reload of it), if it is there
+    /// unchanged (the same rule as parsed): matches this set made that arrive after the reload
+    /// are renumbered with it rather than lost.
+    pub fn renumber(&self, new: &RuleSet) -> Vec<Option<u32>> {
+        let handle = |r: &Rule| r.id().unwrap_or(r.title()).to_owned();
+        let mut by_handle: HashMap<String, Vec<u32>> = HashMap::new();
+        for (j, r) in new.rules.iter().enumerate() {
+            by_handle.entry(handle(r)).or_default().push(j as u32);
+        }
+        self.rules
+            .iter()
+            .map(|r| {
+                let RuleKind::Detection(a) = &r.kind else {
+                    return None;
+                };
+                by_handle.get(&handle(r))?.iter().copied().find(
+                    |&j| matches!(&new.rules[j as usize].kind, RuleKind::Detection(b) if a == b),
+                )
+            })
+            .collect()
     }
 
     /// The compiled matcher of a table's rules, if any rule runs over it.

@@ -12,7 +12,9 @@
 //!   worker picks the new set up at its next batch, so no event goes unmatched while rules
 //!   reload. The windows of correlations that the new set runs unchanged (same rule, same
 //!   rules read) go on (their events counted as `correlation_carried_over`); the others start
-//!   over (`correlation_reset`).
+//!   over (`correlation_reset`). Matches a worker made with the replaced set that arrive after
+//!   the new set's first ones count for the same rules in the new set when those are unchanged
+//!   (else `stale_matches`).
 //! * Each parser worker runs the compiled matcher over its own batches ([`WorkerDetect`]) and
 //!   sends the matching rows to the alerts thread ([`run_alerts`]), which feeds correlations,
 //!   deduplicates alerts and writes them to the archive's `alerts` table.
@@ -539,9 +541,12 @@ pub fn run_alerts(
     let mut watermark = i64::MIN;
     let mut last_tick = Instant::now();
     let mut seen = canh_rules::correlation::Counters::default();
+    // After a reload: the set it replaced, and where each of its rules is in the new one, for
+    // its matches still on their way (a worker that had not yet picked the new set up).
+    let mut renumber: Option<(u64, Vec<Option<u32>>)> = None;
     loop {
         match input.recv_timeout(Duration::from_millis(200)) {
-            Ok(d) => {
+            Ok(mut d) => {
                 if d.generation > stage.loaded.generation {
                     stage.alerts.close(&mut builder, &metrics);
                     flush(&mut stage, &mut builder);
@@ -554,12 +559,33 @@ pub fn run_alerts(
                     metrics.detection("correlation_carried_over", carried);
                     metrics.detection("correlation_reset", held - carried);
                     seen = Default::default();
+                    renumber = Some((
+                        old.loaded.generation,
+                        old.loaded.set.renumber(&stage.loaded.set),
+                    ));
                 }
                 if d.generation != stage.loaded.generation {
-                    // Matches of a rule set that has since been replaced: their rule numbers
-                    // mean nothing now.
-                    metrics.detection("stale_matches", d.hits.len() as u64);
-                    continue;
+                    // Matches of a rule set that has since been replaced: those of rules the
+                    // new set runs unchanged count as its own; the others are dropped.
+                    let before = d.hits.len();
+                    match &renumber {
+                        Some((generation, to)) if *generation == d.generation => {
+                            d.hits.retain_mut(|(_, rule, _)| {
+                                match to.get(*rule as usize).copied().flatten() {
+                                    Some(new) => {
+                                        *rule = new;
+                                        true
+                                    }
+                                    None => false,
+                                }
+                            });
+                        }
+                        _ => d.hits.clear(),
+                    }
+                    metrics.detection("stale_matches", (before - d.hits.len()) as u64);
+                    if d.hits.is_empty() {
+                        continue;
+                    }
                 }
                 let events = BatchEvents::new(&d.records, keywords(d.table));
                 for &(row, rule, time_ns) in &d.hits {
@@ -757,6 +783,97 @@ fn flush(b: &mut TableBuilder, output: &Sender<Batch>, metrics: &Metrics) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn rule(title: &str, id: u8, keyword: &str) -> String {
+        format!(
+            "title: {title}\nid: 0badc0de-0000-4000-8000-0000000000{id:02}\nlogsource: {{product: canh}}\ndetection:\n  keywords:\n    - '{keyword}'\n  condition: keywords\nlevel: low\n"
+        )
+    }
+
+    /// The titles of the alert rows in what the alerts thread wrote.
+    fn titles(batches: &Receiver<Batch>) -> Vec<String> {
+        use arrow::array::AsArray;
+        let mut out = Vec::new();
+        for b in batches.try_iter() {
+            let col = b.records.column(Col::RuleTitle as usize).as_string::<i32>();
+            out.extend(col.iter().flatten().map(str::to_owned));
+        }
+        out
+    }
+
+    /// Matches a worker made with the rule set a reload replaced, arriving after the new set's
+    /// first ones: those of rules the new set runs unchanged raise their alerts under the
+    /// rules' new positions; those of a changed rule are dropped and counted.
+    #[test]
+    fn late_matches_of_a_replaced_set_count_for_its_unchanged_rules() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        std::fs::write(dir.path().join("b.yml"), rule("B", 2, "bee")).expect("write");
+        std::fs::write(dir.path().join("c.yml"), rule("C", 3, "sea")).expect("write");
+        let config = DetectionConfig {
+            rules: vec![dir.path().to_owned()],
+            rules_default: false,
+            ..DetectionConfig::default()
+        };
+        let metrics = Metrics::new();
+        let rules = Rules::open(&config, metrics.clone())
+            .expect("rules")
+            .expect("on");
+        let old = rules.current();
+        let mut b = TableBuilder::new(Table::Events, 4);
+        for _ in 0..3 {
+            use canh_schema::fields::events::Col as E;
+            b.set_ts(E::Timestamp, 1);
+            b.set_ts(E::EventCreated, 1);
+            b.set_str(E::EventOriginal, "bee sea");
+            b.set_str(E::Message, "bee sea");
+            b.set_str(E::ParseStatus, "ok");
+            b.end_row();
+        }
+        let records = b.finish().expect("valid").expect("rows").records;
+        let detected = |generation, hits| Detected {
+            generation,
+            table: Table::Events,
+            records: records.clone(),
+            hits,
+        };
+        let (tx, rx) = crossbeam_channel::unbounded();
+        let (out_tx, out_rx) = crossbeam_channel::unbounded();
+        let thread = std::thread::spawn({
+            let (rules, metrics) = (rules.clone(), metrics.clone());
+            move || run_alerts(rules, rx, out_tx, None, metrics)
+        });
+        // B (rule 0) before the reload; its alert written means the thread runs the old set.
+        tx.send(detected(old.generation, vec![(0, 0, 1)]))
+            .expect("send");
+        let first = out_rx
+            .recv_timeout(Duration::from_secs(10))
+            .expect("B's alert");
+        assert_eq!(first.rows(), 1);
+        // The reload puts A first and changes C: [A, B, C'].
+        std::fs::write(dir.path().join("a.yml"), rule("A", 1, "ay")).expect("write");
+        std::fs::write(dir.path().join("c.yml"), rule("C", 3, "see")).expect("write");
+        assert!(rules.reload());
+        let new = rules.current();
+        assert_eq!(new.set.rules.len(), 3);
+        tx.send(detected(new.generation, vec![(0, 0, 2)]))
+            .expect("send");
+        // Late: B and C by their old positions.
+        tx.send(detected(old.generation, vec![(1, 0, 3), (2, 1, 3)]))
+            .expect("send");
+        drop(tx);
+        thread.join().expect("alerts thread");
+        let mut titles = titles(&out_rx);
+        titles.sort();
+        titles.dedup();
+        assert_eq!(titles, ["A", "B"]);
+        assert!(
+            metrics
+                .render()
+                .contains("canh_detection_events_total{kind=\"stale_matches\"} 1"),
+            "{}",
+            metrics.render()
+        );
+    }
 
     #[test]
     fn no_rules_or_no_default_folder_is_detection_off_and_a_missing_folder_is_an_error() {
