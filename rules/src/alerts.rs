@@ -210,6 +210,39 @@ impl Alerter {
         self.open.len()
     }
 
+    /// After a rule reload: takes over `old`'s open windows of the rules this alerter has too
+    /// (the same id, title, level and tags, and the same suppression), so that what they go on
+    /// matching folds into the alerts already raised instead of raising them again. Returns the
+    /// others' alerts that folded more in, closed (as [`Alerter::close_all`] does).
+    pub fn carry_over(&mut self, old: Alerter) -> Vec<Alert> {
+        let mut by_id: HashMap<&str, Vec<u32>> = HashMap::new();
+        for (j, r) in self.rules.iter().enumerate() {
+            by_id.entry(r.id.as_str()).or_default().push(j as u32);
+        }
+        let to: Vec<Option<u32>> = old
+            .rules
+            .iter()
+            .enumerate()
+            .map(|(i, info)| {
+                by_id.get(info.id.as_str())?.iter().copied().find(|&j| {
+                    self.rules[j as usize] == *info
+                        && self.suppress_ns.get(j as usize) == old.suppress_ns.get(i)
+                })
+            })
+            .collect();
+        let mut closed = Vec::new();
+        for ((rule, key), open) in old.open {
+            match to.get(rule as usize).copied().flatten() {
+                Some(j) if self.open.len() < self.max_open => {
+                    self.open.insert((j, key), open);
+                }
+                _ => closed.extend(open.changed.then_some(open.alert)),
+            }
+        }
+        self.suppressed += old.suppressed;
+        closed
+    }
+
     /// Closes every window (shutdown).
     pub fn close_all(&mut self) -> Vec<Alert> {
         self.open
@@ -307,6 +340,53 @@ mod tests {
         // After the window: a new alert with a new id.
         let again = a.raise(candidate("10.0.0.1", 400)).0.expect("new");
         assert_ne!(again.id, first.id);
+    }
+
+    /// A reload keeps the open windows of rules it leaves as they were (wherever they are in
+    /// the new list) and closes those of changed rules.
+    #[test]
+    fn a_reload_keeps_the_windows_of_unchanged_rules() {
+        let info = |id: &str, level: &str| RuleInfo {
+            id: id.into(),
+            title: id.into(),
+            level: level.into(),
+            tags: vec![],
+        };
+        let mut old = Alerter::new(
+            vec![info("kept", "low"), info("changed", "low")],
+            vec![300 * SEC; 2],
+            5,
+            100,
+        );
+        let kept = old.raise(candidate("10.0.0.1", 0)).0.expect("new");
+        let mut c = candidate("10.0.0.1", 0);
+        c.rule = 1;
+        old.raise(c.clone()).0.expect("new");
+        c.first_ns = SEC;
+        assert!(old.raise(c).0.is_none());
+        let mut new = Alerter::new(
+            vec![
+                info("added", "low"),
+                info("changed", "high"),
+                info("kept", "low"),
+            ],
+            vec![300 * SEC; 3],
+            5,
+            100,
+        );
+        let closed = new.carry_over(old);
+        assert_eq!(closed.len(), 1);
+        assert_eq!(
+            (closed[0].rule.id.as_str(), closed[0].count),
+            ("changed", 2)
+        );
+        assert_eq!(new.suppressed, 1);
+        // The kept rule is third now: its match folds into the alert from before the reload.
+        let mut c = candidate("10.0.0.1", 10);
+        c.rule = 2;
+        assert!(new.raise(c).0.is_none());
+        let all = new.close_all();
+        assert_eq!((all[0].id.as_str(), all[0].count), (kept.id.as_str(), 2));
     }
 
     #[test]

@@ -10,7 +10,8 @@
 //! * [`Rules`] holds the current rule set, shared by the parser workers. A watcher thread
 //!   rebuilds it when a rule, mapping or IOC file changes (or on SIGHUP) and swaps it in; each
 //!   worker picks the new set up at its next batch, so no event goes unmatched while rules
-//!   reload. The windows of correlations that the new set runs unchanged (same rule, same
+//!   reload. Open alerts of rules the new set still has stay open (a reload raises nothing
+//!   again); the windows of correlations that the new set runs unchanged (same rule, same
 //!   rules read) go on (their events counted as `correlation_carried_over`); the others start
 //!   over (`correlation_reset`). Matches a worker made with the replaced set that arrive after
 //!   the new set's first ones count for the same rules in the new set when those are unchanged
@@ -548,12 +549,16 @@ pub fn run_alerts(
         match input.recv_timeout(Duration::from_millis(200)) {
             Ok(mut d) => {
                 if d.generation > stage.loaded.generation {
-                    stage.alerts.close(&mut builder, &metrics);
                     flush(&mut stage, &mut builder);
                     let old = std::mem::replace(
                         &mut stage,
                         Stage::new(rules.current(), &config, forwarding),
                     );
+                    // Open alerts of rules still there go on folding matches in; the others
+                    // are written as they stand.
+                    for a in stage.alerts.alerter.carry_over(old.alerts.alerter) {
+                        write_alert(&mut builder, &a, &metrics, false);
+                    }
                     let held = old.alerts.correlator.counters().held;
                     let carried = stage.alerts.correlator.carry_over(old.alerts.correlator);
                     metrics.detection("correlation_carried_over", carried);
@@ -790,20 +795,33 @@ mod tests {
         )
     }
 
-    /// The titles of the alert rows in what the alerts thread wrote.
-    fn titles(batches: &Receiver<Batch>) -> Vec<String> {
+    /// The alert rows the alerts thread wrote: (title, id, count).
+    fn rows(batches: impl IntoIterator<Item = Batch>) -> Vec<(String, String, u64)> {
         use arrow::array::AsArray;
+        use arrow::datatypes::UInt64Type;
         let mut out = Vec::new();
-        for b in batches.try_iter() {
-            let col = b.records.column(Col::RuleTitle as usize).as_string::<i32>();
-            out.extend(col.iter().flatten().map(str::to_owned));
+        for b in batches {
+            let r = &b.records;
+            let titles = r.column(Col::RuleTitle as usize).as_string::<i32>();
+            let ids = r.column(Col::AlertId as usize).as_string::<i32>();
+            let counts = r
+                .column(Col::EventCount as usize)
+                .as_primitive::<UInt64Type>();
+            for i in 0..r.num_rows() {
+                out.push((
+                    titles.value(i).to_owned(),
+                    ids.value(i).to_owned(),
+                    counts.value(i),
+                ));
+            }
         }
         out
     }
 
     /// Matches a worker made with the rule set a reload replaced, arriving after the new set's
-    /// first ones: those of rules the new set runs unchanged raise their alerts under the
-    /// rules' new positions; those of a changed rule are dropped and counted.
+    /// first ones: those of rules the new set runs unchanged count as that rule's (and fold
+    /// into its alert still open from before the reload); those of a changed rule are dropped
+    /// and counted.
     #[test]
     fn late_matches_of_a_replaced_set_count_for_its_unchanged_rules() {
         let dir = tempfile::tempdir().expect("tempdir");
@@ -845,10 +863,11 @@ mod tests {
         // B (rule 0) before the reload; its alert written means the thread runs the old set.
         tx.send(detected(old.generation, vec![(0, 0, 1)]))
             .expect("send");
-        let first = out_rx
+        let first = rows([out_rx
             .recv_timeout(Duration::from_secs(10))
-            .expect("B's alert");
-        assert_eq!(first.rows(), 1);
+            .expect("B's alert")]);
+        assert_eq!(first.len(), 1);
+        assert_eq!((first[0].0.as_str(), first[0].2), ("B", 1));
         // The reload puts A first and changes C: [A, B, C'].
         std::fs::write(dir.path().join("a.yml"), rule("A", 1, "ay")).expect("write");
         std::fs::write(dir.path().join("c.yml"), rule("C", 3, "see")).expect("write");
@@ -862,10 +881,14 @@ mod tests {
             .expect("send");
         drop(tx);
         thread.join().expect("alerts thread");
-        let mut titles = titles(&out_rx);
-        titles.sort();
+        let after = rows(out_rx.try_iter());
+        let mut titles: Vec<&str> = after.iter().map(|r| r.0.as_str()).collect();
+        titles.sort_unstable();
         titles.dedup();
-        assert_eq!(titles, ["A", "B"]);
+        assert_eq!(titles, ["A", "B"], "{after:?}");
+        // B's late match folded into the alert raised before the reload: same id, count 2.
+        let b = after.iter().rfind(|r| r.0 == "B").expect("B");
+        assert_eq!((&b.1, b.2), (&first[0].1, 2), "{after:?}");
         assert!(
             metrics
                 .render()
