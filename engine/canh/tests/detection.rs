@@ -253,26 +253,22 @@ fn a_scripted_attack_raises_the_expected_alerts_and_no_others() {
     assert_eq!(in_clickhouse.trim(), format!("{}\t1", alerts.len()));
 }
 
-#[test]
-fn a_rule_added_while_running_fires_without_a_restart() {
-    let dir = tempfile::tempdir().unwrap();
-    let rules = dir.path().join("rules");
+/// `canh serve` with one file of the starter pack in `dir/rules`, reloaded 200 ms after a rule
+/// file changes; data in `dir/data`.
+fn serve_reloading(dir: &Path, pack_file: &str) -> (Canh, PathBuf) {
+    let rules = dir.join("rules");
     std::fs::create_dir_all(&rules).unwrap();
-    std::fs::copy(
-        pack().join("network/firewall_config_change.yml"),
-        rules.join("firewall_config_change.yml"),
-    )
-    .unwrap();
+    let name = Path::new(pack_file).file_name().unwrap();
+    std::fs::copy(pack().join(pack_file), rules.join(name)).unwrap();
     let extra = format!(
         "[detection]\nrules = \"{}\"\nreload_interval = \"200ms\"\n",
         rules.display()
     );
-    let canh = Canh::start(&dir.path().join("data"), &extra);
-    let port = canh.tcp.port();
-    logger(port, "app", "canary one");
-    assert!(eventually(Duration::from_secs(10), || canh
-        .metric_sum("canh_parser_events_total")
-        >= 1));
+    (Canh::start(&dir.join("data"), &extra), rules)
+}
+
+/// Adds a rule matching `canary` to the running `canh serve`'s rules and waits for the reload.
+fn add_canary_rule(canh: &Canh, rules: &Path) {
     std::fs::write(
         rules.join("canary.yml"),
         "title: Canary\nid: 0badc0de-0000-4000-8000-000000000001\nlogsource: {product: canh}\ndetection:\n  keywords:\n    - 'canary'\n  condition: keywords\nlevel: low\n",
@@ -285,6 +281,18 @@ fn a_rule_added_while_running_fires_without_a_restart() {
         "{}",
         canh.log()
     );
+}
+
+#[test]
+fn a_rule_added_while_running_fires_without_a_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let (canh, rules) = serve_reloading(dir.path(), "network/firewall_config_change.yml");
+    let port = canh.tcp.port();
+    logger(port, "app", "canary one");
+    assert!(eventually(Duration::from_secs(10), || canh
+        .metric_sum("canh_parser_events_total")
+        >= 1));
+    add_canary_rule(&canh, &rules);
     for i in 0..50 {
         logger(port, "app", &format!("canary {i}"));
     }
@@ -317,18 +325,7 @@ fn a_rule_added_while_running_fires_without_a_restart() {
 #[test]
 fn a_reload_keeps_the_windows_of_unchanged_correlations() {
     let dir = tempfile::tempdir().unwrap();
-    let rules = dir.path().join("rules");
-    std::fs::create_dir_all(&rules).unwrap();
-    std::fs::copy(
-        pack().join("linux/ssh_bruteforce.yml"),
-        rules.join("ssh_bruteforce.yml"),
-    )
-    .unwrap();
-    let extra = format!(
-        "[detection]\nrules = \"{}\"\nreload_interval = \"200ms\"\n",
-        rules.display()
-    );
-    let canh = Canh::start(&dir.path().join("data"), &extra);
+    let (canh, rules) = serve_reloading(dir.path(), "linux/ssh_bruteforce.yml");
     let port = canh.tcp.port();
     let fail = |i: u32| {
         logger(
@@ -347,18 +344,7 @@ fn a_reload_keeps_the_windows_of_unchanged_correlations() {
         "{}",
         canh.log()
     );
-    std::fs::write(
-        rules.join("canary.yml"),
-        "title: Canary\nid: 0badc0de-0000-4000-8000-000000000002\nlogsource: {product: canh}\ndetection:\n  keywords:\n    - 'canary'\n  condition: keywords\nlevel: low\n",
-    )
-    .unwrap();
-    assert!(
-        eventually(Duration::from_secs(10), || canh
-            .metric("canh_detection_reloads_total{result=\"ok\"}")
-            >= 1),
-        "{}",
-        canh.log()
-    );
+    add_canary_rule(&canh, &rules);
     // The first match of the new set brings the reload to the alerts thread.
     (6..10).for_each(fail);
     let carried = "canh_detection_events_total{kind=\"correlation_carried_over\"}";
