@@ -33,6 +33,8 @@ struct Block {
 /// A block parsed and matched.
 struct Done {
     seq: u64,
+    /// The block's size.
+    bytes: u64,
     /// Its batches with their matches, in order (a batch without a match is not kept).
     batches: Vec<(JsonLines, Vec<Hit>)>,
     /// Lines in the block, and the events taken from them.
@@ -81,6 +83,7 @@ impl Work<'_> {
     fn block(&self, block: &Block, scratch: &mut SetScratch) -> Done {
         let mut done = Done {
             seq: block.seq,
+            bytes: block.bytes.len() as u64,
             batches: Vec::new(),
             lines: 0,
             events: 0,
@@ -165,13 +168,19 @@ struct Output<'a> {
     events: u64,
     bad: u64,
     lines: u64,
+    bar: indicatif::ProgressBar,
 }
 
 impl Output<'_> {
     fn write(&mut self, h: &mut Hunter, work: &Work<'_>, done: Done) -> anyhow::Result<()> {
-        let mut err = std::io::stderr().lock();
-        for (n, why) in &done.bad {
-            writeln!(err, "{}:{}: {why}", self.input.display(), self.lines + n)?;
+        if !done.bad.is_empty() {
+            self.bar.suspend(|| -> std::io::Result<()> {
+                let mut err = std::io::stderr().lock();
+                for (n, why) in &done.bad {
+                    writeln!(err, "{}:{}: {why}", self.input.display(), self.lines + n)?;
+                }
+                Ok(())
+            })?;
         }
         for (batch, hits) in done.batches {
             for hit in &hits {
@@ -193,6 +202,9 @@ impl Output<'_> {
         self.events += done.events;
         self.bad += done.bad.len() as u64;
         self.lines += done.lines;
+        self.bar.inc(done.bytes);
+        self.bar
+            .set_message(format!("{} events, {} matches", self.events, h.matches));
         Ok(())
     }
 }
@@ -220,11 +232,23 @@ pub(crate) fn hunt_json(
         keywords,
         spare: unbounded(),
     };
+    let size = (input.as_os_str() != "-")
+        .then(|| std::fs::metadata(input).ok().map(|m| m.len()))
+        .flatten();
     let mut out = Output {
         input,
         events: 0,
         bad: 0,
         lines: 0,
+        bar: crate::progress(
+            size,
+            match size {
+                Some(_) => {
+                    "{spinner} {bytes}/{total_bytes} read, {msg} [{elapsed}, about {eta} left]"
+                }
+                None => "{spinner} {bytes} read, {msg} [{elapsed}]",
+            },
+        ),
     };
     let mut reader = open(input)?;
     if threads <= 1 {
@@ -238,6 +262,7 @@ pub(crate) fn hunt_json(
             out.write(h, &work, done)?;
             bytes = block.bytes;
             if end {
+                out.bar.finish_and_clear();
                 return Ok((out.events, out.bad));
             }
         }
@@ -298,6 +323,7 @@ pub(crate) fn hunt_json(
         }
         Ok(())
     })?;
+    out.bar.finish_and_clear();
     read.join()
         .map_err(|_| anyhow::anyhow!("the input reader stopped"))?
         .with_context(|| format!("reading {}", input.display()))?;

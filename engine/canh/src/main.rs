@@ -1099,6 +1099,19 @@ fn store_alerts(
     Ok(batch.rows())
 }
 
+/// A progress line on stderr (drawn only when stderr is a terminal): `total` bytes, or a
+/// count without an end. It is cleared when dropped, on error too.
+fn progress(total: Option<u64>, template: &str) -> indicatif::ProgressBar {
+    let bar =
+        indicatif::ProgressBar::with_draw_target(total, indicatif::ProgressDrawTarget::stderr())
+            .with_finish(indicatif::ProgressFinish::AndClear);
+    bar.set_style(
+        indicatif::ProgressStyle::with_template(template)
+            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+    );
+    bar
+}
+
 /// The archive's events and flows of a time window, files in parallel; matches are printed
 /// file by file, then correlations run over them in event-time order. Returns the rows read.
 fn hunt_archive(
@@ -1118,15 +1131,9 @@ fn hunt_archive(
         .filter_map(|f| std::fs::metadata(f).ok())
         .map(|m| m.len())
         .sum();
-    let bar = indicatif::ProgressBar::with_draw_target(
+    let bar = progress(
         Some(total),
-        indicatif::ProgressDrawTarget::stderr(),
-    );
-    bar.set_style(
-        indicatif::ProgressStyle::with_template(
-            "{spinner} {bytes}/{total_bytes} of Parquet read, {msg} [{elapsed}, about {eta} left]",
-        )
-        .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+        "{spinner} {bytes}/{total_bytes} of Parquet read, {msg} [{elapsed}, about {eta} left]",
     );
     let rows = AtomicU64::new(0);
     let mut all = canh_core::hunt::Found::default();
