@@ -9,7 +9,7 @@
 //! Serde's derive stops at the first error, which is why the walk is written out here.
 //! The documented example is `deploy/canh.toml`; every key is described there.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -174,6 +174,8 @@ pub struct DetectionConfig {
     pub reload_interval: Duration,
     /// Repeats of an alert (same rule and key) within this time fold into it.
     pub suppress: Duration,
+    /// The same per rule (by id, or title for a rule without one), where it differs.
+    pub suppress_rules: BTreeMap<String, Duration>,
     /// How late (event time) events may arrive and still count in correlations.
     pub lateness: Duration,
     /// Events held by correlations, across all groups.
@@ -191,6 +193,7 @@ impl Default for DetectionConfig {
             iocs: None,
             reload_interval: Duration::from_secs(2),
             suppress: Duration::from_secs(600),
+            suppress_rules: BTreeMap::new(),
             lateness: Duration::from_secs(60),
             max_correlation_events: 1_000_000,
             samples: 5,
@@ -680,6 +683,35 @@ impl Reader {
         }
         if let Some(t) = self.duration(s, "suppress", Duration::ZERO) {
             d.suppress = t;
+        }
+        if let Some((v, path)) = s.get("suppress_rules") {
+            match v.as_table() {
+                Some(rules) => {
+                    for (rule, v) in rules {
+                        let at = format!("{path}.{rule}");
+                        match v.as_str().map(humantime::parse_duration) {
+                            Some(Ok(t)) => {
+                                d.suppress_rules.insert(rule.clone(), t);
+                            }
+                            Some(Err(e)) => self.error(&at, format!("not a duration: {e}")),
+                            None => self.error(
+                                &at,
+                                format!(
+                                    "expected a duration such as \"1h\", found {}",
+                                    v.type_str()
+                                ),
+                            ),
+                        }
+                    }
+                }
+                None => self.error(
+                    &path,
+                    format!(
+                        "expected a table of rule ids and durations, found {}",
+                        v.type_str()
+                    ),
+                ),
+            }
         }
         if let Some(t) = self.duration(s, "lateness", Duration::ZERO) {
             d.lateness = t;
@@ -1505,6 +1537,35 @@ mod tests {
             bad.iter()
                 .any(|e| e.starts_with("detection.rules: expected a path")),
             "{bad:?}"
+        );
+        let per_rule = Config::from_toml(
+            "[detection.suppress_rules]\n\"5f0c1d2e-8a41-4b7e-9c3d-1a2b3c4d5e03\" = \"1h\"\n\"Port scan\" = \"0s\"\n",
+        )
+        .expect("per rule");
+        let rules = &per_rule.detection.suppress_rules;
+        assert_eq!(rules.get("Port scan"), Some(&Duration::ZERO));
+        assert_eq!(
+            rules.get("5f0c1d2e-8a41-4b7e-9c3d-1a2b3c4d5e03"),
+            Some(&Duration::from_secs(3600))
+        );
+        let bad = Config::from_toml("[detection]\nsuppress_rules = 3\n")
+            .expect_err("not a table")
+            .0;
+        assert_eq!(
+            bad,
+            ["detection.suppress_rules: expected a table of rule ids and durations, found integer"]
+        );
+        let bad = Config::from_toml("[detection.suppress_rules]\na = \"soon\"\nb = 5\n")
+            .expect_err("bad durations")
+            .0;
+        assert_eq!(bad.len(), 2, "{bad:?}");
+        assert!(
+            bad[0].starts_with("detection.suppress_rules.a: not a duration"),
+            "{bad:?}"
+        );
+        assert_eq!(
+            bad[1],
+            "detection.suppress_rules.b: expected a duration such as \"1h\", found integer"
         );
         let off = Config::from_toml("[detection]\nrules = []\n").expect("rules = []");
         assert!(off.detection.rules.is_empty() && !off.detection.rules_default);

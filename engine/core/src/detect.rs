@@ -368,12 +368,29 @@ impl Alerts {
             .chain(&set.correlations)
             .map(info)
             .collect();
-        let suppress = i64::try_from(config.suppress.as_nanos()).unwrap_or(i64::MAX);
-        let n = rules.len();
+        let ns = |d: Duration| i64::try_from(d.as_nanos()).unwrap_or(i64::MAX);
+        let suppress: Vec<i64> = rules
+            .iter()
+            .map(|r| {
+                let own = config.suppress_rules.get(&r.id);
+                ns(*own
+                    .or_else(|| config.suppress_rules.get(&r.title))
+                    .unwrap_or(&config.suppress))
+            })
+            .collect();
+        let unknown: Vec<&str> = config
+            .suppress_rules
+            .keys()
+            .filter(|k| !rules.iter().any(|r| &r.id == *k || &r.title == *k))
+            .map(String::as_str)
+            .collect();
+        if !unknown.is_empty() {
+            warn!(rules = ?unknown, "[detection] suppress_rules names rules that are not loaded");
+        }
         Alerts {
             detections: set.rules.len(),
             correlator,
-            alerter: Alerter::new(rules, vec![suppress; n], config.samples, 100_000),
+            alerter: Alerter::new(rules, suppress, config.samples, 100_000),
             raised: None,
         }
     }
@@ -816,6 +833,38 @@ mod tests {
             }
         }
         out
+    }
+
+    /// `[detection] suppress_rules` gives a rule (by id, or title) its own window: "0s" makes
+    /// every match of A an alert, while B's repeats fold into its first alert.
+    #[test]
+    fn a_rule_can_have_its_own_suppression_window() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        std::fs::write(dir.path().join("a.yml"), rule("A", 1, "ay")).expect("write");
+        std::fs::write(dir.path().join("b.yml"), rule("B", 2, "bee")).expect("write");
+        let mut config = DetectionConfig {
+            rules: vec![dir.path().to_owned()],
+            rules_default: false,
+            ..DetectionConfig::default()
+        };
+        config.suppress_rules.insert(
+            "0badc0de-0000-4000-8000-000000000001".into(),
+            Duration::ZERO,
+        );
+        let metrics = Metrics::new();
+        let rules = Rules::open(&config, metrics.clone())
+            .expect("rules")
+            .expect("on");
+        let mut alerts = Alerts::new(&rules.current().set, &config);
+        let mut b = TableBuilder::new(Table::Alerts, 8);
+        let event = serde_json::json!({"source.ip": "10.0.0.1"});
+        for t in 1..=3 {
+            alerts.matched(0, t, &event, &event, &mut b, &metrics);
+            alerts.matched(1, t, &event, &event, &mut b, &metrics);
+        }
+        let rows = rows(b.finish().expect("valid"));
+        let count = |title: &str| rows.iter().filter(|r| r.0 == title).count();
+        assert_eq!((count("A"), count("B")), (3, 1), "{rows:?}");
     }
 
     /// Matches a worker made with the rule set a reload replaced, arriving after the new set's
