@@ -9,7 +9,7 @@
 //! stays bounded however large the input. Block buffers and batches are reused.
 
 use std::collections::BTreeMap;
-use std::io::{Read, Write};
+use std::io::{IsTerminal, Read, Write};
 use std::path::Path;
 
 use anyhow::Context;
@@ -235,12 +235,11 @@ pub(crate) fn hunt_json(
     let size = (input.as_os_str() != "-")
         .then(|| std::fs::metadata(input).ok().map(|m| m.len()))
         .flatten();
-    let mut out = Output {
-        input,
-        events: 0,
-        bad: 0,
-        lines: 0,
-        bar: crate::progress(
+    // Matches printed on the terminal would be drawn over: progress only when they go elsewhere.
+    let bar = if std::io::stdout().is_terminal() {
+        indicatif::ProgressBar::hidden()
+    } else {
+        crate::progress(
             size,
             match size {
                 Some(_) => {
@@ -248,7 +247,14 @@ pub(crate) fn hunt_json(
                 }
                 None => "{spinner} {bytes} read, {msg} [{elapsed}]",
             },
-        ),
+        )
+    };
+    let mut out = Output {
+        input,
+        events: 0,
+        bad: 0,
+        lines: 0,
+        bar,
     };
     let mut reader = open(input)?;
     if threads <= 1 {
