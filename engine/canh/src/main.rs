@@ -127,9 +127,14 @@ enum Command {
     /// Run Sigma detection rules over JSON events (one object per line, ECS names, nested or
     /// flat dotted keys) and print one JSON line per match: the rule and the event.
     Hunt {
-        /// Rule files or folders.
-        #[arg(long, required = true)]
+        /// Rule files or folders (default: the config's `[detection] rules`).
+        #[arg(long, required_unless_present = "config")]
         rules: Vec<PathBuf>,
+        /// TOML configuration file, to hunt as `canh serve` runs it: its `[detection]`
+        /// settings (rules, mapping, IOC lists, suppression windows, lateness, samples), its
+        /// data_dir and its ClickHouse server (database, credentials, TLS files).
+        #[arg(long, short)]
+        config: Option<PathBuf>,
         /// JSON lines of events (`-` for stdin). Without it, the Parquet archive is read.
         #[arg(long)]
         input: Option<PathBuf>,
@@ -140,22 +145,23 @@ enum Command {
         /// … up to this event time (RFC 3339 or a duration ago; default now).
         #[arg(long)]
         to: Option<String>,
-        /// The folder `canh serve` stores into (default: ./data).
-        #[arg(long, default_value = "data")]
-        data_dir: PathBuf,
+        /// The folder `canh serve` stores into (default: the config's, else ./data).
+        #[arg(long)]
+        data_dir: Option<PathBuf>,
         /// Hunt over ClickHouse at this HTTP URL instead of the archive: the rules become SQL
         /// that narrows the rows down, and Canh decides on the rows that come back.
         #[arg(long)]
         clickhouse_url: Option<String>,
-        /// The ClickHouse database.
-        #[arg(long, default_value = "canh")]
-        database: String,
+        /// The ClickHouse database (default: the config's, else canh).
+        #[arg(long)]
+        database: Option<String>,
         /// Field mapping: `builtin` (rule names to ECS, log sources to the events they
-        /// select), `none` (events are read with the rules' own names), or a mapping file.
-        #[arg(long, default_value = "builtin")]
-        mapping: String,
-        /// IOC lists for placeholders (`%name%` from NAME.txt); default: the `iocs` folder
-        /// beside the rules (inside the first rules folder).
+        /// select), `none` (events are read with the rules' own names), or a mapping file
+        /// (default: the config's, else builtin).
+        #[arg(long)]
+        mapping: Option<String>,
+        /// IOC lists for placeholders (`%name%` from NAME.txt); default: the config's, else
+        /// the `iocs` folder beside the rules (inside the first rules folder).
         #[arg(long)]
         iocs: Option<PathBuf>,
         /// Also store the alerts the matches make (deduplicated and suppressed as in `canh
@@ -343,6 +349,7 @@ fn main() -> ExitCode {
         } => rules_test(&paths, &mapping, iocs),
         Command::Hunt {
             rules,
+            config,
             input,
             from,
             to,
@@ -353,44 +360,67 @@ fn main() -> ExitCode {
             iocs,
             store,
             threads,
-        } => match input {
-            Some(input) => hunt(
-                &rules,
-                HuntSource::Json(
-                    &input,
-                    threads.map_or_else(
-                        || std::thread::available_parallelism().map_or(1, usize::from),
-                        usize::from,
+        } => {
+            let Some(config) = load_config(config.as_ref()) else {
+                return ExitCode::from(2);
+            };
+            let data_dir = data_dir.unwrap_or_else(|| config.data_dir.clone());
+            let settings = HuntSettings {
+                rules: if rules.is_empty() {
+                    config.detection.rules.clone()
+                } else {
+                    rules
+                },
+                mapping: mapping
+                    .or_else(|| {
+                        let m = config.detection.mapping.as_ref()?;
+                        Some(m.display().to_string())
+                    })
+                    .unwrap_or_else(|| "builtin".into()),
+                iocs: iocs.or_else(|| config.detection.iocs.clone()),
+                store: store.then(|| data_dir.join("archive")),
+                detection: config.detection.clone(),
+            };
+            match input {
+                Some(input) => hunt(
+                    &settings,
+                    HuntSource::Json(
+                        &input,
+                        threads.map_or_else(
+                            || std::thread::available_parallelism().map_or(1, usize::from),
+                            usize::from,
+                        ),
                     ),
                 ),
-                &mapping,
-                iocs,
-                store.then(|| data_dir.join("archive")),
-            ),
-            None => match hunt_window(from.as_deref(), to.as_deref()) {
-                Ok(window) => hunt(
-                    &rules,
-                    match clickhouse_url {
-                        Some(url) => HuntSource::ClickHouse {
-                            url,
-                            database,
-                            window,
+                None => match hunt_window(from.as_deref(), to.as_deref()) {
+                    Ok(window) => hunt(
+                        &settings,
+                        match clickhouse_url {
+                            Some(url) => HuntSource::ClickHouse {
+                                // The config's credentials and TLS files when it names the
+                                // same server.
+                                endpoint: match config.clickhouse.as_ref() {
+                                    Some(c) if c.url == url.trim_end_matches('/') => c.endpoint(),
+                                    _ => canh_core::sink::clickhouse::Endpoint::new(&url),
+                                },
+                                database: database
+                                    .or(config.clickhouse.as_ref().map(|c| c.database.clone()))
+                                    .unwrap_or_else(|| "canh".into()),
+                                window,
+                            },
+                            None => HuntSource::Archive {
+                                archive: data_dir.join("archive"),
+                                window,
+                            },
                         },
-                        None => HuntSource::Archive {
-                            archive: data_dir.join("archive"),
-                            window,
-                        },
-                    },
-                    &mapping,
-                    iocs,
-                    store.then(|| data_dir.join("archive")),
-                ),
-                Err(e) => {
-                    let _ = writeln!(std::io::stderr(), "{e}");
-                    Ok(ExitCode::from(2))
-                }
-            },
-        },
+                    ),
+                    Err(e) => {
+                        let _ = writeln!(std::io::stderr(), "{e}");
+                        Ok(ExitCode::from(2))
+                    }
+                },
+            }
+        }
         Command::Flows {
             command:
                 FlowsCommand::Decode {
@@ -897,10 +927,21 @@ enum HuntSource<'a> {
     },
     /// ClickHouse tables, by event time.
     ClickHouse {
-        url: String,
+        endpoint: canh_core::sink::clickhouse::Endpoint,
         database: String,
         window: canh_core::hunt::Window,
     },
+}
+
+/// What a hunt runs, from the command line and the configuration.
+struct HuntSettings {
+    rules: Vec<PathBuf>,
+    mapping: String,
+    iocs: Option<PathBuf>,
+    /// With `--store`: the archive the alerts go to.
+    store: Option<PathBuf>,
+    /// Suppression, lateness, samples: as the live pipeline runs them.
+    detection: canh_core::config::DetectionConfig,
 }
 
 /// Rules, correlations and the output of `canh hunt`, whatever the source.
@@ -917,16 +958,20 @@ struct Hunter {
 }
 
 impl Hunter {
-    fn new(rule_paths: &[PathBuf], map: &str, ioc_dir: Option<PathBuf>) -> anyhow::Result<Hunter> {
-        let iocs = iocs(rule_paths, ioc_dir)?;
-        let mapping = mapping(map)?;
+    fn new(settings: &HuntSettings) -> anyhow::Result<Hunter> {
+        let rule_paths = &settings.rules;
+        if rule_paths.is_empty() {
+            anyhow::bail!("no rules to hunt with: give --rules, or rules under [detection] in the configuration");
+        }
+        let iocs = iocs(rule_paths, settings.iocs.clone())?;
+        let mapping = mapping(&settings.mapping)?;
         let loaded = canh_rules::load(rule_paths);
         let mut err = std::io::stderr().lock();
         write_rejections(&mut err, &loaded.rejected, " (rule skipped)")?;
         let (set, problems) = canh_rules::RuleSet::build(&loaded.rules, &mapping, &iocs);
         write_rejections(&mut err, &problems, " (rule skipped)")?;
         write_unmapped(&mut err, &set)?;
-        let correlator = set.correlator(canh_rules::correlation::Limits::default());
+        let correlator = set.correlator(canh_core::detect::correlation_limits(&settings.detection));
         let silent = correlator.silent_rules().clone();
         Ok(Hunter {
             heads: vec![None; set.rules.len()],
@@ -1002,39 +1047,36 @@ impl Hunter {
     }
 }
 
-fn hunt(
-    rule_paths: &[PathBuf],
-    source: HuntSource<'_>,
-    map: &str,
-    ioc_dir: Option<PathBuf>,
-    store: Option<PathBuf>,
-) -> anyhow::Result<ExitCode> {
-    let mut h = Hunter::new(rule_paths, map, ioc_dir)?;
-    if store.is_some() {
-        let config = canh_core::config::DetectionConfig::default();
+fn hunt(settings: &HuntSettings, source: HuntSource<'_>) -> anyhow::Result<ExitCode> {
+    let mut h = Hunter::new(settings)?;
+    if settings.store.is_some() {
         h.store = Some((
-            canh_core::detect::Alerts::new(&h.set, &config),
+            canh_core::detect::Alerts::new(&h.set, &settings.detection),
             TableBuilder::new(Table::Alerts, 1024),
             Metrics::new(),
         ));
     }
     let clickhouse = match &source {
-        HuntSource::ClickHouse { url, database, .. } => Some((url.clone(), database.clone())),
+        HuntSource::ClickHouse {
+            endpoint, database, ..
+        } => Some((endpoint.clone(), database.clone())),
         _ => None,
     };
     let (events, bad) = match source {
         HuntSource::Json(input, threads) => hunt_input::hunt_json(&mut h, input, threads)?,
         HuntSource::Archive { archive, window } => (hunt_archive(&mut h, &archive, window)?, 0),
         HuntSource::ClickHouse {
-            url,
+            endpoint,
             database,
             window,
-        } => (hunt_clickhouse(&mut h, &url, database, window)?, 0),
+        } => (hunt_clickhouse(&mut h, &endpoint, database, window)?, 0),
     };
     h.out.flush()?;
-    if let (Some(archive), Some((mut alerts, mut builder, metrics))) = (store, h.store.take()) {
+    if let (Some(archive), Some((mut alerts, mut builder, metrics))) =
+        (&settings.store, h.store.take())
+    {
         alerts.close(&mut builder, &metrics);
-        let stored = store_alerts(&archive, clickhouse, builder.finish()?, metrics)?;
+        let stored = store_alerts(archive, clickhouse, builder.finish()?, metrics)?;
         writeln!(std::io::stderr(), "{stored} alert row(s) stored")?;
     }
     writeln!(
@@ -1058,7 +1100,7 @@ fn hunt(
 /// Writes a hunt's alert rows into the archive (and ClickHouse's `alerts`): how many.
 fn store_alerts(
     archive: &std::path::Path,
-    clickhouse: Option<(String, String)>,
+    clickhouse: Option<(canh_core::sink::clickhouse::Endpoint, String)>,
     batch: Option<canh_schema::Batch>,
     metrics: Metrics,
 ) -> anyhow::Result<usize> {
@@ -1074,14 +1116,14 @@ fn store_alerts(
     a.write(&batch)
         .and_then(|()| a.close())
         .context("storing alerts in the archive")?;
-    if let Some((url, database)) = clickhouse {
+    if let Some((endpoint, database)) = clickhouse {
         use canh_core::sink::clickhouse::{encode_native, Layout, Server};
         let rt = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()
             .context("starting the ClickHouse client")?;
         rt.block_on(async {
-            let server = Server::connect(&url).await?;
+            let server = Server::open(&endpoint).await?;
             let layout = Layout {
                 database,
                 dialect: server.dialect,
@@ -1177,19 +1219,20 @@ fn run_found(h: &mut Hunter, mut found: canh_core::hunt::Found) -> anyhow::Resul
 /// event-time order, as over the archive. Returns the rows received.
 fn hunt_clickhouse(
     h: &mut Hunter,
-    url: &str,
+    endpoint: &canh_core::sink::clickhouse::Endpoint,
     database: String,
     window: canh_core::hunt::Window,
 ) -> anyhow::Result<u64> {
     use canh_core::sink::clickhouse::{Layout, Server};
     use std::sync::atomic::{AtomicU64, Ordering};
+    let url = &endpoint.url;
     canh_core::config::ClickHouseConfig::check_url(url).map_err(anyhow::Error::msg)?;
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .context("starting the ClickHouse client")?;
     let server = rt
-        .block_on(Server::connect(url))
+        .block_on(Server::open(endpoint))
         .with_context(|| format!("connecting to ClickHouse at {url}"))?;
     let layout = Layout {
         database,

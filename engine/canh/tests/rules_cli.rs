@@ -432,3 +432,53 @@ fn hunt_reads_every_line_across_blocks_and_threads() {
         );
     }
 }
+
+/// `canh hunt --config` hunts as `canh serve` runs that configuration: its rules, its data_dir
+/// (where `--store` writes) and its suppression windows, per rule too.
+#[test]
+fn hunt_takes_rules_data_dir_and_suppression_from_the_config() {
+    let dir = tempfile::tempdir().unwrap();
+    let rules = dir.path().join("rules");
+    std::fs::create_dir_all(&rules).unwrap();
+    for (name, title) in [("hit.yml", "Hit"), ("hot.yml", "Hot")] {
+        std::fs::write(
+            rules.join(name),
+            format!("title: {title}\nlogsource: {{}}\ndetection:\n  sel:\n    kind: hit\n  condition: sel\n"),
+        )
+        .unwrap();
+    }
+    let events = dir.path().join("events.jsonl");
+    std::fs::write(
+        &events,
+        (1..=3)
+            .map(|s| format!("{{\"@timestamp\":\"2026-12-01T10:00:0{s}Z\",\"kind\":\"hit\",\"source.ip\":\"10.0.0.1\"}}\n"))
+            .collect::<String>(),
+    )
+    .unwrap();
+    let data = dir.path().join("data");
+    let config = dir.path().join("canh.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "data_dir = \"{}\"\n[detection]\nrules = \"{}\"\nmapping = \"none\"\nsuppress = \"1h\"\n\
+             [detection.suppress_rules]\nHot = \"0s\"\n",
+            data.display(),
+            rules.display()
+        ),
+    )
+    .unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_canh"))
+        .args(["hunt", "--store", "--config"])
+        .arg(&config)
+        .arg("--input")
+        .arg(&events)
+        .output()
+        .unwrap();
+    let err = String::from_utf8(out.stderr).unwrap();
+    assert!(out.status.success(), "{err}");
+    assert!(err.contains("3 event(s), 2 rule(s), 6 match(es)"), "{err}");
+    // Hit's three matches fold into one alert (1 h), written when raised and again with its
+    // final count; each of Hot's is an alert of its own (0 s).
+    assert!(err.contains("5 alert row(s) stored"), "{err}");
+    assert!(data.join("archive").is_dir());
+}

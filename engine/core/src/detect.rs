@@ -349,13 +349,18 @@ impl std::fmt::Debug for Alerts {
     }
 }
 
+/// The correlations' settings of a detection configuration.
+pub fn correlation_limits(config: &DetectionConfig) -> Limits {
+    Limits {
+        lateness_ns: i64::try_from(config.lateness.as_nanos()).unwrap_or(i64::MAX),
+        max_events: config.max_correlation_events,
+        samples: config.samples,
+    }
+}
+
 impl Alerts {
     pub fn new(set: &RuleSet, config: &DetectionConfig) -> Alerts {
-        let correlator = set.correlator(Limits {
-            lateness_ns: i64::try_from(config.lateness.as_nanos()).unwrap_or(i64::MAX),
-            max_events: config.max_correlation_events,
-            samples: config.samples,
-        });
+        let correlator = set.correlator(correlation_limits(config));
         let info = |r: &canh_rules::Rule| RuleInfo {
             id: r.id().unwrap_or(r.title()).to_owned(),
             title: r.title().to_owned(),
