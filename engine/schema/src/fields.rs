@@ -29,6 +29,15 @@ pub enum FieldType {
 }
 
 impl FieldType {
+    /// Times and numbers: the types whose min/max over a page says something a query can
+    /// prune on.
+    pub fn is_ordered(self) -> bool {
+        matches!(
+            self,
+            FieldType::Timestamp | FieldType::U8 | FieldType::U16 | FieldType::U32 | FieldType::U64
+        )
+    }
+
     /// The Arrow type that stores this field.
     pub fn arrow_type(self) -> DataType {
         match self {
@@ -47,14 +56,19 @@ impl FieldType {
     }
 }
 
-/// The entries field of a `StrMap` column, named as the Arrow `MapBuilder` names it.
+/// The names of a `StrMap` column's entries, keys and values, as the Arrow `MapBuilder` names
+/// them (and Parquet paths repeat them: `vendor_fields.entries.values`).
+pub const MAP_ENTRY_NAMES: (&str, &str, &str) = ("entries", "keys", "values");
+
+/// The entries field of a `StrMap` column.
 pub(crate) fn map_entries_field() -> Field {
+    let (entries, keys, values) = MAP_ENTRY_NAMES;
     Field::new(
-        "entries",
+        entries,
         DataType::Struct(
             vec![
-                Field::new("keys", DataType::Utf8, false),
-                Field::new("values", DataType::Utf8, true),
+                Field::new(keys, DataType::Utf8, false),
+                Field::new(values, DataType::Utf8, true),
             ]
             .into(),
         ),

@@ -17,10 +17,10 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use canh_metrics::Metrics;
-use canh_schema::{Batch, Table};
+use canh_schema::{Batch, FieldType, Table};
 use parquet::arrow::ArrowWriter;
 use parquet::basic::{Compression, ZstdLevel};
-use parquet::file::properties::WriterProperties;
+use parquet::file::properties::{EnabledStatistics, WriterProperties};
 use parquet::schema::types::ColumnPath;
 use tracing::{info, warn};
 
@@ -272,20 +272,45 @@ pub fn writer_properties(
     config: &ArchiveConfig,
 ) -> Result<WriterProperties, ArchiveError> {
     let level = ZstdLevel::try_new(config.zstd_level)?;
+    // Min/max statistics only on times and numbers. Rows arrive in receive order, so the
+    // min/max of a text column over a row group or page (addresses, names, raw lines) spans
+    // nearly every value and prunes nothing, while keeping it compares every value (~8% of
+    // the writer's instructions, benches/RESULTS.md). Time ranges, which every hunt and
+    // most queries filter on, keep their page statistics.
     let base = WriterProperties::builder()
         .set_compression(Compression::ZSTD(level))
-        .set_max_row_group_row_count(Some(config.row_group_rows.max(1)));
-    // Columns whose values nearly all differ skip the dictionary: it would only hash and
-    // compare every value (measured: ~8% of the archive thread on syslog, ~10% on flows) and
-    // then be dropped when it overflows. The others keep it.
+        .set_max_row_group_row_count(Some(config.row_group_rows.max(1)))
+        .set_statistics_enabled(EnabledStatistics::None);
     Ok(table
         .fields()
         .iter()
-        .filter(|f| f.distinct)
-        .fold(base, |p, f| {
-            p.set_column_dictionary_enabled(ColumnPath::from(f.column()), false)
+        .fold(base, |mut p, f| {
+            let column = f.column();
+            if f.ty.is_ordered() {
+                p = p.set_column_statistics_enabled(
+                    ColumnPath::from(column.as_str()),
+                    EnabledStatistics::Page,
+                );
+            }
+            // Columns whose values nearly all differ skip the dictionary: it would only hash
+            // and compare every value (measured: ~8% of the archive thread on syslog, ~10% on
+            // flows) and then be dropped when it overflows. So do the values of the maps,
+            // whose keys repeat but whose values mostly do not.
+            if f.distinct {
+                p = p.set_column_dictionary_enabled(ColumnPath::from(column), false);
+            } else if f.ty == FieldType::StrMap {
+                p = p
+                    .set_column_dictionary_enabled(ColumnPath::new(map_value_path(&column)), false);
+            }
+            p
         })
         .build())
+}
+
+/// The Parquet path of the values of a map column (`vendor_fields.entries.values`).
+fn map_value_path(column: &str) -> Vec<String> {
+    let (entries, _, values) = canh_schema::fields::MAP_ENTRY_NAMES;
+    vec![column.to_owned(), entries.to_owned(), values.to_owned()]
 }
 
 /// Removes `.part-*.tmp` files below `root`; returns how many.
@@ -432,6 +457,60 @@ mod tests {
         assert!(all[1].to_string_lossy().contains("hour=11"));
         let rows: usize = all.iter().map(|p| rows_in(p)).sum();
         assert_eq!(rows, 15);
+    }
+
+    #[test]
+    fn statistics_on_times_and_numbers_no_dictionary_for_map_values() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let mut a = ParquetArchive::open(dir.path(), ArchiveConfig::default(), Metrics::new())
+            .expect("open");
+        let mut b = TableBuilder::new(Table::Events, 4);
+        let meta = Meta {
+            received_ns: 1_795_428_000_000_000_000,
+            listener: "t",
+            input_type: "tcp",
+            peer_ip: "127.0.0.1",
+            peer_addr: "127.0.0.1:1",
+            tz_offset_secs: 0,
+            organization: None,
+            device: None,
+        };
+        for i in 0..4 {
+            let line = format!(
+                "<189>date=2026-11-23 time=10:00:0{i} devname=\"FG\" logid=\"0000000013\" \
+                 type=\"traffic\" subtype=\"forward\" srcip=10.0.0.{i} srcport=5123{i} \
+                 dstip=192.0.2.1 dstport=443 proto=6 action=\"close\" sessionid={i}"
+            );
+            append_event(&mut b, line.as_bytes(), Format::Auto, &meta);
+        }
+        a.write(&b.finish().ok().flatten().unwrap_or_else(|| unreachable!()))
+            .expect("write");
+        a.close().expect("close");
+        let path = files(dir.path()).pop().expect("a file");
+        let reader =
+            parquet::file::reader::SerializedFileReader::new(File::open(path).expect("open"))
+                .expect("parquet");
+        use parquet::file::reader::FileReader;
+        let group = reader.metadata().row_group(0);
+        let chunk = |path: &str| {
+            group
+                .columns()
+                .iter()
+                .find(|c| c.column_path().string() == path)
+                .unwrap_or_else(|| panic!("no column {path}"))
+        };
+        let stats = |path: &str| chunk(path).statistics().is_some();
+        let dictionary = |path: &str| chunk(path).dictionary_page_offset().is_some();
+        // Times and numbers keep min/max; text does not.
+        assert!(stats("timestamp"), "timestamp");
+        assert!(stats("destination_port"), "destination_port");
+        assert!(!stats("event_original"), "event_original");
+        assert!(!stats("source_ip"), "source_ip");
+        assert!(!stats("vendor_fields.entries.keys"), "map keys");
+        // Map keys repeat and keep their dictionary; map values, which mostly differ, do not.
+        assert!(dictionary("vendor_fields.entries.keys"), "map keys");
+        assert!(!dictionary("vendor_fields.entries.values"), "map values");
+        assert!(dictionary("source_ip"), "source_ip");
     }
 
     #[test]
