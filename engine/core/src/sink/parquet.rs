@@ -379,7 +379,8 @@ mod tests {
     use canh_parsers::{append_event, Format, Meta};
     use canh_schema::TableBuilder;
 
-    fn batch(rows: usize, received_ns: i64) -> Batch {
+    /// A batch of the lines `line(i)` for `i` in `0..rows`, received at `received_ns`.
+    fn batch_of(rows: usize, received_ns: i64, line: impl Fn(usize) -> String) -> Batch {
         let mut b = TableBuilder::new(Table::Events, rows);
         let meta = Meta {
             received_ns,
@@ -392,14 +393,15 @@ mod tests {
             device: None,
         };
         for i in 0..rows {
-            append_event(
-                &mut b,
-                format!("<13>Nov 23 10:00:00 host app[{i}]: hello").as_bytes(),
-                Format::Auto,
-                &meta,
-            );
+            append_event(&mut b, line(i).as_bytes(), Format::Auto, &meta);
         }
         b.finish().ok().flatten().unwrap_or_else(|| unreachable!())
+    }
+
+    fn batch(rows: usize, received_ns: i64) -> Batch {
+        batch_of(rows, received_ns, |i| {
+            format!("<13>Nov 23 10:00:00 host app[{i}]: hello")
+        })
     }
 
     fn files(root: &Path) -> Vec<PathBuf> {
@@ -461,40 +463,16 @@ mod tests {
 
     #[test]
     fn statistics_on_times_and_numbers_no_dictionary_for_map_values() {
-        let dir = tempfile::tempdir().expect("tmp");
-        let mut a = ParquetArchive::open(dir.path(), ArchiveConfig::default(), Metrics::new())
-            .expect("open");
-        let mut b = TableBuilder::new(Table::Events, 4);
-        let meta = Meta {
-            received_ns: 1_795_428_000_000_000_000,
-            listener: "t",
-            input_type: "tcp",
-            peer_ip: "127.0.0.1",
-            peer_addr: "127.0.0.1:1",
-            tz_offset_secs: 0,
-            organization: None,
-            device: None,
-        };
-        for i in 0..4 {
-            let line = format!(
+        let fortigate = |i| {
+            format!(
                 "<189>date=2026-11-23 time=10:00:0{i} devname=\"FG\" logid=\"0000000013\" \
                  type=\"traffic\" subtype=\"forward\" srcip=10.0.0.{i} srcport=5123{i} \
                  dstip=192.0.2.1 dstport=443 proto=6 action=\"close\" sessionid={i}"
-            );
-            append_event(&mut b, line.as_bytes(), Format::Auto, &meta);
-        }
-        a.write(&b.finish().ok().flatten().unwrap_or_else(|| unreachable!()))
-            .expect("write");
-        a.close().expect("close");
-        let path = files(dir.path()).pop().expect("a file");
-        let reader =
-            parquet::file::reader::SerializedFileReader::new(File::open(path).expect("open"))
-                .expect("parquet");
-        use parquet::file::reader::FileReader;
-        let group = reader.metadata().row_group(0);
+            )
+        };
+        let chunks = written_chunks(batch_of(4, 1_795_428_000_000_000_000, fortigate));
         let chunk = |path: &str| {
-            group
-                .columns()
+            chunks
                 .iter()
                 .find(|c| c.column_path().string() == path)
                 .unwrap_or_else(|| panic!("no column {path}"))
@@ -556,22 +534,25 @@ mod tests {
         assert_eq!(rows, [7, 14, 21]);
     }
 
-    #[test]
-    fn distinct_columns_skip_the_dictionary() {
-        use parquet::basic::Encoding;
+    /// The column chunks of the first row group of the file the archive writes for `batch`.
+    fn written_chunks(batch: Batch) -> Vec<parquet::file::metadata::ColumnChunkMetaData> {
         use parquet::file::reader::{FileReader, SerializedFileReader};
         let dir = tempfile::tempdir().expect("tmp");
         let mut a = ParquetArchive::open(dir.path(), ArchiveConfig::default(), Metrics::new())
             .expect("open");
-        a.write(&batch(10, 1_795_428_000_000_000_000))
-            .expect("write");
+        a.write(&batch).expect("write");
         a.close().expect("close");
         let file = files(dir.path()).pop().expect("a file");
         let reader = SerializedFileReader::new(File::open(file).expect("open")).expect("parquet");
-        let row_group = reader.metadata().row_group(0);
+        reader.metadata().row_group(0).columns().to_vec()
+    }
+
+    #[test]
+    fn distinct_columns_skip_the_dictionary() {
+        use parquet::basic::Encoding;
+        let chunks = written_chunks(batch(10, 1_795_428_000_000_000_000));
         let dictionary = |name: &str| {
-            row_group
-                .columns()
+            chunks
                 .iter()
                 .find(|c| c.column_path().string() == name)
                 .map(|c| c.encodings().any(|e| e == Encoding::RLE_DICTIONARY))
