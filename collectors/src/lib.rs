@@ -8,9 +8,10 @@
 //!   kernel spreads datagrams across cores, `recvmmsg` to receive up to 64 datagrams per system
 //!   call, datagrams gathered into one chunk for up to 2 ms or 256 datagrams (a chunk per
 //!   datagram would cost a parser wake-up each), and the kernel's per-socket drop counter
-//!   exported as a metric. UDP senders cannot be
-//!   slowed down, so when the parsers fall behind the chunk is dropped and counted
-//!   (`queue_full`) rather than blocking the socket.
+//!   exported as a metric. UDP senders cannot be slowed down: when the parsers fall behind,
+//!   the receive thread waits for room in their queue and datagrams gather in the socket's
+//!   receive buffer, which absorbs bursts; what overflows it the kernel drops and counts
+//!   (`kernel`), without Canh spending CPU on receiving datagrams only to discard them.
 //! * [`tcp`] — tokio tasks, one per connection, with RFC 6587 octet-counting or newline framing
 //!   detected per connection. Every chunk of a connection goes to the same parser worker, which
 //!   keeps per-connection order into the archive. When the worker's queue is full the connection
@@ -62,6 +63,17 @@ impl Dispatch {
             Err(TrySendError::Full(c)) => Err(Ok(c)),
             Err(TrySendError::Disconnected(_)) => Err(Err(Closed)),
         }
+    }
+
+    /// Queues a chunk, blocking the calling thread while the queue is full: backpressure for
+    /// the UDP receive threads, whose socket buffers then fill. Fails only when the parsers are
+    /// gone.
+    pub fn send_blocking(&self, key: usize, chunk: RawChunk) -> Result<(), Closed> {
+        let q = self
+            .queues
+            .get(key % self.queues.len().max(1))
+            .ok_or(Closed)?;
+        q.send(chunk).map_err(|_| Closed)
     }
 
     /// Queues a chunk, waiting (asynchronously) while the queue is full: backpressure. Each

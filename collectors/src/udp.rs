@@ -14,7 +14,7 @@ use canh_schema::{RawChunk, Transport};
 use socket2::{Domain, Protocol, Socket, Type};
 use tracing::{debug, warn};
 
-use crate::{Closed, Dispatch, Shutdown};
+use crate::{Dispatch, Shutdown};
 
 /// Datagrams received per `recvmmsg` call and per chunk. 64 amortises the system call and the
 /// channel hand-off; more only grows the per-thread buffer (64 × max message size).
@@ -151,22 +151,16 @@ struct Receiver {
 }
 
 impl Receiver {
-    /// Counts and queues a chunk; false when the parsers are gone.
+    /// Counts and queues a chunk, waiting while the parsers' queue is full (datagrams wait in
+    /// the socket buffer meanwhile, and the kernel counts what overflows it); false when the
+    /// parsers are gone.
     fn hand_on(&self, chunk: RawChunk) -> bool {
         if chunk.is_empty() {
             return true;
         }
         self.metrics
             .received(&self.name, chunk.len() as u64, chunk.buf.len() as u64);
-        match self.dispatch.try_send(self.key, chunk) {
-            Ok(()) => true,
-            Err(Ok(c)) => {
-                self.metrics
-                    .dropped(&self.name, DropReason::QueueFull, c.len() as u64);
-                true
-            }
-            Err(Err(Closed)) => false,
-        }
+        self.dispatch.send_blocking(self.key, chunk).is_ok()
     }
 
     fn run(self) {

@@ -1,0 +1,72 @@
+//! The UDP listener when the parsers fall behind: the receive thread waits for room in their
+//! queue while datagrams gather in the socket buffer, so a burst the buffer can hold is not
+//! lost.
+
+#![allow(clippy::expect_used)]
+
+use std::net::UdpSocket;
+use std::time::{Duration, Instant};
+
+use canh_collectors::udp::{self, UdpConfig};
+use canh_collectors::{Dispatch, Shutdown};
+use canh_metrics::Metrics;
+use canh_schema::Transport;
+
+#[test]
+fn a_burst_while_the_parsers_are_behind_waits_in_the_socket_buffer() {
+    let (trigger, shutdown) = Shutdown::new();
+    // A parser queue of one chunk, not read until the whole burst has been sent: the parsers
+    // are behind for the whole burst.
+    let (tx, queue) = crossbeam_channel::bounded(1);
+    let metrics = Metrics::new();
+    let cfg = UdpConfig {
+        name: "u".into(),
+        addr: "127.0.0.1:0".parse().expect("addr"),
+        sockets: 1,
+        receive_buffer: 4 << 20,
+        max_message_size: 1024,
+        transport: Transport::Udp,
+    };
+    let listener =
+        udp::start(&cfg, Dispatch::new(vec![tx]), shutdown, metrics.clone()).expect("listen");
+    let sender = UdpSocket::bind("127.0.0.1:0").expect("bind");
+    const BURST: usize = 200;
+    for i in 0..BURST {
+        // Paced a little, so the receiver hands on several chunks and finds the queue full.
+        if i % 20 == 0 {
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        sender
+            .send_to(
+                format!("<13>burst message {i}").as_bytes(),
+                listener.local_addr,
+            )
+            .expect("send");
+    }
+    std::thread::sleep(Duration::from_millis(300));
+    let mut got = Vec::new();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while got.len() < BURST && Instant::now() < deadline {
+        if let Ok(chunk) = queue.recv_timeout(Duration::from_millis(100)) {
+            got.extend(
+                chunk
+                    .messages()
+                    .map(|(m, _)| String::from_utf8_lossy(m).into_owned()),
+            );
+        }
+    }
+    trigger.trigger();
+    drop(queue);
+    listener.join();
+    let expected: Vec<String> = (0..BURST)
+        .map(|i| format!("<13>burst message {i}"))
+        .collect();
+    assert_eq!(got, expected, "every datagram, in order");
+    let dropped = metrics
+        .render()
+        .lines()
+        .filter(|l| l.starts_with("canh_collector_dropped_messages_total"))
+        .map(str::to_owned)
+        .collect::<Vec<_>>();
+    assert!(dropped.is_empty(), "{dropped:?}");
+}
