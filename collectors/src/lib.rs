@@ -22,7 +22,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use canh_schema::RawChunk;
-use crossbeam_channel::{Sender, TrySendError};
+use crossbeam_channel::{SendTimeoutError, Sender, TrySendError};
 
 pub mod framing;
 pub mod tcp;
@@ -65,15 +65,23 @@ impl Dispatch {
         }
     }
 
-    /// Queues a chunk, blocking the calling thread while the queue is full: backpressure for
-    /// the UDP receive threads, whose socket buffers then fill. Fails only when the parsers are
-    /// gone.
-    pub fn send_blocking(&self, key: usize, chunk: RawChunk) -> Result<(), Closed> {
-        let q = self
-            .queues
-            .get(key % self.queues.len().max(1))
-            .ok_or(Closed)?;
-        q.send(chunk).map_err(|_| Closed)
+    /// Queues a chunk, blocking the calling thread up to `timeout` while the queue is full:
+    /// backpressure for the UDP receive threads, whose socket buffers then fill. Gives the
+    /// chunk back when the time is up (`Err(Ok(chunk))`).
+    pub fn send_timeout(
+        &self,
+        key: usize,
+        chunk: RawChunk,
+        timeout: Duration,
+    ) -> Result<(), Result<RawChunk, Closed>> {
+        let Some(q) = self.queues.get(key % self.queues.len().max(1)) else {
+            return Err(Err(Closed));
+        };
+        match q.send_timeout(chunk, timeout) {
+            Ok(()) => Ok(()),
+            Err(SendTimeoutError::Timeout(c)) => Err(Ok(c)),
+            Err(SendTimeoutError::Disconnected(_)) => Err(Err(Closed)),
+        }
     }
 
     /// Queues a chunk, waiting (asynchronously) while the queue is full: backpressure. Each

@@ -14,7 +14,7 @@ use canh_schema::{RawChunk, Transport};
 use socket2::{Domain, Protocol, Socket, Type};
 use tracing::{debug, warn};
 
-use crate::{Dispatch, Shutdown};
+use crate::{Closed, Dispatch, Shutdown};
 
 /// Datagrams received per `recvmmsg` call and per chunk. 64 amortises the system call and the
 /// channel hand-off; more only grows the per-thread buffer (64 × max message size).
@@ -152,15 +152,28 @@ struct Receiver {
 
 impl Receiver {
     /// Counts and queues a chunk, waiting while the parsers' queue is full (datagrams wait in
-    /// the socket buffer meanwhile, and the kernel counts what overflows it); false when the
-    /// parsers are gone.
-    fn hand_on(&self, chunk: RawChunk) -> bool {
+    /// the socket buffer meanwhile, and the kernel counts what overflows it, which is reported
+    /// while the wait lasts); false when the parsers are gone.
+    fn hand_on(&self, chunk: RawChunk, kernel: &mut KernelDrops) -> bool {
         if chunk.is_empty() {
             return true;
         }
         self.metrics
             .received(&self.name, chunk.len() as u64, chunk.buf.len() as u64);
-        self.dispatch.send_blocking(self.key, chunk).is_ok()
+        let mut chunk = chunk;
+        loop {
+            match self
+                .dispatch
+                .send_timeout(self.key, chunk, KERNEL_DROPS_EVERY)
+            {
+                Ok(()) => return true,
+                Err(Err(Closed)) => return false,
+                Err(Ok(c)) => {
+                    kernel.report_now(&self.metrics, &self.name);
+                    chunk = c;
+                }
+            }
+        }
     }
 
     fn run(self) {
@@ -207,7 +220,7 @@ impl Receiver {
                     if chunk.len() >= CHUNK_DATAGRAMS || left.is_zero() || !wait_readable(fd, left)
                     {
                         if let Some((chunk, _)) = pending.take() {
-                            if !self.hand_on(chunk) {
+                            if !self.hand_on(chunk, &mut kernel) {
                                 return;
                             }
                         }
@@ -247,7 +260,7 @@ impl Receiver {
                     }
                 }
                 if let Some((chunk, _)) = pending.take() {
-                    if !self.hand_on(chunk) {
+                    if !self.hand_on(chunk, &mut kernel) {
                         return;
                     }
                 }
@@ -296,7 +309,7 @@ impl Receiver {
             self.metrics.dropped(&self.name, DropReason::Empty, empty);
         }
         if let Some((chunk, _)) = pending.take() {
-            self.hand_on(chunk);
+            self.hand_on(chunk, &mut kernel);
         }
         kernel.report_now(&self.metrics, &self.name);
         debug!(listener = %self.name, "udp receiver stopped");

@@ -1,6 +1,6 @@
 //! The UDP listener when the parsers fall behind: the receive thread waits for room in their
 //! queue while datagrams gather in the socket buffer, so a burst the buffer can hold is not
-//! lost.
+//! lost, and what overflows the buffer is counted while the wait lasts.
 
 #![allow(clippy::expect_used)]
 
@@ -71,4 +71,57 @@ fn a_burst_while_the_parsers_are_behind_waits_in_the_socket_buffer() {
         .map(str::to_owned)
         .collect::<Vec<_>>();
     assert!(dropped.is_empty(), "{dropped:?}");
+}
+
+#[test]
+fn what_overflows_the_socket_buffer_while_waiting_is_counted_as_it_happens() {
+    let (trigger, shutdown) = Shutdown::new();
+    // Parsers that take one chunk and then nothing more, for the whole test.
+    let (tx, queue) = crossbeam_channel::bounded(1);
+    let metrics = Metrics::new();
+    let cfg = UdpConfig {
+        name: "u".into(),
+        addr: "127.0.0.1:0".parse().expect("addr"),
+        sockets: 1,
+        // The smallest buffer the kernel allows: it overflows at once.
+        receive_buffer: 1,
+        max_message_size: 1024,
+        transport: Transport::Udp,
+    };
+    let listener =
+        udp::start(&cfg, Dispatch::new(vec![tx]), shutdown, metrics.clone()).expect("listen");
+    let sender = UdpSocket::bind("127.0.0.1:0").expect("bind");
+    for i in 0..2000 {
+        if i % 100 == 0 {
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        sender
+            .send_to(format!("<13>overflow {i}").as_bytes(), listener.local_addr)
+            .expect("send");
+    }
+    let kernel = || {
+        metrics
+            .render()
+            .lines()
+            .find_map(|l| {
+                l.strip_prefix(
+                    "canh_collector_dropped_messages_total{listener=\"u\",reason=\"kernel\"}",
+                )
+            })
+            .and_then(|v| v.trim().parse::<u64>().ok())
+            .unwrap_or(0)
+    };
+    // The receive thread is still waiting for room in the queue; the drops show meanwhile.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while kernel() == 0 && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let seen = kernel();
+    trigger.trigger();
+    drop(queue);
+    listener.join();
+    assert!(
+        seen > 0,
+        "kernel drops not reported while the receiver waited"
+    );
 }
