@@ -7,28 +7,42 @@
 use std::net::UdpSocket;
 use std::time::{Duration, Instant};
 
-use canh_collectors::udp::{self, UdpConfig};
-use canh_collectors::{Dispatch, Shutdown};
+use canh_collectors::udp::{self, UdpConfig, UdpListener};
+use canh_collectors::{Dispatch, Shutdown, ShutdownTrigger};
 use canh_metrics::Metrics;
-use canh_schema::Transport;
+use canh_schema::{RawChunk, Transport};
 
-#[test]
-fn a_burst_while_the_parsers_are_behind_waits_in_the_socket_buffer() {
+/// A UDP listener "u" on loopback with this `SO_RCVBUF`, feeding one parser queue of one chunk
+/// that the test reads (or not).
+fn listen(
+    receive_buffer: usize,
+) -> (
+    ShutdownTrigger,
+    crossbeam_channel::Receiver<RawChunk>,
+    Metrics,
+    UdpListener,
+) {
     let (trigger, shutdown) = Shutdown::new();
-    // A parser queue of one chunk, not read until the whole burst has been sent: the parsers
-    // are behind for the whole burst.
     let (tx, queue) = crossbeam_channel::bounded(1);
     let metrics = Metrics::new();
     let cfg = UdpConfig {
         name: "u".into(),
         addr: "127.0.0.1:0".parse().expect("addr"),
         sockets: 1,
-        receive_buffer: 4 << 20,
+        receive_buffer,
         max_message_size: 1024,
         transport: Transport::Udp,
     };
     let listener =
         udp::start(&cfg, Dispatch::new(vec![tx]), shutdown, metrics.clone()).expect("listen");
+    (trigger, queue, metrics, listener)
+}
+
+#[test]
+fn a_burst_while_the_parsers_are_behind_waits_in_the_socket_buffer() {
+    // A parser queue of one chunk, not read until the whole burst has been sent: the parsers
+    // are behind for the whole burst.
+    let (trigger, queue, metrics, listener) = listen(4 << 20);
     let sender = UdpSocket::bind("127.0.0.1:0").expect("bind");
     // Small enough for the smallest socket buffer a Linux host gives (net.core.rmem_max's
     // default, 208 KiB, doubled by the kernel).
@@ -75,21 +89,9 @@ fn a_burst_while_the_parsers_are_behind_waits_in_the_socket_buffer() {
 
 #[test]
 fn what_overflows_the_socket_buffer_while_waiting_is_counted_as_it_happens() {
-    let (trigger, shutdown) = Shutdown::new();
-    // Parsers that take one chunk and then nothing more, for the whole test.
-    let (tx, queue) = crossbeam_channel::bounded(1);
-    let metrics = Metrics::new();
-    let cfg = UdpConfig {
-        name: "u".into(),
-        addr: "127.0.0.1:0".parse().expect("addr"),
-        sockets: 1,
-        // The smallest buffer the kernel allows: it overflows at once.
-        receive_buffer: 1,
-        max_message_size: 1024,
-        transport: Transport::Udp,
-    };
-    let listener =
-        udp::start(&cfg, Dispatch::new(vec![tx]), shutdown, metrics.clone()).expect("listen");
+    // Parsers that take one chunk and then nothing more, for the whole test; the smallest
+    // socket buffer the kernel allows, which overflows at once.
+    let (trigger, queue, metrics, listener) = listen(1);
     let sender = UdpSocket::bind("127.0.0.1:0").expect("bind");
     for i in 0..2000 {
         if i % 100 == 0 {
