@@ -1,10 +1,11 @@
-//! ClickHouse: event rows per second into a real server from one Canh instance (the sink's
-//! RowBinary encoding and `INSERT`s, one thread, as `canh serve` runs it), and bytes per event
-//! on disk in ClickHouse and in the Parquet archive for the same rows.
+//! ClickHouse: event rows per second into a real server from one Canh instance (the sink
+//! itself, `sink::clickhouse::run`, as `canh serve` runs it: Native encoding, `INSERT`s of
+//! 200,000 rows, with 1, 2 and 3 `parallel_inserts`), and bytes per event on disk in
+//! ClickHouse and in the Parquet archive for the same rows.
 //!
 //! The rows: 1,000,000 lines of the syslog mix (`canh_benches::Mix`: 50% FortiGate-style
 //! firewall, 30% sshd, 20% switch), decoded into events once, in batches of 8,192 as the
-//! parsers make them; inserted 200,000 rows per `INSERT` (the sink's default `batch_rows`).
+//! parsers make them.
 //!
 //! `bash benches/clickhouse.sh` starts a server (deploy/clickhouse.sh) and runs this with
 //! `CANH_CLICKHOUSE_URL`; without it the bench skips.
@@ -19,13 +20,12 @@
 use std::time::Instant;
 
 use canh_benches::Mix;
+use canh_core::config::ClickHouseConfig;
 use canh_core::sink::clickhouse::{encode_native, Layout, Server};
 use canh_parsers::{append_event, Format, Meta};
 use canh_schema::{Batch, Table, TableBuilder};
 
 const ROWS: usize = 1_000_000;
-const PER_INSERT: usize = 200_000;
-const STREAMS: usize = 2;
 
 fn cpu_seconds() -> f64 {
     // SAFETY: getrusage with a valid pointer to a zeroed struct.
@@ -96,15 +96,17 @@ fn main() {
     }
     let (encode_s, encode_cpu) = (t0.elapsed().as_secs_f64(), cpu_seconds() - c0);
 
-    // Encoding and inserting, as the sink does: one stream of INSERTs, then STREAMS at once.
-    let (insert_s, insert_cpu) = insert(&url, &layout, &batches, 1);
-    rt.block_on(server.execute("TRUNCATE TABLE canh_bench.events"))
-        .unwrap();
-    let (parallel_s, parallel_cpu) = insert(&url, &layout, &batches, STREAMS);
-    let stored = rt
-        .block_on(server.text("SELECT count() FROM canh_bench.events"))
-        .unwrap();
-    assert_eq!(stored.trim(), ROWS.to_string());
+    // The sink, with 1, 2 and 3 INSERTs under way at once.
+    let mut runs = Vec::new();
+    for parallel in 1..=3 {
+        rt.block_on(server.execute("TRUNCATE TABLE canh_bench.events"))
+            .unwrap();
+        runs.push((parallel, sink(&url, &batches, parallel)));
+        let stored = rt
+            .block_on(server.text("SELECT count() FROM canh_bench.events"))
+            .unwrap();
+        assert_eq!(stored.trim(), ROWS.to_string());
+    }
     rt.block_on(server.execute("OPTIMIZE TABLE canh_bench.events FINAL"))
         .unwrap();
     let on_disk: f64 = rt
@@ -142,19 +144,13 @@ fn main() {
         ROWS as f64 / encode_s,
         ROWS as f64 / encode_cpu
     );
-    println!(
-        "encode_and_insert rows_per_s={:.0} canh_cpu_s={:.2} rows_per_canh_cpu_s={:.0} elapsed_s={:.2}",
-        ROWS as f64 / insert_s,
-        insert_cpu,
-        ROWS as f64 / insert_cpu,
-        insert_s
-    );
-    println!(
-        "encode_and_insert_{STREAMS}_streams rows_per_s={:.0} canh_cpu_s={:.2} elapsed_s={:.2}",
-        ROWS as f64 / parallel_s,
-        parallel_cpu,
-        parallel_s
-    );
+    for (parallel, (elapsed, cpu)) in runs {
+        println!(
+            "sink parallel_inserts={parallel} rows_per_s={:.0} canh_cpu_s={cpu:.2} rows_per_canh_cpu_s={:.0} elapsed_s={elapsed:.2}",
+            ROWS as f64 / elapsed,
+            ROWS as f64 / cpu,
+        );
+    }
     println!(
         "bytes_per_event clickhouse={:.1} parquet={:.1}",
         on_disk / ROWS as f64,
@@ -164,40 +160,37 @@ fn main() {
         .unwrap();
 }
 
-/// Encodes and inserts every batch, `PER_INSERT` rows per INSERT, over `streams` connections
-/// at once (batches dealt round-robin); (elapsed s, CPU s of this process).
-fn insert(url: &str, layout: &Layout, batches: &[Batch], streams: usize) -> (f64, f64) {
+/// The sink thread over every batch, `parallel_inserts` INSERTs under way at most, until the
+/// last row is in; (elapsed s, CPU s of this process).
+fn sink(url: &str, batches: &[Batch], parallel: usize) -> (f64, f64) {
+    let mut config = ClickHouseConfig::new(url);
+    config.database = "canh_bench".into();
+    config.timeout = std::time::Duration::from_secs(120);
+    config.parallel_inserts = parallel;
+    let spool = tempfile::tempdir().unwrap();
+    let metrics = canh_metrics::Metrics::new();
+    let (tx, rx) = crossbeam_channel::bounded(4);
     let (t0, c0) = (Instant::now(), cpu_seconds());
     std::thread::scope(|scope| {
-        for k in 0..streams {
-            scope.spawn(move || {
-                let rt = tokio::runtime::Builder::new_current_thread()
-                    .enable_all()
-                    .build()
-                    .unwrap();
-                let server = rt.block_on(Server::connect(url)).unwrap();
-                let mine: Vec<&Batch> = batches.iter().skip(k).step_by(streams).collect();
-                let mut chunk = Vec::new();
-                let mut rows = 0;
-                for (i, b) in mine.iter().enumerate() {
-                    encode_native(Table::Events, layout.dialect, &b.records, &mut chunk).unwrap();
-                    rows += b.rows();
-                    if rows >= PER_INSERT / streams || i + 1 == mine.len() {
-                        rt.block_on(server.insert(
-                            Table::Events,
-                            layout,
-                            std::mem::take(&mut chunk),
-                        ))
-                        .unwrap();
-                        rows = 0;
-                    }
-                }
-            });
+        let sink = scope
+            .spawn(|| canh_core::sink::clickhouse::run(config, spool.path(), rx, metrics.clone()));
+        for b in batches {
+            tx.send(b.clone()).unwrap();
         }
+        drop(tx);
+        sink.join().unwrap();
     });
+    let text = metrics.render();
+    assert!(
+        text.contains(&format!(
+            "canh_clickhouse_rows_total{{kind=\"inserted\",table=\"events\"}} {ROWS}"
+        )),
+        "{text}"
+    );
     (t0.elapsed().as_secs_f64(), cpu_seconds() - c0)
 }
 
+/// Bytes of every file below a folder.
 fn walk(dir: &std::path::Path) -> u64 {
     std::fs::read_dir(dir)
         .unwrap()

@@ -453,9 +453,13 @@ fn a_million_events_over_tcp_land_in_clickhouse_as_in_the_archive() {
     let dir = tempfile::tempdir().unwrap();
     let ch = ClickHouse::start(&dir.path().join("clickhouse"));
     let data = dir.path().join("data");
+    // INSERTs of 50,000 rows, three under way at once: every row lands once all the same.
     let canh = Canh::start(
         &data,
-        &format!("[clickhouse]\nurl = \"{}\"\ntimeout = \"60s\"\n", ch.url()),
+        &format!(
+            "[clickhouse]\nurl = \"{}\"\ntimeout = \"60s\"\nbatch_rows = 50000\nparallel_inserts = 3\n",
+            ch.url()
+        ),
     );
     let spec = canh_benches::Spec {
         target: canh.tcp,

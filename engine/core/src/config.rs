@@ -95,6 +95,8 @@ pub struct ClickHouseConfig {
     pub flush_interval: Duration,
     /// Per request to the server.
     pub timeout: Duration,
+    /// `INSERT`s under way at once (the server takes each on a thread of its own).
+    pub parallel_inserts: usize,
     /// The outage spool (under `data_dir/spool/clickhouse`) holds at most this much.
     pub spool_max_size: u64,
     /// Rows older than this many days are dropped (TTL, or partitions dropped on servers
@@ -124,6 +126,7 @@ impl ClickHouseConfig {
             batch_rows: 200_000,
             flush_interval: Duration::from_secs(1),
             timeout: Duration::from_secs(30),
+            parallel_inserts: 2,
             spool_max_size: 10 << 30,
             retention_days: None,
             cluster: None,
@@ -993,6 +996,9 @@ impl Reader {
         c.timeout = self
             .duration(s, "timeout", Duration::from_millis(100))
             .unwrap_or(c.timeout);
+        c.parallel_inserts = self
+            .integer(s, "parallel_inserts", 1, 16)
+            .map_or(c.parallel_inserts, |n| n as usize);
         c.spool_max_size = self
             .size(s, "spool_max_size", 1 << 20, usize::MAX)
             .map_or(c.spool_max_size, |n| n as u64);
@@ -1348,6 +1354,12 @@ mod tests {
             (ch.url.as_str(), ch.database.as_str(), ch.batch_rows),
             ("http://127.0.0.1:8123", "canh", 5000)
         );
+        assert_eq!(ch.parallel_inserts, 2);
+        let c = Config::from_toml(
+            "[clickhouse]\nurl = \"http://127.0.0.1:8123\"\nparallel_inserts = 1\n",
+        )
+        .expect("valid");
+        assert_eq!(c.clickhouse.expect("clickhouse").parallel_inserts, 1);
         let c = Config::from_toml(
             "[clickhouse]\nurl = \"http://127.0.0.1:8123\"\ncluster = \"two\"\n\
              shards = [\"http://127.0.0.1:8123/\", \"http://127.0.0.1:8124\"]\n",
@@ -1396,6 +1408,7 @@ mod tests {
             database = "canh-prod"
             flush_interval = "1ns"
             retention_days = 0
+            parallel_inserts = 17
             shards = ["http://127.0.0.1:1", 5]
         "#;
         let errors = Config::from_toml(text).expect_err("invalid").0;
@@ -1416,6 +1429,7 @@ mod tests {
             "clickhouse.database: \"canh-prod\": use letters, digits and _",
             "clickhouse.flush_interval: must be at least 10ms",
             "clickhouse.retention_days: 0 is out of range",
+            "clickhouse.parallel_inserts: 17 is out of range",
             "clickhouse.shards: expected a list of strings",
         ];
         for e in expect {

@@ -28,6 +28,7 @@ use arrow::record_batch::RecordBatch;
 use canh_metrics::Metrics;
 use canh_schema::fields::{FieldDef, FieldType};
 use canh_schema::{Batch, Table};
+use tokio::runtime::Runtime;
 use tracing::{error, info, warn};
 
 use crate::config::ClickHouseConfig;
@@ -931,6 +932,33 @@ struct Pending {
     since: Option<Instant>,
 }
 
+/// An `INSERT` under way, with what it sends (spooled if it fails).
+struct Flight {
+    table: Table,
+    batches: Vec<RecordBatch>,
+    rows: usize,
+    result: tokio::task::JoinHandle<Result<(), Failure>>,
+}
+
+/// One `INSERT` of the batches of a table, encoded here, answered within `timeout`.
+async fn insert_batches(
+    server: &Server,
+    layout: &Layout,
+    table: Table,
+    batches: &[RecordBatch],
+    timeout: Duration,
+) -> Result<(), Failure> {
+    let mut data = Vec::new();
+    for b in batches {
+        encode_native(table, layout.dialect, b, &mut data)
+            .map_err(|e| Failure::Invalid(e.to_string()))?;
+    }
+    tokio::time::timeout(timeout, server.insert(table, layout, data))
+        .await
+        .map_err(|_| Failure::Transient("insert: timed out".into()))
+        .and_then(|r| r.map_err(|e| classify(&e)))
+}
+
 /// How many times a spooled chunk that the server answers with an error other than a network
 /// failure or a known data error is tried before it goes to `dead/` (it would otherwise block
 /// the spool for ever).
@@ -974,6 +1002,8 @@ struct Sink {
     shards: Vec<(Server, Layout)>,
     spool: Option<Spool>,
     pending: [Pending; 3],
+    /// INSERTs under way, oldest first (at most `config.parallel_inserts`).
+    flights: std::collections::VecDeque<Flight>,
     /// False from the first failure until the spool has drained.
     up: bool,
     retry_at: Instant,
@@ -1040,26 +1070,104 @@ impl Sink {
         }
     }
 
-    /// One `INSERT` of the batches of a table.
+    /// One `INSERT` of the batches of a table, waited for.
     async fn insert(&mut self, table: Table, batches: &[RecordBatch]) -> Result<(), Failure> {
         self.connect().await?;
         let Some((server, layout)) = &self.server else {
             return Err(Failure::Transient("not connected".into()));
         };
-        let mut data = Vec::new();
-        for b in batches {
-            encode_native(table, layout.dialect, b, &mut data)
-                .map_err(|e| Failure::Invalid(e.to_string()))?;
-        }
-        let result = tokio::time::timeout(self.config.timeout, server.insert(table, layout, data))
-            .await
-            .map_err(|_| Failure::Transient("insert: timed out".into()))
-            .and_then(|r| r.map_err(|e| classify(&e)));
-        if let Err(Failure::Transient(_)) = &result {
-            // Reconnect next time: the server may have restarted, lost the tables or moved.
+        let result = insert_batches(server, layout, table, batches, self.config.timeout).await;
+        self.failed_over(&result);
+        result
+    }
+
+    /// After a transient failure the server is connected to again next time: it may have
+    /// restarted, lost the tables or moved.
+    fn failed_over(&mut self, result: &Result<(), Failure>) {
+        if let Err(Failure::Transient(_)) = result {
             self.server = None;
         }
-        result
+    }
+
+    /// Starts an `INSERT` of the batches of a table without waiting for it.
+    fn launch(&mut self, rt: &Runtime, table: Table, batches: Vec<RecordBatch>, rows: usize) {
+        let connected = rt.block_on(self.connect());
+        let result = match (connected, &self.server) {
+            (Ok(()), Some((server, layout))) => {
+                let (server, layout) = (server.clone(), layout.clone());
+                let (send, timeout) = (batches.clone(), self.config.timeout);
+                rt.spawn(
+                    async move { insert_batches(&server, &layout, table, &send, timeout).await },
+                )
+            }
+            (Err(e), _) => rt.spawn(std::future::ready(Err(e))),
+            (Ok(()), None) => rt.spawn(std::future::ready(Err(Failure::Transient(
+                "not connected".into(),
+            )))),
+        };
+        self.flights.push_back(Flight {
+            table,
+            batches,
+            rows,
+            result,
+        });
+        self.metrics
+            .set_clickhouse("inserts_in_flight", self.flights.len() as u64);
+    }
+
+    /// Takes the answers of finished `INSERT`s, oldest first (with `wait`, waits for the
+    /// oldest one at least): counted, or spooled after a transient failure, or moved to the
+    /// dead letters.
+    fn land(&mut self, rt: &Runtime, mut wait: bool) {
+        while let Some(f) = self.flights.front() {
+            if !(wait || f.result.is_finished()) {
+                break;
+            }
+            let Some(f) = self.flights.pop_front() else {
+                break;
+            };
+            let result = rt
+                .block_on(f.result)
+                .unwrap_or_else(|e| Err(Failure::Transient(format!("insert task: {e}"))));
+            self.failed_over(&result);
+            self.settle(f.table, &f.batches, f.rows, result);
+            wait = false;
+        }
+        self.metrics
+            .set_clickhouse("inserts_in_flight", self.flights.len() as u64);
+    }
+
+    /// Waits for every `INSERT` under way.
+    fn land_all(&mut self, rt: &Runtime) {
+        while !self.flights.is_empty() {
+            self.land(rt, true);
+        }
+    }
+
+    /// What an `INSERT` of new rows came to.
+    fn settle(
+        &mut self,
+        table: Table,
+        batches: &[RecordBatch],
+        rows: usize,
+        result: Result<(), Failure>,
+    ) {
+        match result {
+            Ok(()) => {
+                if !self.up {
+                    info!("ClickHouse is back");
+                    self.up = true;
+                    self.backoff = MIN_BACKOFF;
+                }
+                self.metrics
+                    .clickhouse(table.name(), "inserted", rows as u64);
+            }
+            Err(Failure::Transient(why)) => {
+                self.went_down(&why);
+                self.spool(table, batches, rows);
+            }
+            Err(Failure::Invalid(why)) => self.dead(table, batches, rows, &why),
+        }
     }
 
     fn went_down(&mut self, why: &str) {
@@ -1113,36 +1221,30 @@ impl Sink {
     }
 
     /// Inserts (or spools) the rows of a table.
-    async fn flush(&mut self, t: usize) {
+    fn flush(&mut self, rt: &Runtime, t: usize) {
         let p = std::mem::take(&mut self.pending[t]);
         if p.batches.is_empty() {
             return;
         }
         let table = Table::ALL[t];
-        // While anything is spooled, new rows queue behind it: rows reach ClickHouse in order.
+        // While anything is spooled, new rows queue behind it: the spool drains oldest first.
         // While the server is down and nothing is spooled (no spool folder), they wait for the
-        // retry time and are tried directly.
+        // retry time and are tried directly. With `parallel_inserts` under way, the oldest is
+        // waited for; when the server is down or rows are spooled, all of them, so that one
+        // that fails is spooled ahead of these rows.
+        while self.flights.len() >= self.config.parallel_inserts.max(1) {
+            self.land(rt, true);
+        }
+        let spooled = self.spool.as_ref().is_some_and(|s| !s.is_empty());
+        if spooled || !self.up {
+            self.land_all(rt);
+        }
         let spooled = self.spool.as_ref().is_some_and(|s| !s.is_empty());
         if spooled || (!self.up && Instant::now() < self.retry_at) {
             self.spool(table, &p.batches, p.rows);
             return;
         }
-        match self.insert(table, &p.batches).await {
-            Ok(()) => {
-                if !self.up {
-                    info!("ClickHouse is back");
-                    self.up = true;
-                    self.backoff = MIN_BACKOFF;
-                }
-                self.metrics
-                    .clickhouse(table.name(), "inserted", p.rows as u64);
-            }
-            Err(Failure::Transient(why)) => {
-                self.went_down(&why);
-                self.spool(table, &p.batches, p.rows);
-            }
-            Err(Failure::Invalid(why)) => self.dead(table, &p.batches, p.rows, &why),
-        }
+        self.launch(rt, table, p.batches, p.rows);
     }
 
     /// Sends spooled chunks, oldest first, until the spool is empty, a chunk fails, or the
@@ -1262,35 +1364,42 @@ impl Sink {
         m.set_clickhouse("up", u64::from(self.up));
     }
 
-    /// Flushes the tables that are due, replays the spool when its retry time has come.
-    async fn tick(&mut self, closing: bool) {
+    /// Takes the answers of finished inserts, flushes the tables that are due, replays the
+    /// spool when its retry time has come (once nothing else is under way); when closing,
+    /// waits for every insert.
+    fn tick(&mut self, rt: &Runtime, closing: bool) {
+        self.land(rt, false);
         for t in 0..self.pending.len() {
             let p = &self.pending[t];
             let due = p.rows >= self.config.batch_rows
                 || p.since
                     .is_some_and(|s| s.elapsed() >= self.config.flush_interval);
             if due || (closing && p.rows > 0) {
-                self.flush(t).await;
+                self.flush(rt, t);
             }
+        }
+        if closing {
+            self.land_all(rt);
         }
         let spooled = self.spool.as_ref().is_some_and(|s| !s.is_empty());
         if spooled && Instant::now() >= self.retry_at {
-            self.replay(if closing {
+            self.land_all(rt);
+            rt.block_on(self.replay(if closing {
                 Duration::ZERO
             } else {
                 Duration::from_millis(500)
-            })
-            .await;
+            }));
         }
-        self.retention().await;
+        rt.block_on(self.retention());
         self.gauges();
     }
 }
 
 /// The ClickHouse sink thread: takes the batches the archive has written, inserts them in
-/// batches of `batch_rows` (or every `flush_interval`), spools them to `spool_dir` while the
-/// server cannot take them and replays the spool in order when it can. Returns when `input`
-/// closes, after a last flush (to the server, or to the spool, replayed at the next start).
+/// batches of `batch_rows` (or every `flush_interval`; up to `parallel_inserts` at once),
+/// spools them to `spool_dir` while the server cannot take them and replays the spool in order
+/// when it can. Returns when `input` closes, after a last flush (to the server, or to the
+/// spool, replayed at the next start).
 pub fn run(
     config: ClickHouseConfig,
     spool_dir: &Path,
@@ -1317,7 +1426,10 @@ pub fn run(
             None
         }
     };
-    let rt = match tokio::runtime::Builder::new_current_thread()
+    // One worker runs the INSERTs under way while this thread waits for input.
+    let rt = match tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .thread_name("clickhouse-insert")
         .enable_all()
         .build()
     {
@@ -1338,6 +1450,7 @@ pub fn run(
         shards: Vec::new(),
         spool,
         pending: Default::default(),
+        flights: Default::default(),
         retry_at: Instant::now(),
         backoff: MIN_BACKOFF,
         attempts: 0,
@@ -1356,9 +1469,9 @@ pub fn run(
             Err(crossbeam_channel::RecvTimeoutError::Timeout) => {}
             Err(crossbeam_channel::RecvTimeoutError::Disconnected) => break,
         }
-        rt.block_on(sink.tick(false));
+        sink.tick(&rt, false);
     }
-    rt.block_on(sink.tick(true));
+    sink.tick(&rt, true);
 }
 
 #[cfg(test)]
@@ -1380,6 +1493,97 @@ mod tests {
             Some(60)
         );
         assert_eq!(error_code("no code"), None);
+    }
+
+    /// A stand-in for the server's HTTP interface that answers `SELECT version()` as 18.16
+    /// and DDL with nothing, and holds every INSERT until `together` of them are under way at
+    /// once. Returns its URL.
+    fn server_holding_inserts(together: usize) -> String {
+        use axum::body::Bytes;
+        use axum::http::Uri;
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let rt = tokio::runtime::Runtime::new().expect("runtime");
+            rt.block_on(async move {
+                let gate = std::sync::Arc::new(tokio::sync::Barrier::new(together));
+                let app = axum::Router::new().fallback(move |uri: Uri, body: Bytes| {
+                    let gate = gate.clone();
+                    async move {
+                        let query = uri.query().unwrap_or_default().to_owned();
+                        let text = format!("{query} {}", String::from_utf8_lossy(&body));
+                        if query.contains("INSERT") {
+                            gate.wait().await;
+                            String::new()
+                        } else if text.contains("version") {
+                            "18.16.1\n".to_owned()
+                        } else {
+                            String::new()
+                        }
+                    }
+                });
+                let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+                    .await
+                    .expect("bind");
+                tx.send(listener.local_addr().expect("address"))
+                    .expect("send");
+                axum::serve(listener, app).await.expect("serve");
+            });
+        });
+        format!("http://{}", rx.recv().expect("address"))
+    }
+
+    /// Two batches, one INSERT each, against a server that answers INSERTs only once two are
+    /// under way: with `parallel_inserts = 2` both land; one at a time, the first waits out
+    /// the timeout and both are spooled.
+    #[test]
+    fn inserts_are_under_way_together() {
+        use canh_schema::fields::events::Col;
+        for (parallel, landed) in [(2, true), (1, false)] {
+            let url = server_holding_inserts(2);
+            let dir = tempfile::tempdir().expect("tempdir");
+            let mut config = ClickHouseConfig::new(&url);
+            config.batch_rows = 3;
+            config.flush_interval = Duration::from_secs(600);
+            config.timeout = Duration::from_secs(2);
+            config.parallel_inserts = parallel;
+            let metrics = Metrics::new();
+            let (tx, rx) = crossbeam_channel::unbounded();
+            let sink = {
+                let (dir, metrics) = (dir.path().to_owned(), metrics.clone());
+                std::thread::spawn(move || run(config, &dir, rx, metrics))
+            };
+            for _ in 0..2 {
+                let mut b = canh_schema::TableBuilder::new(Table::Events, 3);
+                for i in 0..3 {
+                    b.set_ts(Col::Timestamp, i);
+                    b.set_ts(Col::EventCreated, i);
+                    b.set_str(Col::EventOriginal, "line");
+                    b.set_str(Col::ParseStatus, "ok");
+                    b.end_row();
+                }
+                tx.send(b.finish().expect("batch").expect("rows"))
+                    .expect("send");
+                // The second batch comes while the first INSERT is under way.
+                std::thread::sleep(Duration::from_millis(300));
+            }
+            drop(tx);
+            sink.join().expect("sink");
+            let text = metrics.render();
+            let rows = |kind: &str| {
+                text.lines()
+                    .find(|l| {
+                        l.starts_with("canh_clickhouse_rows_total")
+                            && l.contains(&format!("kind=\"{kind}\""))
+                    })
+                    .and_then(|l| l.rsplit(' ').next()?.parse::<u64>().ok())
+                    .unwrap_or(0)
+            };
+            if landed {
+                assert_eq!((rows("inserted"), rows("spooled")), (6, 0), "{text}");
+            } else {
+                assert_eq!((rows("inserted"), rows("spooled")), (0, 6), "{text}");
+            }
+        }
     }
 
     #[test]
