@@ -940,7 +940,9 @@ struct Flight {
     result: tokio::task::JoinHandle<Result<(), Failure>>,
 }
 
-/// One `INSERT` of the batches of a table, encoded here, answered within `timeout`.
+/// One `INSERT` of the batches of a table, answered within `timeout`. Each batch is encoded
+/// as the one before it is sent (one Native block each), so an `INSERT` holds one batch's
+/// encoding in memory at a time, not all of it, and the server reads while Canh encodes.
 async fn insert_batches(
     server: &Server,
     layout: &Layout,
@@ -948,15 +950,23 @@ async fn insert_batches(
     batches: &[RecordBatch],
     timeout: Duration,
 ) -> Result<(), Failure> {
-    let mut data = Vec::new();
-    for b in batches {
-        encode_native(table, layout.dialect, b, &mut data)
-            .map_err(|e| Failure::Invalid(e.to_string()))?;
-    }
-    tokio::time::timeout(timeout, server.insert(table, layout, data))
+    let send = async {
+        let mut insert = server
+            .client
+            .insert_formatted_with(insert_sql(table, layout));
+        for b in batches {
+            let mut data = Vec::new();
+            // A batch that cannot be encoded ends the request unfinished: the server takes
+            // none of it.
+            encode_native(table, layout.dialect, b, &mut data)
+                .map_err(|e| Failure::Invalid(e.to_string()))?;
+            insert.send(data.into()).await.map_err(|e| classify(&e))?;
+        }
+        insert.end().await.map_err(|e| classify(&e))
+    };
+    tokio::time::timeout(timeout, send)
         .await
-        .map_err(|_| Failure::Transient("insert: timed out".into()))
-        .and_then(|r| r.map_err(|e| classify(&e)))
+        .map_err(|_| Failure::Transient("insert: timed out".into()))?
 }
 
 /// How many times a spooled chunk that the server answers with an error other than a network
