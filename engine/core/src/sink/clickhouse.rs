@@ -956,8 +956,8 @@ async fn insert_batches(
             .insert_formatted_with(insert_sql(table, layout));
         for b in batches {
             let mut data = Vec::new();
-            // A batch that cannot be encoded ends the request unfinished: the server takes
-            // none of it.
+            // A batch that cannot be encoded (a fault of the encoder, not of the rows) abandons
+            // the request unfinished; the batches go to the dead letters.
             encode_native(table, layout.dialect, b, &mut data)
                 .map_err(|e| Failure::Invalid(e.to_string()))?;
             insert.send(data.into()).await.map_err(|e| classify(&e))?;
