@@ -156,8 +156,10 @@ fn serve_keeps_every_event_through_an_outage_and_a_restart_with_a_full_spool() {
     let ch = ClickHouse::start(&dir.path().join("clickhouse"));
     let ports = Some((ch.http, ch.tcp));
     let data = dir.path().join("data");
+    // An INSERT that outlasts the timeout may still land, and is sent again: the timeout stays
+    // well above what a server just restarted takes while the other tests load the machine.
     let extra = format!(
-        "[clickhouse]\nurl = \"{}\"\nflush_interval = \"100ms\"\ntimeout = \"2s\"\n",
+        "[clickhouse]\nurl = \"{}\"\nflush_interval = \"100ms\"\ntimeout = \"15s\"\n",
         ch.url()
     );
     let canh = Canh::start(&data, &extra);
