@@ -1548,13 +1548,15 @@ mod tests {
     #[test]
     fn inserts_are_under_way_together() {
         use canh_schema::fields::events::Col;
-        for (parallel, landed) in [(2, true), (1, false)] {
+        // Generous where both must land (a loaded machine may be slow to start the second);
+        // short where the first is meant to time out.
+        for (parallel, landed, timeout) in [(2, true, 20), (1, false, 2)] {
             let url = server_holding_inserts(2);
             let dir = tempfile::tempdir().expect("tempdir");
             let mut config = ClickHouseConfig::new(&url);
             config.batch_rows = 3;
             config.flush_interval = Duration::from_secs(600);
-            config.timeout = Duration::from_secs(2);
+            config.timeout = Duration::from_secs(timeout);
             config.parallel_inserts = parallel;
             let metrics = Metrics::new();
             let (tx, rx) = crossbeam_channel::unbounded();
