@@ -1117,7 +1117,7 @@ fn store_alerts(
         .and_then(|()| a.close())
         .context("storing alerts in the archive")?;
     if let Some((endpoint, database)) = clickhouse {
-        use canh_core::sink::clickhouse::{encode_native, Layout, Server};
+        use canh_core::sink::clickhouse::{Layout, Server};
         let rt = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()
@@ -1130,10 +1130,9 @@ fn store_alerts(
                 retention_days: None,
                 cluster: None,
             };
-            let mut data = Vec::new();
-            encode_native(Table::Alerts, layout.dialect, &batch.records, &mut data)
-                .map_err(|e| anyhow::anyhow!("{e}"))?;
-            server.insert(Table::Alerts, &layout, data).await?;
+            server
+                .insert(Table::Alerts, &layout, std::slice::from_ref(&batch.records))
+                .await?;
             Ok::<_, anyhow::Error>(())
         })
         .context("storing alerts in ClickHouse")?;

@@ -72,9 +72,10 @@ fn events_round_trip_through_clickhouse_18_16() {
         // Creating again is harmless.
         server.create(&layout).await.unwrap();
         let batch = events();
-        let mut data = Vec::new();
-        encode_native(Table::Events, layout.dialect, &batch.records, &mut data).unwrap();
-        server.insert(Table::Events, &layout, data).await.unwrap();
+        server
+            .insert(Table::Events, &layout, std::slice::from_ref(&batch.records))
+            .await
+            .unwrap();
         let got = server
             .text(
                 "SELECT timestamp, event_created, source_ip, organization_name, \

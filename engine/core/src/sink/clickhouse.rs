@@ -866,17 +866,33 @@ impl Server {
         Ok(())
     }
 
-    /// Inserts blocks encoded by [`encode_native`] in one `INSERT`.
+    /// Inserts batches in one `INSERT`, one Native block each ([`encode_native`]), each
+    /// encoded as the one before it is sent: one batch's encoding is in memory at a time, not
+    /// the whole `INSERT`'s, and the server reads while Canh encodes. A batch that cannot be
+    /// encoded (a fault of the encoder, not of the rows) abandons the request unfinished.
     pub async fn insert(
         &self,
         table: Table,
         layout: &Layout,
-        data: Vec<u8>,
-    ) -> Result<(), clickhouse::error::Error> {
+        batches: &[RecordBatch],
+    ) -> Result<(), InsertError> {
         let mut insert = self.client.insert_formatted_with(insert_sql(table, layout));
-        insert.send(data.into()).await?;
-        insert.end().await
+        for b in batches {
+            let mut data = Vec::new();
+            encode_native(table, layout.dialect, b, &mut data)?;
+            insert.send(data.into()).await?;
+        }
+        Ok(insert.end().await?)
     }
+}
+
+/// Why an `INSERT` failed.
+#[derive(Debug, thiserror::Error)]
+pub enum InsertError {
+    #[error(transparent)]
+    Encode(#[from] EncodeError),
+    #[error(transparent)]
+    Server(#[from] clickhouse::error::Error),
 }
 
 async fn text(client: &clickhouse::Client, sql: &str) -> Result<String, clickhouse::error::Error> {
@@ -940,9 +956,7 @@ struct Flight {
     result: tokio::task::JoinHandle<Result<(), Failure>>,
 }
 
-/// One `INSERT` of the batches of a table, answered within `timeout`. Each batch is encoded
-/// as the one before it is sent (one Native block each), so an `INSERT` holds one batch's
-/// encoding in memory at a time, not all of it, and the server reads while Canh encodes.
+/// One `INSERT` of the batches of a table ([`Server::insert`]), answered within `timeout`.
 async fn insert_batches(
     server: &Server,
     layout: &Layout,
@@ -950,23 +964,12 @@ async fn insert_batches(
     batches: &[RecordBatch],
     timeout: Duration,
 ) -> Result<(), Failure> {
-    let send = async {
-        let mut insert = server
-            .client
-            .insert_formatted_with(insert_sql(table, layout));
-        for b in batches {
-            let mut data = Vec::new();
-            // A batch that cannot be encoded (a fault of the encoder, not of the rows) abandons
-            // the request unfinished; the batches go to the dead letters.
-            encode_native(table, layout.dialect, b, &mut data)
-                .map_err(|e| Failure::Invalid(e.to_string()))?;
-            insert.send(data.into()).await.map_err(|e| classify(&e))?;
-        }
-        insert.end().await.map_err(|e| classify(&e))
-    };
-    tokio::time::timeout(timeout, send)
-        .await
-        .map_err(|_| Failure::Transient("insert: timed out".into()))?
+    match tokio::time::timeout(timeout, server.insert(table, layout, batches)).await {
+        Ok(Ok(())) => Ok(()),
+        Ok(Err(InsertError::Encode(e))) => Err(Failure::Invalid(e.to_string())),
+        Ok(Err(InsertError::Server(e))) => Err(classify(&e)),
+        Err(_) => Err(Failure::Transient("insert: timed out".into())),
+    }
 }
 
 /// How many times a spooled chunk that the server answers with an error other than a network
