@@ -331,10 +331,13 @@ fn write_row(
             b.insert_map(Col::LogSyslogStructuredData, &key, Some(value));
         }
     }
-    // A line without a readable header keeps its text in `message` too, so keyword searches
-    // still see it.
+    // A line without a readable header keeps its text in `message` too. A body that is a list
+    // of fields, all decoded, is not kept again (it is in `event.original`); one the decoder
+    // could not fully read stays, for the analyst to see.
     let message = if p.format.is_none() {
         Some(line)
+    } else if p.status == Status::Ok && p.decoder.is_some_and(Decoder::body_is_fields) {
+        None
     } else {
         m.message
     };

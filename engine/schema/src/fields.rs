@@ -286,7 +286,8 @@ pub mod events {
         DnsQuestionName = "dns.question.name": Str;
         /// The device's policy or rule that handled the traffic.
         RuleName = "rule.name": Str;
-        /// The message text (MSG part of syslog), as text.
+        /// The human-readable message: the MSG part of a text log; for a body that is a list of
+        /// fields (key=value, CEF, LEEF, CSV), the device's own message field, if any.
         Message = "message": Str, distinct;
         /// The whole raw line as text; invalid UTF-8 is replaced (see `event_original_bytes`).
         EventOriginal = "event.original": Str, required, distinct;

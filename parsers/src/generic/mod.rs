@@ -47,6 +47,7 @@ pub(crate) fn common_field(out: &mut Out<'_>, k: &str, v: &str) -> bool {
         "outcome" => out.str_lower(Col::EventOutcome, v),
         "app" => out.str_lower(Col::NetworkProtocol, v),
         "dvchost" => out.str(Col::ObserverHostname, v),
+        "msg" | "message" => out.str(Col::Message, v),
         _ => return false,
     }
     true

@@ -114,6 +114,7 @@ pub fn decode(out: &mut Out<'_>, input: &Input<'_>) -> Result {
             "url" => out.str(Col::UrlOriginal, v),
             "hostname" => out.str(Col::UrlDomain, v),
             "qname" => out.str(Col::DnsQuestionName, v),
+            "msg" => out.str(Col::Message, v),
             "direction" => out.str(Col::NetworkDirection, direction(v)),
             "cfgpath" | "cfgobj" | "cfgattr" => {
                 cfg_change = true;

@@ -106,6 +106,30 @@ impl Decoder {
         }
     }
 
+    /// Whether the body is a list of fields (`key=value`, CEF or LEEF extensions, CSV). Decoded
+    /// into columns and kept verbatim in `event.original`, such a body is not stored a third
+    /// time as `message`; `message` then holds the device's own message field where the format
+    /// has one (FortiGate `msg`, Sophos `message`, CEF `msg`, a PAN-OS system description).
+    /// Text bodies (sshd, Cisco, iptables, Juniper, MikroTik) stay the message.
+    pub fn body_is_fields(self) -> bool {
+        match self {
+            Decoder::Cef
+            | Decoder::Leef
+            | Decoder::Kv
+            | Decoder::Fortigate
+            | Decoder::Panos
+            | Decoder::Pfsense
+            | Decoder::Sophos
+            | Decoder::Checkpoint => true,
+            Decoder::CiscoAsa
+            | Decoder::CiscoIos
+            | Decoder::JuniperSrx
+            | Decoder::Mikrotik
+            | Decoder::Linux
+            | Decoder::Netfilter => false,
+        }
+    }
+
     pub fn from_name(s: &str) -> Option<Decoder> {
         Decoder::ALL.into_iter().find(|d| d.name() == s)
     }

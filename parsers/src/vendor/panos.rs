@@ -220,17 +220,12 @@ fn threat(out: &mut Out<'_>, f: &F<'_>, n: usize) -> Result {
 
 fn system(out: &mut Out<'_>, f: &F<'_>) -> Result {
     out.str(Col::EventCode, f.get(8));
-    for (i, k) in [
-        (7, "vsys"),
-        (9, "object"),
-        (12, "module"),
-        (13, "severity"),
-        (14, "description"),
-    ] {
+    for (i, k) in [(7, "vsys"), (9, "object"), (12, "module"), (13, "severity")] {
         if !f.get(i).is_empty() {
             out.vendor(k, f.get(i));
         }
     }
+    out.str(Col::Message, f.get(14));
     let event_id = f.get(8);
     let desc = f.get(14);
     // Administrator logins are SYSTEM events `auth-success`/`auth-fail` with the user in the text.

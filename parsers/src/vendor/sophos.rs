@@ -82,6 +82,7 @@ pub fn decode(out: &mut Out<'_>, input: &Input<'_>) -> Result {
             "fw_rule_name" | "rule_name" => out.str(Col::RuleName, v),
             "url" => out.str(Col::UrlOriginal, v),
             "domain" => out.str(Col::UrlDomain, v),
+            "message" => out.str(Col::Message, v),
             _ => out.vendor(k, v),
         }
     }
