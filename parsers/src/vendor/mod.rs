@@ -107,8 +107,8 @@ impl Decoder {
     }
 
     /// Whether the body is a list of fields (`key=value`, CEF or LEEF extensions, CSV). Decoded
-    /// into columns and kept verbatim in `event.original`, such a body is not stored a third
-    /// time as `message`; `message` then holds the device's own message field where the format
+    /// into columns and kept verbatim in `event.original`, such a body is not stored again as
+    /// `message`; `message` then holds the device's own message field where the format
     /// has one (FortiGate `msg`, Sophos `message`, CEF `msg`, a PAN-OS system description).
     /// Text bodies (sshd, Cisco, iptables, Juniper, MikroTik) stay the message.
     pub fn body_is_fields(self) -> bool {

@@ -225,9 +225,9 @@ fn system(out: &mut Out<'_>, f: &F<'_>) -> Result {
             out.vendor(k, f.get(i));
         }
     }
-    out.str(Col::Message, f.get(14));
     let event_id = f.get(8);
     let desc = f.get(14);
+    out.str(Col::Message, desc);
     // Administrator logins are SYSTEM events `auth-success`/`auth-fail` with the user in the text.
     match event_id {
         "auth-success"
