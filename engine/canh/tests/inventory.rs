@@ -72,6 +72,12 @@ fn inventory_labels_senders_and_reloads_without_restart() {
         "unknown sender not counted:\n{}",
         canh.get("/metrics")
     );
+    // All three parsed before the inventory changes: the datagrams may reach different parser
+    // threads, and on a loaded machine the FortiGate line could otherwise be labelled by the
+    // edited inventory (a full test run once saw that).
+    assert!(eventually(Duration::from_secs(20), || {
+        canh.metric("canh_parser_events_total{status=\"ok\"}") >= 3
+    }));
 
     // Re-assign 127.0.0.1 to another agency; the file's time moves so the change is seen.
     write_inventory(
