@@ -5,6 +5,10 @@
 //! encoding, statistics, compression, footer.
 //!
 //! `cargo bench -p canh-benches --bench archive`
+//!
+//! Under callgrind (`--toggle-collect='*ArrowWriter*'`), mind that before measuring it writes
+//! each table once to print its size, whatever bench is selected: count a table's writes as the
+//! difference between a short and a long `--profile-time` run (benches/RESULTS.md, session 20).
 
 #![allow(clippy::expect_used, clippy::print_stderr)]
 
