@@ -7,7 +7,10 @@
 //! same id and the final count, so the stored row that counts is the last one per id.
 //!
 //! Ids are stable: derived from the rule id, the group key and the first event time, so the
-//! same events give the same alert id live, on replay and in a hunt over history.
+//! same events give the same alert id live, on replay and in a hunt over history — as long as
+//! they reach the rules in time order. A correlation that fires live before an earlier event
+//! of its group has arrived (another connection, another parser thread) starts later than the
+//! hunt's, which sees history in order, and its alert gets another id.
 
 use std::collections::HashMap;
 

@@ -285,7 +285,13 @@ pub fn rows_as_json(data: &Path) -> Vec<serde_json::Value> {
 
 /// Sends one RFC 3164 message over TCP with util-linux `logger` (facility auth, info).
 pub fn logger(port: u16, tag: &str, message: &str) {
-    let status = Command::new("logger")
+    logger_lines(port, tag, &[message]);
+}
+
+/// Sends `lines` in order with one `logger` (util-linux) over one TCP connection, as a host's
+/// syslog daemon does: one connection reaches one parser thread, so they are parsed in order.
+pub fn logger_lines(port: u16, tag: &str, lines: &[&str]) {
+    let mut child = Command::new("logger")
         .args([
             "-n",
             "127.0.0.1",
@@ -294,10 +300,16 @@ pub fn logger(port: u16, tag: &str, message: &str) {
             "-T",
             "--rfc3164",
         ])
-        .args(["-t", tag, "-p", "auth.info", message])
-        .status()
+        .args(["-t", tag, "-p", "auth.info"])
+        .stdin(Stdio::piped())
+        .spawn()
         .expect("logger (util-linux) is installed");
-    assert!(status.success(), "logger failed");
+    let mut stdin = child.stdin.take().expect("piped stdin");
+    for l in lines {
+        writeln!(stdin, "{l}").expect("write to logger");
+    }
+    drop(stdin);
+    assert!(child.wait().expect("logger").success(), "logger failed");
 }
 
 /// Waits until `cond` holds (polling), at most `limit`.
