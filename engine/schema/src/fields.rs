@@ -89,6 +89,10 @@ pub struct FieldDef {
     /// storage skips dictionary encoding, which would only hash every value and then be
     /// dropped when the dictionary overflows.
     pub distinct: bool,
+    /// The same on every row from one sender (device or exporter: its address, agency,
+    /// listener, NetFlow version and engine): storage skips dictionary encoding, which would
+    /// hash every value of a column that zstd folds to almost nothing without it.
+    pub per_sender: bool,
     /// What the field means; becomes the column comment in generated DDL.
     pub doc: &'static str,
 }
@@ -175,13 +179,14 @@ macro_rules! table {
                 ty: FieldType::$ty,
                 nullable: !has_flag(&[$(stringify!($flag)),*], "required"),
                 distinct: has_flag(&[$(stringify!($flag)),*], "distinct"),
+                per_sender: has_flag(&[$(stringify!($flag)),*], "per_sender"),
                 doc: concat!("" $(, $doc)*),
             }, )*
         ];
     };
 }
 
-/// Whether a column declaration carries a flag (`required`, `distinct`).
+/// Whether a column declaration carries a flag (`required`, `distinct`, `per_sender`).
 const fn has_flag(flags: &[&str], want: &str) -> bool {
     let mut i = 0;
     while i < flags.len() {
@@ -222,7 +227,7 @@ pub mod events {
         /// The device's own code for the message (FortiGate logid, ASA message id, …).
         EventCode = "event.code": Str;
         /// The device or IP address the message came from (the sender's address).
-        ObserverIp = "observer.ip": Str;
+        ObserverIp = "observer.ip": Str, per_sender;
         /// The device name, when the message or inventory names it.
         ObserverHostname = "observer.hostname": Str;
         /// The device vendor (`Fortinet`, `Cisco`).
@@ -232,7 +237,7 @@ pub mod events {
         /// The device type (`firewall`, `switch`, `server`).
         ObserverType = "observer.type": Str;
         /// The agency that owns the sender, from the inventory.
-        OrganizationName = "organization.name": Str;
+        OrganizationName = "organization.name": Str, per_sender;
         /// The HOSTNAME field of the syslog header.
         HostHostname = "host.hostname": Str;
         /// Syslog PRI value (facility × 8 + severity).
@@ -253,11 +258,11 @@ pub mod events {
         /// without parameters is one entry keyed by its SD-ID with a null value.
         LogSyslogStructuredData = "log.syslog.structured_data": StrMap;
         /// The listener that received the message (its configured name).
-        CanhListener = "canh.listener": Str;
+        CanhListener = "canh.listener": Str, per_sender;
         /// `udp`, `tcp` or `file` (`tls` with the TLS listener).
-        InputType = "input.type": Str;
+        InputType = "input.type": Str, per_sender;
         /// The sender's address and port as seen by the listener.
-        LogSourceAddress = "log.source.address": Str;
+        LogSourceAddress = "log.source.address": Str, per_sender;
         /// Source IP address.
         SourceIp = "source.ip": Str;
         SourcePort = "source.port": U16;
@@ -316,12 +321,12 @@ pub mod flows {
         /// When Canh received the export packet.
         EventCreated = "event.created": Timestamp, required, distinct;
         /// The exporter's address.
-        ObserverIp = "observer.ip": Str, required;
+        ObserverIp = "observer.ip": Str, required, per_sender;
         /// NetFlow version (5, 9, 10 for IPFIX).
-        NetflowVersion = "netflow.version": U16, required;
+        NetflowVersion = "netflow.version": U16, required, per_sender;
         /// v9 source id or IPFIX observation domain id.
-        NetflowObservationDomainId = "netflow.observation_domain_id": U32;
-        OrganizationName = "organization.name": Str;
+        NetflowObservationDomainId = "netflow.observation_domain_id": U32, per_sender;
+        OrganizationName = "organization.name": Str, per_sender;
         SourceIp = "source.ip": Str;
         SourcePort = "source.port": U16, distinct;
         DestinationIp = "destination.ip": Str;
@@ -343,16 +348,16 @@ pub mod flows {
         DestinationAsNumber = "destination.as.number": U32;
         NetflowNextHop = "netflow.ip_next_hop_address": Str;
         /// 1 in N packets sampled; absent when unsampled or unknown.
-        NetflowSamplingInterval = "netflow.sampling_interval": U32;
+        NetflowSamplingInterval = "netflow.sampling_interval": U32, per_sender;
         /// 1 deterministic, 2 random (v5 header, samplingAlgorithm, samplerMode).
-        NetflowSamplingAlgorithm = "netflow.sampling_algorithm": U8;
+        NetflowSamplingAlgorithm = "netflow.sampling_algorithm": U8, per_sender;
         /// Type of service / traffic class byte (ipClassOfService).
         NetflowIpClassOfService = "netflow.ip_class_of_service": U8;
         /// Prefix lengths of the routes to source and destination (v4 or v6).
         NetflowSourcePrefixLength = "netflow.source_prefix_length": U8;
         NetflowDestinationPrefixLength = "netflow.destination_prefix_length": U8;
-        NetflowEngineType = "netflow.engine_type": U8;
-        NetflowEngineId = "netflow.engine_id": U8;
+        NetflowEngineType = "netflow.engine_type": U8, per_sender;
+        NetflowEngineId = "netflow.engine_id": U8, per_sender;
         /// 1 idle timeout, 2 active timeout, 3 end of flow, 4 forced, 5 lack of resources.
         NetflowFlowEndReason = "netflow.flow_end_reason": U8;
         NetworkDirection = "network.direction": Str;

@@ -303,7 +303,10 @@ pub fn writer_properties(
                 p = p
                     .set_column_dictionary_enabled(path.clone(), false)
                     .set_column_encoding(path, Encoding::DELTA_BINARY_PACKED);
-            } else if f.distinct {
+            } else if f.distinct || f.per_sender {
+                // A sender's own values (its address, agency, NetFlow version) repeat in runs
+                // that zstd folds away; a dictionary would hash and compare every one (8-9% of
+                // the flows writer's instructions, benches/RESULTS.md) for no smaller a file.
                 p = p.set_column_dictionary_enabled(ColumnPath::from(column), false);
             } else if f.ty == FieldType::StrMap {
                 p = p
@@ -567,6 +570,15 @@ mod tests {
         assert_eq!(dictionary("event_original"), Some(false));
         assert_eq!(dictionary("event_created"), Some(false));
         assert_eq!(dictionary("host_hostname"), Some(true));
+        // A sender's own values: no dictionary either.
+        for name in [
+            "canh_listener",
+            "input_type",
+            "observer_ip",
+            "log_source_address",
+        ] {
+            assert_eq!(dictionary(name), Some(false), "{name}");
+        }
         // A distinct time is delta-encoded; a distinct text plain. Both then zstd.
         let chunk = |name: &str| {
             chunks
