@@ -30,7 +30,7 @@
 //! every candidate; the differential tests check that they do.
 
 use foldhash::{HashMap, HashMapExt};
-use std::net::IpAddr;
+use std::net::{IpAddr, Ipv4Addr};
 
 use regex::Regex;
 use rsigma_parser::{ConditionExpr, Modifier, Quantifier};
@@ -675,7 +675,7 @@ fn scan_numbers(f: &FieldIndex, name: &str, events: &dyn Events, hits: &mut Vec<
 
 fn scan_cidrs(f: &FieldIndex, name: &str, events: &dyn Events, hits: &mut Vec<u64>) {
     events.each_text(Some(name), &mut |row, text| {
-        let Ok(ip) = text.trim().parse::<IpAddr>() else {
+        let Some(ip) = parse_ip(text) else {
             return;
         };
         let (v6, bits) = match ip {
@@ -692,6 +692,47 @@ fn scan_cidrs(f: &FieldIndex, name: &str, events: &dyn Events, hits: &mut Vec<u6
             }
         }
     });
+}
+
+/// A value's address, as `str::parse::<IpAddr>` reads the trimmed text. Dotted IPv4, nearly
+/// every value a CIDR scan meets, is read directly (the standard parser's general path was 8%
+/// of the NetFlow pipeline's CPU); anything else goes to the standard parser.
+fn parse_ip(text: &str) -> Option<IpAddr> {
+    match dotted_quad(text.as_bytes()) {
+        Some(a) => Some(IpAddr::V4(Ipv4Addr::from(a))),
+        None => text.trim().parse().ok(),
+    }
+}
+
+/// `a.b.c.d`, each part 0–255 in decimal without a leading zero, which is what the standard
+/// parser accepts for IPv4; `None` for anything else.
+fn dotted_quad(b: &[u8]) -> Option<u32> {
+    if !(7..=15).contains(&b.len()) {
+        return None;
+    }
+    let (mut out, mut i) = (0u32, 0);
+    for part in 0..4 {
+        if part > 0 {
+            if b.get(i) != Some(&b'.') {
+                return None;
+            }
+            i += 1;
+        }
+        let start = i;
+        let mut n = 0u32;
+        while i - start < 3 {
+            match b.get(i) {
+                Some(d) if d.is_ascii_digit() => n = n * 10 + u32::from(d - b'0'),
+                _ => break,
+            }
+            i += 1;
+        }
+        if i == start || n > 255 || (i - start > 1 && b[start] == b'0') {
+            return None;
+        }
+        out = out << 8 | n;
+    }
+    (i == b.len()).then_some(out)
 }
 
 fn mask(bits: u128, len: u8, width: u8) -> u128 {
@@ -1274,7 +1315,61 @@ fn condition(c: &ConditionExpr, rule: &PlainRule, index: &HashMap<&str, usize>) 
 mod tests {
     use super::*;
     use crate::lines::JsonLines;
+    use proptest::prelude::*;
     use serde_json::json;
+
+    /// What the standard parser makes of a text, the reference `parse_ip` must agree with.
+    fn std_ip(text: &str) -> Option<IpAddr> {
+        text.trim().parse().ok()
+    }
+
+    #[test]
+    fn addresses_read_as_the_standard_parser_reads_them() {
+        for text in [
+            "0.0.0.0",
+            "10.1.2.3",
+            "255.255.255.255",
+            "192.168.001.1",
+            "01.2.3.4",
+            "256.1.1.1",
+            "1.2.3",
+            "1.2.3.4.",
+            "1.2.3.4.5",
+            "1..2.3",
+            ".1.2.3.4",
+            "1.2.3.1000",
+            "1.2.3.-1",
+            "1.2.3.+1",
+            " 10.0.0.1 ",
+            "10.0.0.1\n",
+            "::1",
+            "::ffff:10.0.0.1",
+            "2001:db8::1",
+            "1234567",
+            "",
+            "host-1",
+        ] {
+            assert_eq!(parse_ip(text), std_ip(text), "{text:?}");
+        }
+    }
+
+    proptest! {
+        #[test]
+        fn dotted_quads_agree_with_the_standard_parser(
+            text in "[0-9.]{0,17}",
+            parts in proptest::array::uniform4(0u32..300),
+            zeros in proptest::array::uniform4(0usize..3),
+        ) {
+            prop_assert_eq!(parse_ip(&text), std_ip(&text));
+            let quad = parts
+                .iter()
+                .zip(zeros)
+                .map(|(p, z)| format!("{}{p}", "0".repeat(z)))
+                .collect::<Vec<_>>()
+                .join(".");
+            prop_assert_eq!(parse_ip(&quad), std_ip(&quad));
+        }
+    }
 
     #[test]
     fn lengths_hold_what_was_inserted_and_nothing_else() {
