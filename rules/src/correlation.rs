@@ -85,6 +85,8 @@ pub struct Counters {
     pub evicted_groups: u64,
     /// Events held now.
     pub held: u64,
+    /// Windows measured against their condition (each costs the events in it).
+    pub windows: u64,
 }
 
 #[derive(Debug)]
@@ -174,6 +176,44 @@ struct Group {
     events: Vec<Ev>,
     samples: usize,
     touched: u64,
+    /// `value_count`: how many of the held events carry each value. A window's distinct
+    /// values are a subset of these, so a group short of the threshold is passed over without
+    /// counting any window (counting each was quadratic in a busy group: a flood of short
+    /// flows between two hosts).
+    values: foldhash::HashMap<Box<str>, u32>,
+}
+
+impl Group {
+    /// Inserts an event at `at` (keeping time order); `count` its value for `value_count`.
+    fn insert(&mut self, at: usize, ev: Ev, count: bool) {
+        if count {
+            if let Some(v) = ev.value.as_deref().filter(|v| !v.is_empty()) {
+                *self.values.entry(v.into()).or_default() += 1;
+            }
+        }
+        self.samples += usize::from(ev.sample.is_some());
+        self.events.insert(at, ev);
+    }
+
+    /// Takes the events of `range` out.
+    fn take(&mut self, range: std::ops::Range<usize>) -> Vec<Ev> {
+        let taken: Vec<Ev> = self.events.drain(range).collect();
+        for e in &taken {
+            self.samples -= usize::from(e.sample.is_some());
+            if self.values.is_empty() {
+                continue;
+            }
+            if let Some(v) = e.value.as_deref() {
+                if let Some(n) = self.values.get_mut(v) {
+                    *n -= 1;
+                    if *n == 0 {
+                        self.values.remove(v);
+                    }
+                }
+            }
+        }
+        taken
+    }
 }
 
 /// Correlation rules and their state.
@@ -183,7 +223,7 @@ pub struct Correlator {
     /// Detection rule → (correlation, slot).
     by_detection: HashMap<u32, Vec<(u32, u8)>>,
     silent: HashSet<Source>,
-    groups: HashMap<(u32, Vec<String>), Group>,
+    groups: foldhash::HashMap<(u32, Vec<String>), Group>,
     newest: Vec<i64>,
     limits: Limits,
     clock: u64,
@@ -285,7 +325,7 @@ impl Correlator {
                 defs,
                 by_detection,
                 silent,
-                groups: HashMap::new(),
+                groups: foldhash::HashMap::default(),
                 newest: vec![i64::MIN; n],
                 limits,
                 clock: 0,
@@ -409,17 +449,13 @@ impl Correlator {
         // Drop what no window can reach any more.
         let old = group.events.partition_point(|e| e.t < horizon);
         if old > 0 {
-            group.samples -= group.events[..old]
-                .iter()
-                .filter(|e| e.sample.is_some())
-                .count();
-            group.events.drain(..old);
+            group.take(0..old);
             self.held -= old;
         }
         let keep_sample = group.samples < self.limits.samples;
-        group.samples += usize::from(keep_sample);
         let at = group.events.partition_point(|e| e.t <= t);
-        group.events.insert(
+        let counted = d.kind == CorrelationType::ValueCount;
+        group.insert(
             at,
             Ev {
                 t,
@@ -430,11 +466,17 @@ impl Correlator {
                     None => Kept::Text(sample.text().into_boxed_str()),
                 }),
             },
+            counted,
         );
         self.held += 1;
         // Windows ending at each event from the new one on, up to a timespan later.
         let mut hit = None;
-        for end in at..group.events.len() {
+        let ends = if counted && d.below_threshold(group.values.len()) {
+            0..0
+        } else {
+            at..group.events.len()
+        };
+        for end in ends {
             let end_t = group.events[end].t;
             if end_t.saturating_sub(t) > span {
                 break;
@@ -442,15 +484,15 @@ impl Correlator {
             let start = group
                 .events
                 .partition_point(|e| e.t < end_t.saturating_sub(span));
+            self.counters.windows += 1;
             if let Some(measure) = d.check(&group.events[start..=end]) {
                 hit = Some((start, end, measure));
                 break;
             }
         }
         if let Some((start, end, measure)) = hit {
-            let used: Vec<Ev> = group.events.drain(start..=end).collect();
+            let used = group.take(start..end + 1);
             self.held -= used.len();
-            group.samples -= used.iter().filter(|e| e.sample.is_some()).count();
             let f = Fired {
                 correlation: ci,
                 key: d.group_by.iter().cloned().zip(key).collect(),
@@ -508,11 +550,7 @@ impl Correlator {
                 .saturating_sub(defs[ci].span_ns);
             let old = g.events.partition_point(|e| e.t < horizon);
             if old > 0 {
-                g.samples -= g.events[..old]
-                    .iter()
-                    .filter(|e| e.sample.is_some())
-                    .count();
-                g.events.drain(..old);
+                g.take(0..old);
                 dropped += old;
             }
             !g.events.is_empty()
@@ -708,6 +746,17 @@ fn def(
 }
 
 impl Def {
+    /// Whether a lower bound of the condition (`gt`, `gte`) fails for `distinct` values: then
+    /// it fails for every window of a group holding that many.
+    fn below_threshold(&self, distinct: usize) -> bool {
+        let d = distinct as f64;
+        self.predicates.iter().any(|(op, n)| match op {
+            ConditionOperator::Gte => d < *n,
+            ConditionOperator::Gt => d <= *n,
+            _ => false,
+        })
+    }
+
     /// The window's measure if it satisfies the condition.
     fn check(&self, w: &[Ev]) -> Option<f64> {
         let numbers = || -> Vec<f64> {
@@ -916,6 +965,39 @@ mod tests {
         }
         assert_eq!(fired.len(), 1);
         assert_eq!(fired[0].samples, all);
+    }
+
+    /// A busy group short of a `value_count` threshold measures no window; the distinct
+    /// values it holds follow the events that leave it, so the threshold is still seen when
+    /// it is reached within one timespan.
+    #[test]
+    fn value_count_measures_windows_only_when_the_group_has_enough_values() {
+        let corr = "title: C\nid: c\ncorrelation:\n  type: value_count\n  rules: [a]\n  group-by: [source.ip]\n  timespan: 60s\n  condition: {field: destination.port, gte: 3}\n";
+        let limits = Limits {
+            lateness_ns: 0,
+            ..Limits::default()
+        };
+        let mut c = setup(corr, limits);
+        let ev = |port: u16| json!({"source.ip": "10.0.0.1", "destination.port": port});
+        assert!(feed(&mut c, 0, 0, ev(1)).is_empty());
+        for t in 1..=1000 {
+            assert!(feed(&mut c, 0, 10 + t / 100, ev(2)).is_empty());
+        }
+        assert_eq!(c.counters().windows, 0);
+        // Port 1 (t = 0) leaves the window: ports 2, 3 and 4 are three within the minute.
+        assert!(feed(&mut c, 0, 65, ev(3)).is_empty());
+        assert_eq!(c.counters().windows, 0);
+        let f = feed(&mut c, 0, 66, ev(4));
+        assert_eq!(f.len(), 1);
+        assert_eq!(
+            (f[0].first_ns, f[0].last_ns, f[0].value),
+            (10 * SEC, 66 * SEC, 3.0)
+        );
+        assert!(c.counters().windows > 0);
+        // What fired is used up; port 1 again alone is not three.
+        let w = c.counters().windows;
+        assert!(feed(&mut c, 0, 67, ev(1)).is_empty());
+        assert_eq!(c.counters().windows, w);
     }
 
     #[test]

@@ -657,6 +657,7 @@ pub fn run_alerts(
                 "correlation_evicted_groups",
                 c.evicted_groups - seen.evicted_groups,
             );
+            metrics.detection("correlation_windows", c.windows - seen.windows);
             metrics.detection("suppressed", alerts.alerter.suppressed);
             alerts.alerter.suppressed = 0;
             seen = c;
