@@ -81,6 +81,39 @@ struct Flows {
     builder: TableBuilder,
 }
 
+/// Export packets, flows and sequence gaps of one chunk, for its metrics.
+#[derive(Default)]
+struct FlowTally {
+    /// By NetFlow version: (packets, flows).
+    versions: Vec<(u16, (u64, u64))>,
+    /// By exporter: export packets or records missing.
+    gaps: Vec<(std::net::IpAddr, u64)>,
+}
+
+impl FlowTally {
+    fn packet(&mut self, version: u16, flows: u64) {
+        let (packets, n) = slot(&mut self.versions, version);
+        *packets += 1;
+        *n += flows;
+    }
+
+    fn gap(&mut self, exporter: std::net::IpAddr, missing: u64) {
+        *slot(&mut self.gaps, exporter) += missing;
+    }
+}
+
+/// The value for `key` in a short list of pairs, added if missing.
+fn slot<K: PartialEq, V: Default>(pairs: &mut Vec<(K, V)>, key: K) -> &mut V {
+    let i = match pairs.iter().position(|(k, _)| *k == key) {
+        Some(i) => i,
+        None => {
+            pairs.push((key, V::default()));
+            pairs.len() - 1
+        }
+    };
+    &mut pairs[i].1
+}
+
 /// One parser worker.
 pub struct ParserWorker {
     /// The worker's number, for metrics.
@@ -213,6 +246,8 @@ impl ParserWorker {
     /// Decodes every datagram of a flow-export chunk into the flows batch.
     fn decode_flows(&self, chunk: &RawChunk, flows: &mut Flows, senders: &mut SenderCache) {
         let mut no_template = 0;
+        // Counted per chunk, not per packet: each metric update hashes its labels.
+        let mut tally = FlowTally::default();
         for (payload, from) in chunk.messages() {
             let sender = match &self.inventory {
                 Some(w) => senders.lookup(w, from.ip()),
@@ -225,15 +260,12 @@ impl ParserWorker {
                 organization: sender.organization(),
             };
             let s = flows.decoder.decode(&packet, &mut flows.builder);
-            self.metrics.flow_packet(
-                &chunk.listener,
-                s.version,
-                s.flows as u64,
-                s.error.as_ref().map(|e| e.code),
-            );
+            tally.packet(s.version, s.flows as u64);
+            if let Some(e) = &s.error {
+                self.metrics.flow_decode_error(&chunk.listener, e.code);
+            }
             if s.sequence_gap > 0 {
-                self.metrics
-                    .flow_sequence_gap(&from.ip().to_string(), s.sequence_gap);
+                tally.gap(from.ip(), s.sequence_gap);
             }
             no_template += s.no_template as u64;
             if flows.builder.rows() >= self.config.batch_rows
@@ -241,6 +273,14 @@ impl ParserWorker {
             {
                 self.send(&mut flows.builder);
             }
+        }
+        for (version, (packets, n)) in tally.versions {
+            self.metrics
+                .flow_packets(&chunk.listener, version, packets, n);
+        }
+        for (exporter, missing) in tally.gaps {
+            self.metrics
+                .flow_sequence_gap(&exporter.to_string(), missing);
         }
         self.metrics
             .flows_without_template(&chunk.listener, no_template);

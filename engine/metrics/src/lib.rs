@@ -258,30 +258,34 @@ impl Metrics {
             .set(depth as i64);
     }
 
-    /// One decoded export packet: its flows, its problem if any, and its sequence gap.
-    pub fn flow_packet(&self, listener: &str, version: u16, flows: u64, error: Option<&str>) {
+    /// Export packets of one NetFlow version decoded (a chunk's worth at once) and their flows.
+    pub fn flow_packets(&self, listener: &str, version: u16, packets: u64, flows: u64) {
         let version = match version {
             5 => "5",
             9 => "9",
             10 => "ipfix",
             _ => "other",
         };
-        self.0
-            .flow_packets
-            .with_label_values(&[listener, version])
-            .inc();
+        if packets > 0 {
+            self.0
+                .flow_packets
+                .with_label_values(&[listener, version])
+                .inc_by(packets);
+        }
         if flows > 0 {
             self.0
                 .flows
                 .with_label_values(&[listener, version])
                 .inc_by(flows);
         }
-        if let Some(code) = error {
-            self.0
-                .flow_decode_errors
-                .with_label_values(&[listener, code])
-                .inc();
-        }
+    }
+
+    /// An export packet that did not decode whole, by problem.
+    pub fn flow_decode_error(&self, listener: &str, code: &str) {
+        self.0
+            .flow_decode_errors
+            .with_label_values(&[listener, code])
+            .inc();
     }
 
     pub fn flows_without_template(&self, listener: &str, sets: u64) {
@@ -421,7 +425,8 @@ mod tests {
         m.set_channel_depth("parse", 1);
         m.connection_opened("tcp");
         m.error("sink", "io");
-        m.flow_packet("netflow", 9, 3, Some("truncated"));
+        m.flow_packets("netflow", 9, 1, 3);
+        m.flow_decode_error("netflow", "truncated");
         m.flows_without_template("netflow", 1);
         m.set_flow_templates("0", 2);
         m.flow_sequence_gap("192.0.2.1", 4);
