@@ -132,8 +132,8 @@ struct FieldIndex {
     /// Exact numbers (as f64 bits) → atoms.
     numbers: HashMap<u64, Vec<u32>>,
     compares: Vec<(Modifier, f64, u32)>,
-    /// (IPv6?, prefix length) → masked address → atoms.
-    cidrs: HashMap<(bool, u8), HashMap<u128, Vec<u32>>>,
+    /// Per (IPv6?, prefix length): masked address → atoms. A list: walked for every address.
+    cidrs: Vec<(bool, u8, HashMap<u128, Vec<u32>>)>,
 }
 
 /// A Hyperscan database (which has no `Debug` of its own).
@@ -683,7 +683,7 @@ fn scan_cidrs(f: &FieldIndex, name: &str, events: &dyn Events, hits: &mut Vec<u6
             IpAddr::V6(a) => (true, u128::from(a)),
         };
         let width = if v6 { 128 } else { 32 };
-        for ((is6, len), table) in &f.cidrs {
+        for (is6, len, table) in &f.cidrs {
             if *is6 != v6 {
                 continue;
             }
@@ -1125,9 +1125,15 @@ impl Builder {
                         IpAddr::V4(n) => (false, u128::from(u32::from(*n)), 32),
                         IpAddr::V6(n) => (true, u128::from(*n), 128),
                     };
-                    f.cidrs
-                        .entry((v6, *len))
-                        .or_default()
+                    let t = match f.cidrs.iter().position(|t| (t.0, t.1) == (v6, *len)) {
+                        Some(t) => t,
+                        None => {
+                            f.cidrs.push((v6, *len, HashMap::new()));
+                            f.cidrs.len() - 1
+                        }
+                    };
+                    f.cidrs[t]
+                        .2
                         .entry(mask(bits, *len, width))
                         .or_default()
                         .push(a);
